@@ -1,0 +1,1 @@
+"""geoxr: Raster Vision's workflow on the pangeo stack."""

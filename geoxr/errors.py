@@ -1,0 +1,61 @@
+"""The geoxr exception tree.
+
+Every error geoxr raises on bad input derives from :class:`GeoxrError` and from
+the builtin exception that fits, so ``except ValueError`` keeps working. Messages
+name the input, say what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AOIError",
+    "BundleError",
+    "CRSMismatchError",
+    "ClassConfigError",
+    "GeoxrError",
+    "GeoxrWarning",
+    "NoGeoreferenceError",
+    "RasterReadError",
+    "VectorReadError",
+    "WindowError",
+]
+
+
+class GeoxrError(Exception):
+    """Base class of every error geoxr raises on bad input."""
+
+
+class NoGeoreferenceError(GeoxrError, ValueError):
+    """A raster or vector has no CRS or no usable affine transform."""
+
+
+class RasterReadError(GeoxrError, OSError):
+    """A raster could not be opened or read through GDAL."""
+
+
+class VectorReadError(GeoxrError, OSError):
+    """A vector file could not be opened or read through OGR."""
+
+
+class WindowError(GeoxrError, ValueError):
+    """A window, bbox or chip size does not fit the scene."""
+
+
+class AOIError(GeoxrError, ValueError):
+    """An area of interest is empty, not polygonal or outside the scene."""
+
+
+class CRSMismatchError(GeoxrError, ValueError):
+    """Two inputs that must share a grid or CRS do not."""
+
+
+class ClassConfigError(GeoxrError, ValueError):
+    """Class names, colours or ids are inconsistent."""
+
+
+class BundleError(GeoxrError, ValueError):
+    """A model bundle is malformed, unsafe or does not match its model."""
+
+
+class GeoxrWarning(UserWarning):
+    """geoxr changed or dropped part of the input; the message says what and how much."""

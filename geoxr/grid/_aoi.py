@@ -1,0 +1,90 @@
+"""Area-of-interest checks and window filtering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import shapely
+
+from geoxr.errors import AOIError
+from geoxr.grid._window import Grid, Window
+
+__all__ = ["AOIMode", "aoi_union", "filter_windows"]
+
+AOIMode = Literal["within", "intersects"]
+
+
+def aoi_union(polygons: Iterable[shapely.Geometry], *, name: str = "AOI") -> shapely.Geometry:
+    """Validate AOI geometries and return their union (a Polygon or MultiPolygon).
+
+    Parameters
+    ----------
+    polygons : iterable of shapely geometries
+        Polygons or MultiPolygons in the scene's CRS.
+    name : str
+        How to name the input in error messages.
+
+    Raises
+    ------
+    AOIError
+        If there are no polygons, a geometry is not polygonal, or the union is empty.
+
+    Examples
+    --------
+    >>> aoi_union([shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)]).area
+    2.0
+    """
+    geoms = list(polygons)
+    if not geoms:
+        raise AOIError(f"{name} is empty: give at least one Polygon, or aoi_polygons=None.")
+    bad = sorted({g.geom_type for g in geoms if g.geom_type not in ("Polygon", "MultiPolygon")})
+    if bad:
+        raise AOIError(
+            f"{name} must hold Polygons or MultiPolygons, but it has {bad}. "
+            "Buffer points and lines into polygons first (for example `geom.buffer(distance)`)."
+        )
+    union = shapely.union_all(shapely.make_valid(np.asarray(geoms, dtype=object)))
+    if union.is_empty or union.area == 0:
+        raise AOIError(f"{name} has zero area; give polygons that enclose the area to use.")
+    return union
+
+
+def filter_windows(
+    windows: Sequence[Window], grid: Grid, aoi: shapely.Geometry, *, mode: AOIMode = "within"
+) -> list[Window]:
+    """Keep the windows that lie within (or intersect) an AOI, in order.
+
+    Parameters
+    ----------
+    windows : sequence of Window
+        Windows on ``grid``.
+    grid : Grid
+        The scene grid that maps windows to map coordinates.
+    aoi : shapely geometry
+        Area of interest in ``grid.crs`` (see :func:`aoi_union`).
+    mode : {'within', 'intersects'}
+        ``'within'`` keeps windows wholly inside the AOI; ``'intersects'`` keeps
+        windows that touch its interior.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from rasterio.crs import CRS
+    >>> g = Grid(CRS.from_epsg(3857), Affine(1, 0, 0, 0, -1, 10), (10, 10))
+    >>> ws = [Window(0, 0, 5, 5), Window(0, 5, 5, 5)]
+    >>> filter_windows(ws, g, shapely.box(0, 0, 5, 10))
+    [Window(row_off=0, col_off=0, height=5, width=5)]
+    """
+    if mode not in ("within", "intersects"):
+        raise AOIError(f"AOI mode must be 'within' or 'intersects', got {mode!r}.")
+    if not windows:
+        return []
+    boxes = np.array([grid.window_polygon(w) for w in windows], dtype=object)
+    shapely.prepare(aoi)
+    if mode == "within":
+        keep = shapely.covers(aoi, boxes)
+    else:
+        keep = shapely.intersects(aoi, boxes) & ~shapely.touches(aoi, boxes)
+    return [w for w, k in zip(windows, keep, strict=True) if k]

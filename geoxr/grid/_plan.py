@@ -1,0 +1,193 @@
+"""Window plans: sliding (edge-covering) and seeded random windows. No pixel is read."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+import xbatcher
+
+from geoxr.errors import WindowError
+from geoxr.grid._window import Window
+
+__all__ = ["PadDirection", "random_windows", "sliding_windows"]
+
+PadDirection = Literal["start", "end", "both"]
+_PAD_DIRECTIONS = ("start", "end", "both")
+
+
+def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or v < 0 for v in pair):
+        raise WindowError(
+            f"{name} must be an int or a (rows, cols) pair of ints >= 0, got {value!r}."
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def _axis_padding(
+    length: int, size: int, stride: int, padding: int | None, direction: PadDirection
+) -> tuple[int, int]:
+    """Padding ``(before, after)`` of one axis; ``None`` pads just enough to cover it."""
+    if padding is None:
+        n = max(math.ceil((length - size) / stride), 0) + 1
+        total = max((n - 1) * stride + size - length, 0)
+        before = {"start": total, "end": 0, "both": total // 2}[direction]
+        return before, total - before
+    return {"start": (padding, 0), "end": (0, padding), "both": (padding, padding)}[direction]
+
+
+def _axis_starts(length: int, size: int, stride: int, before: int, after: int) -> list[int]:
+    """Window starts along one axis, planned by xbatcher, plus the edge window it drops."""
+    extended = length + before + after
+    # xbatcher only needs the sizes: a zero-strided stand-in costs no memory.
+    stand_in = xr.DataArray(np.broadcast_to(np.zeros((), np.uint8), (extended,)), dims=("i",))
+    schema = xbatcher.BatchSchema(
+        stand_in, input_dims={"i": size}, input_overlap={"i": size - stride}, preload_batch=False
+    )
+    starts = [sel["i"].start - before for sel in schema.selectors[0]]
+    if not starts or starts[-1] + size < length:
+        # xbatcher keeps only windows that end inside the array; cover the last strip too.
+        starts.append(length + after - size)
+    return starts
+
+
+def sliding_windows(
+    shape: tuple[int, int],
+    size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    *,
+    padding: int | tuple[int, int] | None = None,
+    pad_direction: PadDirection = "end",
+) -> list[Window]:
+    r"""Plan a grid of windows that covers every pixel of a scene, in row-major order.
+
+    Windows start at the scene's top-left corner (shifted by the padding for
+    ``pad_direction='start'`` or ``'both'``) and step by ``stride``. Starts along
+    each axis come from :class:`xbatcher.BatchSchema`; xbatcher drops the last
+    partial strip, so geoxr adds one more window that ends on the padded edge.
+    That gives :math:`\lceil (L - k) / s \rceil + 1` windows per axis for the
+    default padding.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the scene (or of its bbox).
+    size, stride : int or (int, int)
+        Window size and step in pixels, as one int or ``(rows, cols)``.
+    padding : int or (int, int), optional
+        How far windows may reach past the scene edges. ``None`` (default) pads
+        just enough that the windows cover the whole scene.
+    pad_direction : {'end', 'start', 'both'}
+        Which edges the padding goes on.
+
+    Returns
+    -------
+    list of Window
+
+    Raises
+    ------
+    WindowError
+        If a window is larger than the padded scene, or arguments are invalid.
+
+    Examples
+    --------
+    >>> ws = sliding_windows((300, 500), 256, 256)
+    >>> len(ws), ws[-1]
+    (4, Window(row_off=256, col_off=256, height=256, width=256))
+    >>> sliding_windows((300, 500), 256, 256, padding=0)[-1]
+    Window(row_off=44, col_off=244, height=256, width=256)
+    >>> sliding_windows((10, 10), 4, 4, pad_direction="start")[0]
+    Window(row_off=-2, col_off=-2, height=4, width=4)
+    """
+    if pad_direction not in _PAD_DIRECTIONS:
+        raise WindowError(
+            f"pad_direction must be one of {_PAD_DIRECTIONS}, got {pad_direction!r}."
+        )
+    sizes, strides = _pair(size, "size"), _pair(stride, "stride")
+    if min(sizes) < 1 or min(strides) < 1:
+        raise WindowError(f"size and stride must be >= 1, got size={size!r}, stride={stride!r}.")
+    pads = (None, None) if padding is None else _pair(padding, "padding")
+    per_axis = []
+    for axis, name in enumerate(("height", "width")):
+        length, k, s = shape[axis], sizes[axis], strides[axis]
+        before, after = _axis_padding(length, k, s, pads[axis], pad_direction)
+        if k > length + before + after:
+            raise WindowError(
+                f"Window {name} {k} px is larger than the scene {name} {length} px plus padding "
+                f"{before + after} px. Use a smaller size, or padding >= {k - length} "
+                "(or padding=None to pad automatically)."
+            )
+        per_axis.append(_axis_starts(length, k, s, before, after))
+    return [Window(row, col, sizes[0], sizes[1]) for row, col in itertools.product(*per_axis)]
+
+
+def random_windows(
+    shape: tuple[int, int],
+    *,
+    size_lims: tuple[int, int] | None = None,
+    h_lims: tuple[int, int] | None = None,
+    w_lims: tuple[int, int] | None = None,
+    max_windows: int,
+    padding: int | tuple[int, int] | None = None,
+    generator: np.random.Generator | int | None = None,
+) -> list[Window]:
+    """Plan ``max_windows`` random windows, reproducibly for a given seed.
+
+    Sizes are drawn uniformly from ``[lo, hi)`` like Raster Vision's
+    ``RandomWindowGeoDataset``: square windows from ``size_lims``, or independent
+    heights and widths from ``h_lims`` and ``w_lims``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the scene.
+    size_lims, h_lims, w_lims : (int, int), optional
+        Size limits ``[lo, hi)``; give ``size_lims`` or both ``h_lims`` and ``w_lims``.
+    max_windows : int
+        Number of windows to plan.
+    padding : int or (int, int), optional
+        How far windows may reach past the edges; default half the largest size.
+    generator : numpy.random.Generator or int, optional
+        Random generator or seed.
+
+    Returns
+    -------
+    list of Window
+
+    Examples
+    --------
+    >>> ws = random_windows((100, 100), size_lims=(10, 20), max_windows=3, generator=0)
+    >>> len(ws), all(10 <= w.height < 20 and w.height == w.width for w in ws)
+    (3, True)
+    >>> ws == random_windows((100, 100), size_lims=(10, 20), max_windows=3, generator=0)
+    True
+    """
+    if size_lims is not None:
+        h_lims = w_lims = size_lims
+    if h_lims is None or w_lims is None:
+        raise WindowError("Give size_lims=(lo, hi), or both h_lims and w_lims.")
+    for name, (lo, hi) in (("h_lims", h_lims), ("w_lims", w_lims)):
+        if not 1 <= lo < hi:
+            raise WindowError(f"{name} must be (lo, hi) with 1 <= lo < hi, got {(lo, hi)!r}.")
+    if max_windows < 0:
+        raise WindowError(f"max_windows must be >= 0, got {max_windows}.")
+    pad = _pair(padding, "padding") if padding is not None else (h_lims[1] // 2, w_lims[1] // 2)
+    for axis, lims in enumerate((h_lims, w_lims)):
+        if lims[1] - 1 > shape[axis] + 2 * pad[axis]:
+            raise WindowError(
+                f"Random windows up to {lims[1] - 1} px do not fit a scene of {shape[axis]} px "
+                f"with padding {pad[axis]} px. Lower the size limits or raise the padding."
+            )
+    rng = np.random.default_rng(generator)
+    heights = rng.integers(h_lims[0], h_lims[1], size=max_windows)
+    widths = heights if size_lims is not None else rng.integers(w_lims[0], w_lims[1], max_windows)
+    windows = []
+    for h, w in zip(heights.tolist(), widths.tolist(), strict=True):
+        row = int(rng.integers(-pad[0], shape[0] + pad[0] - h + 1))
+        col = int(rng.integers(-pad[1], shape[1] + pad[1] - w + 1))
+        windows.append(Window(row, col, h, w))
+    return windows

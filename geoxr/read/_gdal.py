@@ -1,0 +1,126 @@
+"""GDAL access for raster sources: per-thread open handles and lazy VRT mosaics.
+
+Sources keep only the *recipe* to open a dataset (a path, URL or VRT XML string),
+never an open handle, so they pickle cleanly to dask and DataLoader workers.
+Each process and thread opens its own handle on first use and keeps it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+from xml.sax.saxutils import escape
+
+import rasterio
+from rasterio.dtypes import dtype_rev, typename_fwd
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+
+from geoxr.errors import CRSMismatchError, NoGeoreferenceError, RasterReadError
+from geoxr.grid import Grid
+
+__all__ = ["dataset", "describe", "mosaic_vrt", "open_checked"]
+
+_local = threading.local()
+
+
+def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetReader:
+    """Open a raster with GDAL, turning failures into a geoxr error that names it."""
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        shown = label or path
+        raise RasterReadError(
+            f"Cannot open raster {shown!r}: {exc}. Expected a GDAL-readable file or URL "
+            "(local path, /vsicurl/https://..., /vsis3/...). Check that the path exists "
+            "and is a raster."
+        ) from exc
+
+
+def dataset(path: str, target_grid: Grid | None = None) -> Any:
+    """This thread's open handle on ``path`` (warped onto ``target_grid`` if given)."""
+    key = (os.getpid(), path, target_grid)
+    handles = getattr(_local, "handles", None)
+    if handles is None or handles.get("pid") != os.getpid():
+        handles = _local.handles = {"pid": os.getpid()}
+    handle = handles.get(key)
+    if handle is None:
+        handle = open_checked(path)
+        if target_grid is not None:
+            handle = WarpedVRT(
+                handle,
+                crs=target_grid.crs,
+                transform=target_grid.transform,
+                width=target_grid.width,
+                height=target_grid.height,
+                resampling=Resampling.nearest,
+            )
+        handles[key] = handle
+    return handle
+
+
+def describe(ds: rasterio.DatasetReader, *, label: str) -> Grid:
+    """The grid of an open dataset; raises if it has no georeference."""
+    if ds.crs is None or ds.transform.is_identity:
+        raise NoGeoreferenceError(
+            f"Raster {label!r} has no {'CRS' if ds.crs is None else 'geotransform'}. "
+            "Expected a georeferenced raster; assign one with "
+            "`rio edit-info --crs EPSG:... --transform ...` or use XarraySource with "
+            "`data.rio.write_crs(...)`."
+        )
+    return Grid(ds.crs, ds.transform, (ds.height, ds.width))
+
+
+def mosaic_vrt(paths: Sequence[str]) -> str:
+    """A VRT XML string that mosaics rasters of one CRS, resolution and band count.
+
+    Later files win where files overlap; each file's nodata is honoured so it does
+    not overwrite valid pixels of earlier files.
+    """
+    infos = []
+    for path in paths:
+        with open_checked(path) as ds:
+            infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], ds.nodata))
+    first_path, first, count, dtype, nodata = infos[0]
+    for path, grid, n, _, _ in infos[1:]:
+        if grid.crs != first.crs or grid.resolution != first.resolution or n != count:
+            raise CRSMismatchError(
+                f"Cannot mosaic {path!r} with {first_path!r}: expected the same CRS, "
+                f"resolution and band count ({first.crs}, {first.resolution}, {count}), "
+                f"got ({grid.crs}, {grid.resolution}, {n}). Use MultiRasterSource to combine "
+                "rasters on different grids."
+            )
+    lefts, bottoms, rights, tops = zip(*(g.bounds for _, g, *_ in infos), strict=True)
+    xres, yres = first.resolution
+    left, top = min(lefts), max(tops)
+    width = round((max(rights) - left) / xres)
+    height = round((top - min(bottoms)) / yres)
+    gdal_type = typename_fwd[dtype_rev[dtype]]
+    bands = []
+    for band in range(1, count + 1):
+        sources = []
+        for path, grid, *_, src_nodata in infos:
+            xoff = round((grid.transform.c - left) / xres)
+            yoff = round((top - grid.transform.f) / yres)
+            nd = f"<NODATA>{src_nodata}</NODATA>" if src_nodata is not None else ""
+            sources.append(
+                f'<ComplexSource><SourceFilename relativeToVRT="0">{escape(path)}</SourceFilename>'
+                f"<SourceBand>{band}</SourceBand>"
+                f'<SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>'
+                f'<DstRect xOff="{xoff}" yOff="{yoff}" xSize="{grid.width}" ySize="{grid.height}"/>'
+                f"{nd}</ComplexSource>"
+            )
+        nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+        bands.append(
+            f'<VRTRasterBand dataType="{gdal_type}" band="{band}">{nd}{"".join(sources)}'
+            "</VRTRasterBand>"
+        )
+    geotransform = ", ".join(repr(v) for v in (left, xres, 0.0, top, 0.0, -yres))
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">'
+        f"<SRS>{escape(first.crs.to_wkt())}</SRS><GeoTransform>{geotransform}</GeoTransform>"
+        f"{''.join(bands)}</VRTDataset>"
+    )

@@ -1,0 +1,88 @@
+"""XarraySource: the raster source interface over any georeferenced DataArray."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from geoxr.errors import NoGeoreferenceError
+from geoxr.grid import Grid, Window
+from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
+from geoxr.read.transformers import RasterTransformer, mask_of
+
+__all__ = ["XarraySource"]
+
+
+class XarraySource(RasterSource):
+    """A raster source over a rioxarray-georeferenced ``DataArray`` (numpy or dask).
+
+    Parameters
+    ----------
+    data_array : xarray.DataArray
+        Dims ``(band, y, x)`` or ``(y, x)``, with a CRS (``data_array.rio.crs``).
+        A store opened with ``xr.open_zarr`` works as is, lazily.
+    bbox, channel_order, nodata, raster_transformers
+        As for :class:`~geoxr.RasterioSource`. ``nodata`` defaults to
+        ``data_array.rio.nodata``.
+
+    Examples
+    --------
+    >>> da = geoxr.testing.make_raster((2, 6, 8), dtype="uint8", nodata=0)
+    >>> src = XarraySource(da)
+    >>> src.shape, src.crs.to_epsg(), src.nodata
+    ((6, 8), 32616, 0.0)
+    >>> src.read(Window(4, 6, 4, 4)).mask[0, -1, -1]
+    np.True_
+    """
+
+    def __init__(
+        self,
+        data_array: xr.DataArray,
+        *,
+        bbox: BBox | None = None,
+        channel_order: Sequence[int] | None = None,
+        nodata: float | None = None,
+        raster_transformers: Sequence[RasterTransformer] = (),
+    ) -> None:
+        if not isinstance(data_array, xr.DataArray):
+            raise NoGeoreferenceError(
+                f"XarraySource expects an xarray.DataArray, got {type(data_array).__name__}. "
+                "Open files with RasterioSource, or pass `dataset[variable]`."
+            )
+        if data_array.ndim == 2:
+            data_array = data_array.expand_dims(band=[1])
+        label = str(data_array.name or "DataArray")
+        if set(data_array.dims) != {"band", "y", "x"}:
+            raise NoGeoreferenceError(
+                f"DataArray {label!r} has dims {data_array.dims}; expected ('band', 'y', 'x'). "
+                "Rename or transpose it, for example `data.rename(lat='y', lon='x')`."
+            )
+        data_array = data_array.transpose("band", "y", "x")
+        full = Grid.from_dataarray(data_array)
+        self.label = label
+        window = resolve_bbox(bbox, full, label=label)
+        self.channels = resolve_channels(channel_order, data_array.sizes["band"], label=label)
+        self.grid = full.crop(window)
+        declared = nodata if nodata is not None else data_array.rio.nodata
+        self.nodata = None if declared is None or np.isnan(declared) else float(declared)
+        self.raster_transformers = tuple(raster_transformers)
+        self._array = data_array.isel(band=self.channels, **window.isel())
+
+    @property
+    def _raw_dtype(self) -> np.dtype:
+        return np.dtype(self._array.dtype)
+
+    def _read_inside(self, window: Window) -> np.ma.MaskedArray:
+        values = np.asarray(self._array.isel(window.isel()).values)
+        return np.ma.MaskedArray(values, mask=mask_of(values, self.nodata))
+
+    def _raw_data(self) -> xr.DataArray:
+        array = self._array
+        if self.nodata is not None and array.dtype.kind == "f":
+            array = array.where(array != self.nodata)
+        return self._georeference(array.data, name=self.label, band_numbers=array["band"].values)
+
+    def __repr__(self) -> str:
+        return f"XarraySource({self.label!r}, shape={self.shape}, bands={self.num_channels})"
