@@ -1,1 +1,79 @@
-"""geoxr: Raster Vision's workflow on the pangeo stack."""
+"""geoxr: Raster Vision's workflow for machine learning on geospatial rasters, on the pangeo stack.
+
+Read rasters as lazy, georeferenced xarray DataArrays, sample chips for torch,
+train, predict block-wise with dask and write predictions back as geodata.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+from geoxr import testing
+from geoxr.errors import (
+    AOIError,
+    BundleError,
+    ClassConfigError,
+    CRSMismatchError,
+    GeoxrError,
+    GeoxrWarning,
+    NoGeoreferenceError,
+    RasterReadError,
+    VectorReadError,
+    WindowError,
+)
+from geoxr.grid import Grid, Window, filter_windows, random_windows, sliding_windows
+from geoxr.label import (
+    ClassConfig,
+    RasterizedSource,
+    Scene,
+    SemanticSegmentationLabelSource,
+    make_ss_scene,
+)
+from geoxr.read import (
+    CastTransformer,
+    RasterioSource,
+    RasterSource,
+    RasterTransformer,
+    VectorSource,
+    XarraySource,
+)
+
+try:
+    __version__ = version("geoxr")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    # Top-level functions
+    "filter_windows",
+    "make_ss_scene",
+    "random_windows",
+    "sliding_windows",
+    # Classes
+    "CastTransformer",
+    "ClassConfig",
+    "Grid",
+    "RasterSource",
+    "RasterTransformer",
+    "RasterizedSource",
+    "RasterioSource",
+    "Scene",
+    "SemanticSegmentationLabelSource",
+    "VectorSource",
+    "Window",
+    "XarraySource",
+    # Exceptions and warnings
+    "AOIError",
+    "BundleError",
+    "CRSMismatchError",
+    "ClassConfigError",
+    "GeoxrError",
+    "GeoxrWarning",
+    "NoGeoreferenceError",
+    "RasterReadError",
+    "VectorReadError",
+    "WindowError",
+    # Modules
+    "testing",
+    "__version__",
+]

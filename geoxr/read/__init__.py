@@ -3,6 +3,7 @@
 from geoxr.read._base import RasterSource
 from geoxr.read.raster import RasterioSource, tile_aligned_chunks
 from geoxr.read.transformers import CastTransformer, RasterTransformer
+from geoxr.read.vector import VectorSource
 from geoxr.read.xarray_source import XarraySource
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "RasterSource",
     "RasterTransformer",
     "RasterioSource",
+    "VectorSource",
     "XarraySource",
     "tile_aligned_chunks",
 ]

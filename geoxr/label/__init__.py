@@ -1,0 +1,17 @@
+"""LABEL: class configs, label sources, rasterization and scenes."""
+
+from geoxr.label.class_config import ClassConfig
+from geoxr.label.rasterize import aoi_window_mask, rasterize_window
+from geoxr.label.rasterized_source import RasterizedSource
+from geoxr.label.scene import Scene, make_ss_scene
+from geoxr.label.sources import SemanticSegmentationLabelSource
+
+__all__ = [
+    "ClassConfig",
+    "RasterizedSource",
+    "Scene",
+    "SemanticSegmentationLabelSource",
+    "aoi_window_mask",
+    "make_ss_scene",
+    "rasterize_window",
+]

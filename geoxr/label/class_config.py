@@ -1,0 +1,127 @@
+"""ClassConfig: class names, colours and the null (ignore) class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from geoxr.errors import ClassConfigError
+
+__all__ = ["ClassConfig"]
+
+_PALETTE = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]  # fmt: skip
+_NULL_COLOR = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ClassConfig:
+    """Class names (index = class id), RGB colours and the optional null class.
+
+    The null class marks pixels to ignore: nodata, outside the AOI, unlabelled.
+    Training ignores it; :meth:`ensure_null_class` adds one called ``"null"``
+    when the config has none, as Raster Vision does.
+
+    Parameters
+    ----------
+    names : sequence of str
+        One name per class; the position is the class id.
+    colors : sequence of (r, g, b) or str, optional
+        One colour per class (RGB tuple or ``"#rrggbb"``); default a fixed palette.
+    null_class : str, optional
+        Name of the class that means "ignore"; must be one of ``names``.
+
+    Examples
+    --------
+    >>> cc = ClassConfig(["background", "building"])
+    >>> cc = cc.ensure_null_class()
+    >>> cc.names, cc.null_class_id, len(cc)
+    (('background', 'building', 'null'), 2, 3)
+    >>> ClassConfig.from_dict(cc.to_dict()) == cc
+    True
+    """
+
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...] = field(default=())
+    null_class: str | None = None
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        colors: Sequence[tuple[int, int, int] | str] | None = None,
+        null_class: str | None = None,
+    ) -> None:
+        names = tuple(str(n) for n in names)
+        if not names:
+            raise ClassConfigError("ClassConfig needs at least one class name.")
+        if len(set(names)) != len(names):
+            raise ClassConfigError(f"Class names must be unique, got {list(names)}.")
+        if null_class is not None and null_class not in names:
+            raise ClassConfigError(
+                f"null_class {null_class!r} is not one of the class names {list(names)}; "
+                "add it to names or leave null_class=None."
+            )
+        if colors is None:
+            rgb = [
+                _NULL_COLOR if n == null_class else _PALETTE[i % len(_PALETTE)]
+                for i, n in enumerate(names)
+            ]
+        else:
+            if len(colors) != len(names):
+                raise ClassConfigError(
+                    f"Got {len(colors)} colors for {len(names)} classes; give one per class."
+                )
+            rgb = [_rgb(c) for c in colors]
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "colors", tuple(rgb))
+        object.__setattr__(self, "null_class", null_class)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def null_class_id(self) -> int | None:
+        """Id of the null class, or ``None``."""
+        return None if self.null_class is None else self.names.index(self.null_class)
+
+    def get_class_id(self, name: str) -> int:
+        """Id of a class name."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ClassConfigError(f"Unknown class {name!r}; known: {list(self.names)}.") from None
+
+    def ensure_null_class(self) -> ClassConfig:
+        """This config if it has a null class, else a copy with ``"null"`` appended."""
+        if self.null_class is not None:
+            return self
+        name = "null"
+        while name in self.names:
+            name = f"_{name}"
+        return ClassConfig([*self.names, name], [*self.colors, _NULL_COLOR], null_class=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "names": list(self.names),
+            "colors": [list(c) for c in self.colors],
+            "null_class": self.null_class,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClassConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["names"], [tuple(c) for c in d["colors"]], d.get("null_class"))
+
+
+def _rgb(color: tuple[int, int, int] | str) -> tuple[int, int, int]:
+    if isinstance(color, str):
+        hexa = color.lstrip("#")
+        if len(hexa) != 6:
+            raise ClassConfigError(f"Colour {color!r} is not '#rrggbb'.")
+        return (int(hexa[0:2], 16), int(hexa[2:4], 16), int(hexa[4:6], 16))
+    r, g, b = (int(v) for v in color)
+    return (r, g, b)

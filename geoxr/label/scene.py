@@ -1,0 +1,165 @@
+"""Scene: a raster, its labels and an area of interest, cross-checked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import shapely
+
+from geoxr.errors import AOIError, CRSMismatchError
+from geoxr.grid import Grid, aoi_union
+from geoxr.label.class_config import ClassConfig
+from geoxr.label.rasterized_source import RasterizedSource
+from geoxr.label.sources import SemanticSegmentationLabelSource
+from geoxr.read import RasterioSource, RasterSource, VectorSource
+
+__all__ = ["Scene", "make_ss_scene"]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A raster source with its labels, label store and area of interest.
+
+    Parameters
+    ----------
+    id : str
+        Scene name.
+    raster_source : RasterSource
+        The imagery.
+    label_source : SemanticSegmentationLabelSource, optional
+        Ground truth on the same grid as the imagery.
+    label_store : object, optional
+        Where predictions for this scene are written.
+    aoi_polygons : sequence of shapely Polygon, optional
+        Area of interest in the raster's CRS; default the whole raster.
+
+    Raises
+    ------
+    CRSMismatchError
+        If the labels are not on the raster's grid.
+    AOIError
+        If the AOI is empty, not polygonal or misses the raster.
+    """
+
+    id: str
+    raster_source: RasterSource
+    label_source: SemanticSegmentationLabelSource | None = None
+    label_store: Any = None
+    aoi_polygons: tuple[shapely.Geometry, ...] | None = None
+    aoi: shapely.Geometry | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.label_source is not None and not self.grid.aligned_with(self.label_source.grid):
+            raise CRSMismatchError(
+                f"Scene {self.id!r}: labels are on grid {self.label_source.grid} but the raster "
+                f"is on {self.grid}. Read the labels with target_grid=raster_source.grid "
+                "(make_ss_scene does this) so both share one grid."
+            )
+        aoi = None
+        if self.aoi_polygons is not None:
+            polygons = tuple(self.aoi_polygons)
+            object.__setattr__(self, "aoi_polygons", polygons)
+            aoi = aoi_union(polygons, name=f"AOI of scene {self.id!r}")
+            if not aoi.intersects(shapely.box(*self.grid.bounds)):
+                raise AOIError(
+                    f"The AOI of scene {self.id!r} (bounds {aoi.bounds}) does not overlap the "
+                    f"raster (bounds {self.grid.bounds}, {self.grid.crs}). Check that the AOI is "
+                    "in the raster's CRS."
+                )
+        object.__setattr__(self, "aoi", aoi)
+
+    @property
+    def grid(self) -> Grid:
+        """The raster's grid, shared by labels and predictions."""
+        return self.raster_source.grid
+
+    @property
+    def class_config(self) -> ClassConfig | None:
+        """The label source's class config, if any."""
+        return None if self.label_source is None else self.label_source.class_config
+
+
+def make_ss_scene(
+    image_uri: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    class_config: ClassConfig,
+    label_raster_uri: str | os.PathLike[str] | None = None,
+    label_vector_uri: str | os.PathLike[str] | None = None,
+    aoi_uri: str | os.PathLike[str] | None = None,
+    scene_id: str | None = None,
+    image_raster_source_kw: dict[str, Any] | None = None,
+    label_raster_source_kw: dict[str, Any] | None = None,
+    class_id_column: str | None = "class_id",
+    default_class_id: int | None = None,
+    background_class_id: int = 0,
+    all_touched: bool = False,
+    label_store: Any = None,
+) -> Scene:
+    """Build a semantic segmentation :class:`Scene` from file paths.
+
+    Labels come from a label raster (aligned to the image grid, warped through
+    GDAL if its grid or CRS differs) or from vector polygons rasterized per
+    window. Vector labels and the AOI may be in any CRS; they are reprojected.
+
+    Parameters
+    ----------
+    image_uri : str or sequence of str
+        Image file(s) or URL(s), see :class:`~geoxr.RasterioSource`.
+    class_config : ClassConfig
+        The classes.
+    label_raster_uri, label_vector_uri : str, optional
+        Label raster of class ids, or polygons with a class id property. At most one.
+    aoi_uri : str, optional
+        Vector file of AOI polygons.
+    scene_id : str, optional
+        Default: the image file's stem.
+    image_raster_source_kw, label_raster_source_kw : dict, optional
+        Extra arguments for the image and label :class:`~geoxr.RasterioSource`
+        (``bbox``, ``channel_order``, ``nodata``, ``raster_transformers``).
+    class_id_column, default_class_id, background_class_id, all_touched
+        For vector labels, see :class:`~geoxr.RasterizedSource`.
+    label_store : object, optional
+        Where predictions go.
+
+    Examples
+    --------
+    >>> import os
+    >>> d = os.path.join(DATA, "spacenet4_atlanta")
+    >>> scene = make_ss_scene(
+    ...     os.path.join(d, "sn4_atlanta_pan.tif"),
+    ...     label_vector_uri=os.path.join(d, "sn4_atlanta_buildings.geojson"),
+    ...     class_config=ClassConfig(["background", "building"]),
+    ...     default_class_id=1,
+    ... )
+    >>> scene.id, scene.grid.shape, scene.class_config.names
+    ('sn4_atlanta_pan', (900, 900), ('background', 'building', 'null'))
+    """
+    if label_raster_uri is not None and label_vector_uri is not None:
+        raise ValueError("Give label_raster_uri or label_vector_uri, not both.")
+    image = RasterioSource(image_uri, **(image_raster_source_kw or {}))
+    label_source = None
+    if label_raster_uri is not None:
+        kw = dict(label_raster_source_kw or {})
+        labels = RasterioSource(label_raster_uri, **kw)
+        if not labels.grid.aligned_with(image.grid):
+            labels = RasterioSource(label_raster_uri, target_grid=image.grid, **kw)
+        label_source = SemanticSegmentationLabelSource(labels, class_config)
+    elif label_vector_uri is not None:
+        rasterized = RasterizedSource(
+            VectorSource(label_vector_uri),
+            grid=image.grid,
+            class_id_column=class_id_column,
+            default_class_id=default_class_id,
+            background_class_id=background_class_id,
+            all_touched=all_touched,
+        )
+        label_source = SemanticSegmentationLabelSource(rasterized, class_config)
+    aoi = None
+    if aoi_uri is not None:
+        aoi = tuple(VectorSource(aoi_uri).get_geodataframe(crs=image.crs).geometry)
+    first = image_uri if isinstance(image_uri, str | os.PathLike) else image_uri[0]
+    name = scene_id or os.path.splitext(os.path.basename(os.fspath(first)))[0]
+    return Scene(name, image, label_source, label_store, aoi)

@@ -1,0 +1,95 @@
+"""Label sources: ground truth for any window of a scene."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from geoxr.errors import ClassConfigError
+from geoxr.grid import Grid, Window
+from geoxr.label.class_config import ClassConfig
+from geoxr.read import RasterSource
+
+__all__ = ["SemanticSegmentationLabelSource"]
+
+
+class SemanticSegmentationLabelSource:
+    """Per-pixel class ids for any window, read from a label raster source.
+
+    The raster source is a label raster (:class:`~geoxr.RasterioSource`, aligned
+    to the image grid) or polygons rasterized per window
+    (:class:`~geoxr.RasterizedSource`). Nodata and pixels past the edge become
+    the null class; the config gets a ``"null"`` class if it has none.
+
+    Parameters
+    ----------
+    raster_source : RasterSource
+        Single-band source of class ids on the image grid.
+    class_config : ClassConfig
+        The classes; ids outside ``0..len(class_config) - 1`` are an error.
+
+    Examples
+    --------
+    >>> import os
+    >>> src = geoxr.RasterioSource(os.path.join(DATA, "nc_landsat7_raleigh/landclass96_strata.tif"))
+    >>> names = ["null", "developed", "agriculture", "herbaceous", "shrubland", "forest",
+    ...          "water", "sediment"]
+    >>> ls = SemanticSegmentationLabelSource(src, ClassConfig(names, null_class="null"))
+    >>> ls.get_label_arr(Window(0, 0, 2, 4))
+    array([[5, 4, 5, 5],
+           [4, 4, 5, 5]])
+    """
+
+    def __init__(self, raster_source: RasterSource, class_config: ClassConfig) -> None:
+        if raster_source.num_channels != 1:
+            raise ClassConfigError(
+                f"Label raster {raster_source!r} has {raster_source.num_channels} bands; expected "
+                "one band of class ids. Pick the band with channel_order=[i]."
+            )
+        self.raster_source = raster_source
+        self.class_config = class_config.ensure_null_class()
+        self.null_class_id: int = self.class_config.null_class_id  # type: ignore[assignment]
+
+    @property
+    def grid(self) -> Grid:
+        """The grid labels are on (the image grid)."""
+        return self.raster_source.grid
+
+    def get_label_arr(self, window: Window) -> np.ndarray:
+        """``(y, x)`` int64 class ids of a window; null where there is no label."""
+        chip = self.raster_source.read(window)
+        return self._to_class_ids(chip.data[0], np.ma.getmaskarray(chip)[0])
+
+    def __getitem__(self, window: Window) -> np.ndarray:
+        return self.get_label_arr(window)
+
+    def _to_class_ids(self, values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        ids = np.where(invalid, self.null_class_id, values).astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.class_config)):
+            bad = np.unique(ids[(ids < 0) | (ids >= len(self.class_config))])[:10].tolist()
+            raise ClassConfigError(
+                f"Label raster {self.raster_source!r} holds class ids {bad} that the class config "
+                f"({len(self.class_config)} classes: {list(self.class_config.names)}) does not "
+                "have. Add the classes, or declare the value as the label raster's nodata."
+            )
+        return ids
+
+    @property
+    def data(self) -> xr.DataArray:
+        """Lazy ``(y, x)`` int64 class ids over the whole scene, one task per block."""
+        raster = self.raster_source
+        values = raster.data.isel(band=0)
+        nodata = raster.nodata
+
+        def block_ids(block: np.ndarray) -> np.ndarray:
+            invalid = np.isnan(block) if block.dtype.kind == "f" else np.zeros(block.shape, bool)
+            if nodata is not None:
+                invalid |= block == nodata
+            return self._to_class_ids(np.nan_to_num(block), invalid)
+
+        ids = da.map_blocks(
+            block_ids, da.asarray(values.data), dtype=np.int64, meta=np.array((), np.int64)
+        )
+        out = values.copy(data=ids).rename("class_id")
+        return out.rio.write_nodata(self.null_class_id, encoded=False)
