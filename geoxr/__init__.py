@@ -37,6 +37,13 @@ from geoxr.read import (
     VectorSource,
     XarraySource,
 )
+from geoxr.sample import (
+    BandStats,
+    GeoDataset,
+    SemanticSegmentationRandomWindowGeoDataset,
+    SemanticSegmentationSlidingWindowGeoDataset,
+    compute_band_stats,
+)
 
 try:
     __version__ = version("geoxr")
@@ -45,13 +52,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     # Top-level functions
+    "compute_band_stats",
     "filter_windows",
     "make_ss_scene",
     "random_windows",
     "sliding_windows",
     # Classes
+    "BandStats",
     "CastTransformer",
     "ClassConfig",
+    "GeoDataset",
     "Grid",
     "RasterSource",
     "RasterTransformer",
@@ -59,6 +69,8 @@ __all__ = [
     "RasterioSource",
     "Scene",
     "SemanticSegmentationLabelSource",
+    "SemanticSegmentationRandomWindowGeoDataset",
+    "SemanticSegmentationSlidingWindowGeoDataset",
     "VectorSource",
     "Window",
     "XarraySource",

@@ -1,0 +1,103 @@
+"""Band statistics as a dask reduction, and normalisation as pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+
+__all__ = ["BandStats", "compute_band_stats"]
+
+
+@dataclass(frozen=True)
+class BandStats:
+    """Per-band mean and standard deviation of valid pixels.
+
+    Examples
+    --------
+    >>> stats = BandStats(means=(10.0, 20.0), stds=(2.0, 4.0))
+    >>> chip = np.array([[[12.0]], [[16.0]]])
+    >>> stats.normalize(chip, valid=np.array([[True]])).ravel().tolist()
+    [1.0, -1.0]
+    >>> BandStats.from_dict(stats.to_dict()) == stats
+    True
+    """
+
+    means: tuple[float, ...]
+    stds: tuple[float, ...]
+
+    def normalize(self, chip: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
+        """``(chip - mean) / std`` per band as float32; invalid pixels become 0."""
+        if chip.shape[0] != len(self.means):
+            raise ValueError(
+                f"Chip has {chip.shape[0]} bands but the stats have {len(self.means)}; compute "
+                "stats on the same bands (channel_order) as the chips."
+            )
+        shape = (-1,) + (1,) * (chip.ndim - 1)
+        means = np.asarray(self.means, np.float32).reshape(shape)
+        stds = np.asarray(self.stds, np.float32).reshape(shape)
+        out = (chip.astype(np.float32) - means) / stds
+        if valid is not None:
+            out *= valid
+        return out
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON-ready form."""
+        return {"means": list(self.means), "stds": list(self.stds)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BandStats:
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(float(v) for v in d["means"]), tuple(float(v) for v in d["stds"]))
+
+
+def _valid(data: xr.DataArray, nodata: float | None) -> xr.DataArray:
+    valid = data.notnull() if data.dtype.kind == "f" else xr.ones_like(data, dtype=bool)
+    if nodata is not None:
+        valid &= data != nodata
+    return valid
+
+
+def compute_band_stats(
+    data: xr.DataArray, *, nodata: float | None = None, min_std: float = 1e-6
+) -> BandStats:
+    """Mean and std per band over valid pixels, in one pass of one dask compute.
+
+    Nodata is ``nodata`` (default ``data.rio.nodata``) and NaN; 0 counts as data
+    unless declared nodata. Sums run in float64, block by block.
+
+    Parameters
+    ----------
+    data : xarray.DataArray
+        ``(band, y, x)`` raster, usually a source's lazy ``.data``.
+    nodata : float, optional
+        Value to ignore.
+    min_std : float
+        Floor for the std so constant bands do not divide by zero.
+
+    Examples
+    --------
+    >>> r = xr.DataArray(np.array([[[1.0, 3.0], [0.0, 9.0]]]), dims=("band", "y", "x"))
+    >>> compute_band_stats(r, nodata=9.0)
+    BandStats(means=(1.333...,), stds=(1.247...,))
+    """
+    if nodata is None and hasattr(data, "rio"):
+        nodata = data.rio.nodata
+    if nodata is not None and np.isnan(nodata):
+        nodata = None
+    valid = _valid(data, nodata)
+    values = data.astype(np.float64).where(valid, 0.0)
+    dims: Sequence[str] = [d for d in data.dims if d != "band"]
+    count = valid.sum(dims).data
+    total = values.sum(dims).data
+    total_sq = (values * values).sum(dims).data
+    count, total, total_sq = dask.compute(count, total, total_sq)
+    count = np.maximum(np.asarray(count, np.float64), 1.0)
+    means = np.asarray(total) / count
+    stds = np.sqrt(np.maximum(np.asarray(total_sq) / count - means**2, 0.0))
+    stds = np.maximum(stds, min_std)
+    return BandStats(tuple(means.tolist()), tuple(stds.tolist()))
