@@ -29,6 +29,13 @@ from geoxr.label import (
     SemanticSegmentationLabelSource,
     make_ss_scene,
 )
+from geoxr.learn import (
+    ModelConfig,
+    SemanticSegmentationLearner,
+    SemanticSegmentationLearnerConfig,
+    SolverConfig,
+    UNet,
+)
 from geoxr.read import (
     CastTransformer,
     RasterioSource,
@@ -63,14 +70,19 @@ __all__ = [
     "ClassConfig",
     "GeoDataset",
     "Grid",
+    "ModelConfig",
     "RasterSource",
     "RasterTransformer",
     "RasterizedSource",
     "RasterioSource",
     "Scene",
     "SemanticSegmentationLabelSource",
+    "SemanticSegmentationLearner",
+    "SemanticSegmentationLearnerConfig",
     "SemanticSegmentationRandomWindowGeoDataset",
     "SemanticSegmentationSlidingWindowGeoDataset",
+    "SolverConfig",
+    "UNet",
     "VectorSource",
     "Window",
     "XarraySource",

@@ -1,0 +1,26 @@
+"""LEARN: models, the training loop, metrics and model bundles (pure torch)."""
+
+from geoxr.learn.bundle import read_bundle, write_bundle
+from geoxr.learn.config import (
+    SCHEMA_VERSION,
+    ModelConfig,
+    SemanticSegmentationLearnerConfig,
+    SolverConfig,
+)
+from geoxr.learn.learner import SemanticSegmentationLearner, build_model
+from geoxr.learn.metrics import confusion_matrix, segmentation_metrics
+from geoxr.learn.models import UNet
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ModelConfig",
+    "SemanticSegmentationLearner",
+    "SemanticSegmentationLearnerConfig",
+    "SolverConfig",
+    "UNet",
+    "build_model",
+    "confusion_matrix",
+    "read_bundle",
+    "segmentation_metrics",
+    "write_bundle",
+]

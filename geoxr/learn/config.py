@@ -1,0 +1,124 @@
+"""The learner's configuration: one serialisable dataclass, versioned for model bundles."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from geoxr.errors import BundleError
+from geoxr.label import ClassConfig
+from geoxr.sample import BandStats
+
+__all__ = ["SCHEMA_VERSION", "ModelConfig", "SemanticSegmentationLearnerConfig", "SolverConfig"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which built-in model to build: ``'unet'`` (see :class:`~geoxr.learn.UNet`).
+
+    ``name='custom'`` records that the user passed their own ``nn.Module``.
+    """
+
+    name: Literal["unet", "custom"] = "unet"
+    width: int = 32
+    depth: int = 3
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """Optimisation settings.
+
+    Parameters
+    ----------
+    lr : float
+        Peak learning rate.
+    num_epochs : int
+        Epochs the LR schedule spans (``train()`` runs this many by default).
+    batch_size : int
+        Chips per batch.
+    optimizer : {'adamw', 'adam', 'sgd'}
+        Optimizer; ``sgd`` uses ``momentum``.
+    lr_schedule : {'constant', 'cosine', 'onecycle', 'step'}
+        Per-step schedule over ``num_epochs``; ``step`` multiplies the LR by
+        ``gamma`` every ``step_epochs``.
+    class_weights : tuple of float, optional
+        Loss weight per class (one per class of the class config).
+    num_workers : int
+        DataLoader workers.
+    """
+
+    lr: float = 1e-3
+    num_epochs: int = 10
+    batch_size: int = 8
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    lr_schedule: Literal["constant", "cosine", "onecycle", "step"] = "constant"
+    step_epochs: int = 5
+    gamma: float = 0.1
+    class_weights: tuple[float, ...] | None = None
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class SemanticSegmentationLearnerConfig:
+    """Everything needed to rebuild a trained model: classes, bands, model, solver, stats.
+
+    Examples
+    --------
+    >>> cfg = SemanticSegmentationLearnerConfig(
+    ...     class_config=ClassConfig(["bg", "building"]), in_channels=3,
+    ...     model=ModelConfig(width=8, depth=2))
+    >>> SemanticSegmentationLearnerConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    class_config: ClassConfig
+    in_channels: int
+    model: ModelConfig = field(default_factory=ModelConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    norm_stats: BandStats | None = None
+
+    def replace(self, **changes: Any) -> SemanticSegmentationLearnerConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with the schema version."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "task": "semantic_segmentation",
+            "class_config": self.class_config.to_dict(),
+            "in_channels": self.in_channels,
+            "model": asdict(self.model),
+            "solver": asdict(self.solver),
+            "norm_stats": None if self.norm_stats is None else self.norm_stats.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SemanticSegmentationLearnerConfig:
+        """Inverse of :meth:`to_dict`; rejects unknown schema versions and tasks."""
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise BundleError(
+                f"Config schema version {version!r} is not supported (this geoxr reads "
+                f"version {SCHEMA_VERSION}). Re-export the bundle with this geoxr version."
+            )
+        if d.get("task") != "semantic_segmentation":
+            raise BundleError(f"Config is for task {d.get('task')!r}, not semantic_segmentation.")
+        try:
+            solver = dict(d["solver"])
+            if solver.get("class_weights") is not None:
+                solver["class_weights"] = tuple(solver["class_weights"])
+            stats = d.get("norm_stats")
+            return cls(
+                class_config=ClassConfig.from_dict(d["class_config"]),
+                in_channels=int(d["in_channels"]),
+                model=ModelConfig(**d["model"]),
+                solver=SolverConfig(**solver),
+                norm_stats=None if stats is None else BandStats.from_dict(stats),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"Malformed learner config: {exc!r}.") from exc

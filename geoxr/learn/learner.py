@@ -1,0 +1,328 @@
+"""SemanticSegmentationLearner: train, validate, checkpoint, bundle and predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from geoxr.errors import BundleError, GeoxrWarning
+from geoxr.grid import Window
+from geoxr.learn.bundle import read_bundle, write_bundle
+from geoxr.learn.config import SemanticSegmentationLearnerConfig
+from geoxr.learn.metrics import confusion_matrix, segmentation_metrics
+from geoxr.learn.models import UNet
+from geoxr.sample import GeoDataset
+
+__all__ = ["SemanticSegmentationLearner"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LAST_MODEL_NAME = "last-model.pth"
+HISTORY_NAME = "history.json"
+BUNDLE_NAME = "model-bundle.zip"
+
+
+def build_model(cfg: SemanticSegmentationLearnerConfig) -> nn.Module:
+    """The built-in model a config describes."""
+    if cfg.model.name != "unet":
+        raise BundleError(
+            f"Config names model {cfg.model.name!r}, which geoxr cannot build; pass the "
+            "module with model=... (its weights are checked against it)."
+        )
+    return UNet(
+        cfg.in_channels, len(cfg.class_config), width=cfg.model.width, depth=cfg.model.depth
+    )
+
+
+class SemanticSegmentationLearner:
+    """Trains a segmentation model on GeoDatasets; saves checkpoints, history and bundles.
+
+    Parameters
+    ----------
+    cfg : SemanticSegmentationLearnerConfig
+        Classes, input bands, model and solver settings. ``norm_stats`` defaults to
+        the training dataset's normalisation and travels with the bundle.
+    model : torch.nn.Module, optional
+        Any module mapping ``(N, C, H, W)`` to logits ``(N, classes, H, W)``.
+        Default: the built-in U-Net of ``cfg.model``.
+    train_ds, valid_ds : GeoDataset, optional
+        Training and validation datasets.
+    output_dir : str or path
+        Where ``checkpoint.pt``, ``last-model.pth``, ``history.json`` and bundles go.
+    device : str or torch.device, optional
+        Default: CUDA if available, else CPU.
+    resume : bool
+        Continue from ``output_dir/checkpoint.pt`` if it exists.
+    seed : int
+        Seed for weight init and shuffling.
+    progress : bool
+        Show tqdm progress bars.
+    """
+
+    def __init__(
+        self,
+        cfg: SemanticSegmentationLearnerConfig,
+        *,
+        model: nn.Module | None = None,
+        train_ds: GeoDataset | None = None,
+        valid_ds: GeoDataset | None = None,
+        output_dir: str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        resume: bool = True,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        if cfg.norm_stats is None and train_ds is not None and train_ds.normalize is not None:
+            cfg = cfg.replace(norm_stats=train_ds.normalize)
+        if model is not None and cfg.model.name != "custom":
+            cfg = cfg.replace(model=replace(cfg.model, name="custom"))
+        self.cfg = cfg
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.seed = seed
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = (model if model is not None else build_model(cfg)).to(self.device)
+        self.train_ds, self.valid_ds = train_ds, valid_ds
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self.null_class_id = cfg.class_config.ensure_null_class().null_class_id
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.optimizer = self._build_optimizer()
+        self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        if resume and (self.output_dir / CHECKPOINT_NAME).exists():
+            self.load_checkpoint()
+
+    # ----------------------------------------------------------------- building
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        s = self.cfg.solver
+        params = self.model.parameters()
+        if s.optimizer == "sgd":
+            return torch.optim.SGD(
+                params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
+            )
+        if s.optimizer == "adam":
+            return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+
+    def _build_scheduler(self, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+        s = self.cfg.solver
+        total = max(1, s.num_epochs * steps_per_epoch)
+        sched = torch.optim.lr_scheduler
+        if s.lr_schedule == "cosine":
+            return sched.CosineAnnealingLR(self.optimizer, T_max=total)
+        if s.lr_schedule == "onecycle":
+            return sched.OneCycleLR(self.optimizer, max_lr=s.lr, total_steps=total + 1)
+        if s.lr_schedule == "step":
+            return sched.StepLR(self.optimizer, max(1, s.step_epochs * steps_per_epoch), s.gamma)
+        return sched.LambdaLR(self.optimizer, lambda _: 1.0)
+
+    def _loss_fn(self) -> nn.Module:
+        weights = self.cfg.solver.class_weights
+        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        return nn.CrossEntropyLoss(
+            weight=None if weight is None else weight.to(self.device),
+            ignore_index=self.null_class_id,
+        )
+
+    def _loader(self, ds: GeoDataset, *, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.solver.batch_size,
+            shuffle=shuffle,
+            num_workers=self.cfg.solver.num_workers,
+            generator=generator,
+            persistent_workers=False,
+        )
+
+    # ----------------------------------------------------------------- training
+    def train(self, epochs: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` epochs in total have run (default ``cfg.solver.num_epochs``).
+
+        After each epoch: validation metrics, ``history.json``, ``last-model.pth``
+        and ``checkpoint.pt`` (from which a new learner resumes).
+
+        Returns
+        -------
+        list of dict
+            The history, one entry per epoch.
+        """
+        if self.train_ds is None:
+            raise ValueError("This learner has no train_ds; pass train_ds=... to train.")
+        epochs = self.cfg.solver.num_epochs if epochs is None else epochs
+        loader = self._loader(self.train_ds, shuffle=True)
+        if self._scheduler is None:
+            self._scheduler = self._build_scheduler(len(loader))
+        loss_fn = self._loss_fn()
+        while self.epoch < epochs:
+            start = time.perf_counter()
+            loader = self._loader(self.train_ds, shuffle=True)
+            train_loss = self._train_epoch(loader, loss_fn)
+            record: dict[str, Any] = {
+                "epoch": self.epoch + 1,
+                "train_loss": train_loss,
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+            if self.valid_ds is not None:
+                record.update(self.validate(loss_fn=loss_fn))
+            record["time_s"] = round(time.perf_counter() - start, 3)
+            self.epoch += 1
+            self.history.append(record)
+            self._save_epoch()
+        return self.history
+
+    def _train_epoch(self, loader: DataLoader, loss_fn: nn.Module) -> float:
+        self.model.train()
+        total, batches = 0.0, 0
+        for x, y in tqdm(loader, desc=f"train {self.epoch + 1}", disable=not self.progress):
+            x, y = x.to(self.device), y.to(self.device)
+            if not bool((y != self.null_class_id).any()):
+                continue  # nothing labelled in this batch: no gradient to learn from
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            assert self._scheduler is not None
+            self._scheduler.step()
+            total += float(loss.detach())
+            batches += 1
+        return total / max(batches, 1)
+
+    @torch.no_grad()
+    def validate(
+        self, ds: GeoDataset | None = None, *, loss_fn: nn.Module | None = None
+    ) -> dict[str, Any]:
+        """Validation loss, per-class IoU/precision/recall, mIoU and accuracy on ``ds``.
+
+        Null-class pixels (nodata, outside the AOI, unlabelled) are ignored.
+        """
+        ds = ds if ds is not None else self.valid_ds
+        if ds is None:
+            raise ValueError("No dataset to validate on; pass ds=... or valid_ds=...")
+        loss_fn = loss_fn or self._loss_fn()
+        self.model.eval()
+        n = len(self.cfg.class_config.ensure_null_class())
+        cm = torch.zeros(n, n, dtype=torch.int64)
+        loss_sum, weight = 0.0, 0
+        for x, y in tqdm(self._loader(ds, shuffle=False), desc="valid", disable=not self.progress):
+            x, y = x.to(self.device), y.to(self.device)
+            logits = self.model(x)
+            labelled = int((y != self.null_class_id).sum())
+            if labelled:
+                loss_sum += float(loss_fn(logits, y)) * labelled
+                weight += labelled
+            cm += confusion_matrix(
+                y.cpu(), logits.argmax(1).cpu(), n, ignore_index=self.null_class_id
+            )
+        names = list(self.cfg.class_config.ensure_null_class().names)
+        metrics = segmentation_metrics(cm.numpy(), names, ignore_index=self.null_class_id)
+        return {"valid_loss": loss_sum / max(weight, 1), **metrics}
+
+    # ------------------------------------------------------------- persistence
+    def _save_epoch(self) -> None:
+        torch.save(self.model.state_dict(), self.output_dir / LAST_MODEL_NAME)
+        checkpoint = {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self._scheduler is None else self._scheduler.state_dict(),
+        }
+        tmp = self.output_dir / f".{CHECKPOINT_NAME}.partial"
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, self.output_dir / CHECKPOINT_NAME)
+        (self.output_dir / HISTORY_NAME).write_text(json.dumps(self.history, indent=2))
+
+    def load_checkpoint(self) -> None:
+        """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""
+        path = self.output_dir / CHECKPOINT_NAME
+        checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.epoch = int(checkpoint["epoch"])
+        if checkpoint.get("scheduler") is not None and self.train_ds is not None:
+            self._scheduler = self._build_scheduler(len(self._loader(self.train_ds, shuffle=True)))
+            self._scheduler.load_state_dict(checkpoint["scheduler"])
+        history = self.output_dir / HISTORY_NAME
+        self.history = json.loads(history.read_text())[: self.epoch] if history.exists() else []
+
+    def save_model_bundle(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write ``model-bundle.zip``: config JSON (schema version) + safetensors weights."""
+        target = Path(path) if path is not None else self.output_dir / BUNDLE_NAME
+        return write_bundle(target, self.cfg.to_dict(), self.model.state_dict())
+
+    @classmethod
+    def from_model_bundle(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        model: nn.Module | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        device: str | torch.device | None = None,
+    ) -> SemanticSegmentationLearner:
+        """Rebuild a learner from a bundle, without unpickling anything.
+
+        Built-in models are rebuilt from the config; a custom model must be passed
+        as ``model``. Weights must match the model exactly (names and shapes).
+        """
+        config, state = read_bundle(path)
+        cfg = SemanticSegmentationLearnerConfig.from_dict(config)
+        if model is None and cfg.model.name == "custom":
+            raise BundleError(
+                f"Model bundle {str(path)!r} was trained with a custom model; pass the same "
+                "architecture as model=... to load its weights."
+            )
+        out = Path(output_dir) if output_dir is not None else Path(path).parent
+        learner = cls(cfg, model=model, output_dir=out, device=device, resume=False)
+        try:
+            learner.model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise BundleError(
+                f"The weights in {str(path)!r} do not match the model: {exc}"
+            ) from exc
+        learner.model.eval()
+        return learner
+
+    # --------------------------------------------------------------- prediction
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(N, classes, H, W)`` for a normalised batch."""
+        self.model.eval()
+        return torch.softmax(self.model(x.to(self.device)), dim=1).cpu()
+
+    def predict_dataset(
+        self, ds: GeoDataset, *, batch_size: int | None = None, num_workers: int = 0
+    ) -> Iterator[tuple[Window, np.ndarray]]:
+        """Yield ``(window, scores)`` per window of ``ds``; scores are float32 ``(classes, H, W)``.
+
+        Feed the pairs to ``SemanticSegmentationLabels.from_predictions`` to
+        assemble a scene. ``ds`` must be normalised like the training data.
+        """
+        if ds.normalize != self.cfg.norm_stats:
+            warnings.warn(
+                f"{ds!r} is normalised with {ds.normalize}, but the model was trained with "
+                f"{self.cfg.norm_stats}; build the dataset with normalize=learner.cfg.norm_stats.",
+                GeoxrWarning,
+                stacklevel=2,
+            )
+        loader = DataLoader(
+            ds, batch_size=batch_size or self.cfg.solver.batch_size, num_workers=num_workers
+        )
+        index = 0
+        for x, _ in tqdm(loader, desc="predict", disable=not self.progress):
+            scores = self.predict(x).numpy().astype(np.float32)
+            for chip_scores in scores:
+                yield ds.windows[index], chip_scores
+                index += 1

@@ -1,0 +1,76 @@
+"""Segmentation metrics from a confusion matrix (per-class IoU, mIoU, accuracy)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["confusion_matrix", "segmentation_metrics"]
+
+
+def confusion_matrix(
+    truth: torch.Tensor, pred: torch.Tensor, num_classes: int, *, ignore_index: int | None = None
+) -> torch.Tensor:
+    """``(num_classes, num_classes)`` counts, rows = truth, columns = prediction.
+
+    Examples
+    --------
+    >>> confusion_matrix(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 0, 2]), 3, ignore_index=2)
+    tensor([[1, 0, 0],
+            [1, 1, 0],
+            [0, 0, 0]])
+    """
+    truth, pred = truth.reshape(-1), pred.reshape(-1)
+    keep = (truth >= 0) & (truth < num_classes)
+    if ignore_index is not None:
+        keep &= truth != ignore_index
+    index = truth[keep] * num_classes + pred[keep]
+    counts = torch.bincount(index, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def segmentation_metrics(
+    cm: np.ndarray, class_names: list[str], *, ignore_index: int | None = None
+) -> dict[str, Any]:
+    """Per-class IoU, precision, recall; mIoU over classes present; overall accuracy.
+
+    mIoU averages the classes (other than ``ignore_index``) that occur in the
+    truth or the prediction.
+
+    Examples
+    --------
+    >>> m = segmentation_metrics(np.array([[3, 1], [0, 4]]), ["a", "b"])
+    >>> round(m["miou"], 4), m["accuracy"], m["per_class"]["a"]["iou"]
+    (0.775, 0.875, 0.75)
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    union = support + predicted - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        precision = np.where(predicted > 0, tp / predicted, np.nan)
+        recall = np.where(support > 0, tp / support, np.nan)
+    scored = [i for i in range(len(class_names)) if i != ignore_index and union[i] > 0]
+    total = cm.sum()
+    return {
+        "miou": float(np.mean(iou[scored])) if scored else float("nan"),
+        "accuracy": float(tp.sum() / total) if total else float("nan"),
+        "pixels": int(total),
+        "per_class": {
+            name: {
+                "iou": _num(iou[i]),
+                "precision": _num(precision[i]),
+                "recall": _num(recall[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(class_names)
+            if i != ignore_index
+        },
+    }
+
+
+def _num(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)

@@ -1,0 +1,116 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save as save_safetensors
+
+import geoxr
+from geoxr.learn import read_bundle
+
+
+@pytest.fixture
+def trained(tmp_path, nc_class_config, nc_datasets, small_cfg):
+    train, _ = nc_datasets
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), train_ds=train, output_dir=tmp_path / "out", progress=False
+    )
+    learner.train(1)
+    return learner
+
+
+def test_bundle_round_trip_gives_same_outputs(trained, tmp_path, batch):
+    path = trained.save_model_bundle()
+    assert path.name == "model-bundle.zip"
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["config.json", "model.safetensors"]
+        config = json.loads(zf.read("config.json"))
+    assert config["schema_version"] == geoxr.learn.SCHEMA_VERSION
+    assert config["norm_stats"]["means"] == list(trained.cfg.norm_stats.means)
+    assert config["class_config"]["names"][0] == "null"
+
+    loaded = geoxr.SemanticSegmentationLearner.from_model_bundle(path, output_dir=tmp_path / "re")
+    assert loaded.cfg == trained.cfg
+    x = batch
+    assert torch.equal(loaded.predict(x), trained.predict(x))
+
+
+def test_custom_model_bundle_needs_the_model(
+    tmp_path, nc_class_config, nc_datasets, small_cfg, batch
+):
+    train, _ = nc_datasets
+    model = torch.nn.Conv2d(6, len(nc_class_config), 1)
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), model=model, train_ds=train, output_dir=tmp_path, progress=False
+    )
+    learner.train(1)
+    path = learner.save_model_bundle()
+    with pytest.raises(geoxr.BundleError, match="custom model; pass the same architecture"):
+        geoxr.SemanticSegmentationLearner.from_model_bundle(path)
+    loaded = geoxr.SemanticSegmentationLearner.from_model_bundle(
+        path, model=torch.nn.Conv2d(6, len(nc_class_config), 1)
+    )
+    x = batch
+    assert torch.equal(loaded.predict(x), learner.predict(x))
+    with pytest.raises(geoxr.BundleError, match="do not match the model"):
+        geoxr.SemanticSegmentationLearner.from_model_bundle(
+            path, model=torch.nn.Conv2d(6, len(nc_class_config), 3)
+        )
+
+
+def _write_zip(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_bundle_rejects_unsafe_and_malformed_files(tmp_path, nc_class_config, small_cfg):
+    config = json.dumps(small_cfg().to_dict())
+    weights = save_safetensors({"w": torch.zeros(1)})
+    traversal = _write_zip(
+        tmp_path / "a.zip",
+        {"config.json": config, "model.safetensors": weights, "../evil.py": "x"},
+    )
+    with pytest.raises(geoxr.BundleError, match=r"unexpected members \['../evil.py'\]"):
+        read_bundle(traversal)
+    pickled = _write_zip(tmp_path / "b.zip", {"config.json": config, "model.pth": b"\x80\x04"})
+    with pytest.raises(geoxr.BundleError, match="unexpected members"):
+        read_bundle(pickled)
+    missing = _write_zip(tmp_path / "c.zip", {"config.json": config})
+    with pytest.raises(geoxr.BundleError, match="lacks"):
+        read_bundle(missing)
+    (tmp_path / "d.zip").write_bytes(b"not a zip")
+    with pytest.raises(geoxr.BundleError, match="not a zip file"):
+        read_bundle(tmp_path / "d.zip")
+    with pytest.raises(geoxr.BundleError, match="does not exist"):
+        read_bundle(tmp_path / "nope.zip")
+    bad_weights = _write_zip(
+        tmp_path / "e.zip", {"config.json": config, "model.safetensors": b"xx"}
+    )
+    with pytest.raises(geoxr.BundleError, match="unreadable weights"):
+        read_bundle(bad_weights)
+
+
+def test_bundle_rejects_other_schema_versions(tmp_path, nc_class_config, small_cfg):
+    d = small_cfg().to_dict()
+    d["schema_version"] = 99
+    path = _write_zip(
+        tmp_path / "v.zip",
+        {
+            "config.json": json.dumps(d),
+            "model.safetensors": save_safetensors({"w": torch.zeros(1)}),
+        },
+    )
+    with pytest.raises(geoxr.BundleError, match="schema version 99"):
+        geoxr.SemanticSegmentationLearner.from_model_bundle(path)
+
+
+def test_bundle_is_written_atomically(trained, tmp_path):
+    target = tmp_path / "bundles" / "m.zip"
+    trained.save_model_bundle(target)
+    assert [p.name for p in target.parent.iterdir()] == ["m.zip"]
+    config, state = read_bundle(target)
+    assert set(state) == set(trained.model.state_dict())
+    assert np.isclose(config["solver"]["lr"], trained.cfg.solver.lr)
