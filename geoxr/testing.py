@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import dask
 import numpy as np
@@ -72,7 +73,7 @@ class ComputeCounter:
         self.max_computes = max_computes
         self.count = 0
 
-    def __call__(self, dsk: object, keys: object, **kwargs: object) -> object:
+    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
         """Count this compute, then run it synchronously."""
         self.count += 1
         if self.count > self.max_computes:

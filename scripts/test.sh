@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check geoxr tests benchmarks
-.venv/bin/ruff format --check geoxr tests benchmarks
+.venv/bin/ruff check geoxr tests benchmarks properties
+.venv/bin/ruff format --check geoxr tests benchmarks properties
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -49,7 +49,9 @@ class SemanticSegmentationLabelSource:
             )
         self.raster_source = raster_source
         self.class_config = class_config.ensure_null_class()
-        self.null_class_id: int = self.class_config.null_class_id  # type: ignore[assignment]
+        null_class_id = self.class_config.null_class_id
+        assert null_class_id is not None  # ensure_null_class() guarantees one
+        self.null_class_id = null_class_id
 
     @property
     def grid(self) -> Grid:

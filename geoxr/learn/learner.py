@@ -97,7 +97,9 @@ class SemanticSegmentationLearner:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
-        self.null_class_id = cfg.class_config.ensure_null_class().null_class_id
+        null_class_id = cfg.class_config.ensure_null_class().null_class_id
+        assert null_class_id is not None  # ensure_null_class() guarantees one
+        self.null_class_id = null_class_id
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.optimizer = self._build_optimizer()

@@ -118,7 +118,7 @@ class RasterSource(ABC):
 
     def nodata_mask(self, window: Window) -> np.ndarray:
         """``(y, x)`` booleans, True where any band is nodata or the window is off the raster."""
-        return np.ma.getmaskarray(self.read(window)).any(axis=0)
+        return np.asarray(np.ma.getmaskarray(self.read(window)).any(axis=0))
 
     @property
     def dtype(self) -> np.dtype:

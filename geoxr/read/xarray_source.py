@@ -68,7 +68,7 @@ class XarraySource(RasterSource):
         declared = nodata if nodata is not None else data_array.rio.nodata
         self.nodata = None if declared is None or np.isnan(declared) else float(declared)
         self.raster_transformers = tuple(raster_transformers)
-        self._array = data_array.isel(band=self.channels, **window.isel())
+        self._array = data_array.isel({"band": self.channels, **window.isel()})
 
     @property
     def _raw_dtype(self) -> np.dtype:
@@ -82,7 +82,9 @@ class XarraySource(RasterSource):
         array = self._array
         if self.nodata is not None and array.dtype.kind == "f":
             array = array.where(array != self.nodata)
-        return self._georeference(array.data, name=self.label, band_numbers=array["band"].values)
+        return self._georeference(
+            array.data, name=self.label, band_numbers=array["band"].values.tolist()
+        )
 
     def __repr__(self) -> str:
         return f"XarraySource({self.label!r}, shape={self.shape}, bands={self.num_channels})"

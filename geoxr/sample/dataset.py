@@ -103,7 +103,7 @@ class GeoDataset(Dataset[Sample]):
 
     def _sample(self, window: Window) -> Sample:
         chip = self.scene.raster_source.read(window)
-        invalid = np.ma.getmaskarray(chip).any(axis=0)
+        invalid = np.asarray(np.ma.getmaskarray(chip).any(axis=0))
         valid = ~invalid
         if self.normalize is not None:
             image = self.normalize.normalize(chip.data, valid=valid)

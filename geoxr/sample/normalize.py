@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +90,7 @@ def compute_band_stats(
         nodata = None
     valid = _valid(data, nodata)
     values = data.astype(np.float64).where(valid, 0.0)
-    dims: Sequence[str] = [d for d in data.dims if d != "band"]
+    dims = [d for d in data.dims if d != "band"]
     count = valid.sum(dims).data
     total = values.sum(dims).data
     total_sq = (values * values).sum(dims).data

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from geoxr.errors import GeoxrWarning, WindowError
-from geoxr.grid import PadDirection, filter_windows, random_windows, sliding_windows
+from geoxr.grid import AOIMode, PadDirection, filter_windows, random_windows, sliding_windows
 from geoxr.label import Scene
 from geoxr.sample.dataset import GeoDataset, Transform
 from geoxr.sample.normalize import BandStats
@@ -70,7 +70,7 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
             scene.grid.shape, size, stride, padding=padding, pad_direction=pad_direction
         )
         if scene.aoi is not None:
-            mode = "within" if within_aoi else "intersects"
+            mode: AOIMode = "within" if within_aoi else "intersects"
             windows = filter_windows(windows, scene.grid, scene.aoi, mode=mode)
         super().__init__(
             scene, windows, transform=transform, normalize=normalize, out_size=out_size
@@ -148,7 +148,7 @@ class SemanticSegmentationRandomWindowGeoDataset(GeoDataset):
                 generator=self.seed,
                 **kw,
             )
-            mode = "within" if within_aoi else "intersects"
+            mode: AOIMode = "within" if within_aoi else "intersects"
             windows = filter_windows(candidates, scene.grid, scene.aoi, mode=mode)[:max_windows]
             if not windows and max_windows:
                 raise WindowError(
