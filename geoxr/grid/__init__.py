@@ -4,11 +4,12 @@ This package owns every pixel <-> map conversion in geoxr; other modules ask it.
 """
 
 from geoxr.grid._aoi import AOIMode, aoi_union, filter_windows
-from geoxr.grid._plan import PadDirection, random_windows, sliding_windows
+from geoxr.grid._plan import ChipGrid, PadDirection, random_windows, sliding_windows
 from geoxr.grid._window import Grid, Window
 
 __all__ = [
     "AOIMode",
+    "ChipGrid",
     "Grid",
     "PadDirection",
     "Window",

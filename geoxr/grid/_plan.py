@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -13,7 +15,7 @@ import xbatcher
 from geoxr.errors import WindowError
 from geoxr.grid._window import Window
 
-__all__ = ["PadDirection", "random_windows", "sliding_windows"]
+__all__ = ["ChipGrid", "PadDirection", "random_windows", "sliding_windows"]
 
 PadDirection = Literal["start", "end", "both"]
 _PAD_DIRECTIONS = ("start", "end", "both")
@@ -53,6 +55,84 @@ def _axis_starts(length: int, size: int, stride: int, before: int, after: int) -
         # xbatcher keeps only windows that end inside the array; cover the last strip too.
         starts.append(length + after - size)
     return starts
+
+
+@dataclass(frozen=True, slots=True)
+class ChipGrid:
+    """A regular grid of equal windows, stored per axis: the chips of a whole scene.
+
+    Chips are the product of ``row_starts`` and ``col_starts``; they are planned by
+    :meth:`plan` (see :func:`sliding_windows`) and anchored to the scene, so a
+    block of the scene can ask which chips touch it without listing them all.
+
+    Examples
+    --------
+    >>> grid = ChipGrid.plan((600, 600), 256, 192)
+    >>> grid.row_starts, len(grid)
+    ((0, 192, 384), 9)
+    >>> [w.row_off for w in grid.touching(Window(0, 0, 200, 100))]
+    [0, 192]
+    """
+
+    size: tuple[int, int]
+    row_starts: tuple[int, ...]
+    col_starts: tuple[int, ...]
+
+    @classmethod
+    def plan(
+        cls,
+        shape: tuple[int, int],
+        size: int | tuple[int, int],
+        stride: int | tuple[int, int],
+        *,
+        padding: int | tuple[int, int] | None = None,
+        pad_direction: PadDirection = "end",
+    ) -> ChipGrid:
+        """Plan the chips of a scene of ``shape``; arguments as for :func:`sliding_windows`."""
+        if pad_direction not in _PAD_DIRECTIONS:
+            raise WindowError(
+                f"pad_direction must be one of {_PAD_DIRECTIONS}, got {pad_direction!r}."
+            )
+        sizes, strides = _pair(size, "size"), _pair(stride, "stride")
+        if min(sizes) < 1 or min(strides) < 1:
+            raise WindowError(
+                f"size and stride must be >= 1, got size={size!r}, stride={stride!r}."
+            )
+        pads = (None, None) if padding is None else _pair(padding, "padding")
+        per_axis = []
+        for axis, name in enumerate(("height", "width")):
+            length, k, s = shape[axis], sizes[axis], strides[axis]
+            before, after = _axis_padding(length, k, s, pads[axis], pad_direction)
+            if k > length + before + after:
+                raise WindowError(
+                    f"Window {name} {k} px is larger than the scene {name} {length} px plus "
+                    f"padding {before + after} px. Use a smaller size, or padding >= "
+                    f"{k - length} (or padding=None to pad automatically)."
+                )
+            per_axis.append(tuple(_axis_starts(length, k, s, before, after)))
+        return cls(sizes, per_axis[0], per_axis[1])
+
+    def __len__(self) -> int:
+        return len(self.row_starts) * len(self.col_starts)
+
+    def windows(self) -> list[Window]:
+        """All chips, in row-major order."""
+        h, w = self.size
+        return [Window(r, c, h, w) for r, c in itertools.product(self.row_starts, self.col_starts)]
+
+    def touching(self, window: Window) -> list[Window]:
+        """The chips that overlap ``window``, in row-major order."""
+        h, w = self.size
+        rows = _overlapping(self.row_starts, h, window.ymin, window.ymax)
+        cols = _overlapping(self.col_starts, w, window.xmin, window.xmax)
+        return [Window(r, c, h, w) for r, c in itertools.product(rows, cols)]
+
+
+def _overlapping(starts: tuple[int, ...], size: int, lo: int, hi: int) -> tuple[int, ...]:
+    """Starts of the chips of length ``size`` that overlap ``[lo, hi)``; starts are sorted."""
+    first = bisect.bisect_right(starts, lo - size)
+    last = bisect.bisect_left(starts, hi)
+    return starts[first:last]
 
 
 def sliding_windows(
@@ -103,26 +183,9 @@ def sliding_windows(
     >>> sliding_windows((10, 10), 4, 4, pad_direction="start")[0]
     Window(row_off=-2, col_off=-2, height=4, width=4)
     """
-    if pad_direction not in _PAD_DIRECTIONS:
-        raise WindowError(
-            f"pad_direction must be one of {_PAD_DIRECTIONS}, got {pad_direction!r}."
-        )
-    sizes, strides = _pair(size, "size"), _pair(stride, "stride")
-    if min(sizes) < 1 or min(strides) < 1:
-        raise WindowError(f"size and stride must be >= 1, got size={size!r}, stride={stride!r}.")
-    pads = (None, None) if padding is None else _pair(padding, "padding")
-    per_axis = []
-    for axis, name in enumerate(("height", "width")):
-        length, k, s = shape[axis], sizes[axis], strides[axis]
-        before, after = _axis_padding(length, k, s, pads[axis], pad_direction)
-        if k > length + before + after:
-            raise WindowError(
-                f"Window {name} {k} px is larger than the scene {name} {length} px plus padding "
-                f"{before + after} px. Use a smaller size, or padding >= {k - length} "
-                "(or padding=None to pad automatically)."
-            )
-        per_axis.append(_axis_starts(length, k, s, before, after))
-    return [Window(row, col, sizes[0], sizes[1]) for row, col in itertools.product(*per_axis)]
+    return ChipGrid.plan(
+        shape, size, stride, padding=padding, pad_direction=pad_direction
+    ).windows()
 
 
 def random_windows(

@@ -1,0 +1,177 @@
+"""SemanticSegmentationLabels: class scores and/or class ids over a scene, lazy when predicted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import shapely
+import xarray as xr
+
+from geoxr.errors import CRSMismatchError
+from geoxr.grid import Grid, Window, aoi_union
+from geoxr.label.blend import BlendMode, ScoreAccumulator
+from geoxr.label.class_config import ClassConfig
+from geoxr.label.rasterize import aoi_window_mask
+
+__all__ = ["SemanticSegmentationLabels", "class_ids_from_scores"]
+
+
+def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
+    """Arg-max class per pixel of ``(class, y, x)`` scores; ``null_class_id`` where all are NaN.
+
+    Examples
+    --------
+    >>> s = np.array([[[0.2, np.nan]], [[0.8, np.nan]]], dtype=np.float32)
+    >>> class_ids_from_scores(s, 2)
+    array([[1, 2]], dtype=uint8)
+    """
+    missing = np.isnan(scores).all(axis=0)
+    ids = np.nan_to_num(scores, nan=-np.inf).argmax(axis=0)
+    ids[missing] = null_class_id
+    return ids.astype(np.uint8 if scores.shape[0] <= 256 else np.int32)
+
+
+def _georeferenced(
+    values: Any, grid: Grid, dims: tuple[str, ...], name: str, **coords: Any
+) -> xr.DataArray:
+    data = xr.DataArray(values, dims=dims, coords={**coords, **grid.coords()}, name=name)
+    return data.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
+
+
+class SemanticSegmentationLabels:
+    """Per-pixel labels of a scene: scores ``(class, y, x)`` and class ids ``(y, x)``.
+
+    Predicted labels are lazy (dask): nothing is computed until written or
+    asked for. Class ids default to the arg-max of the scores, with the null
+    class where there is no score (input nodata, outside the AOI).
+
+    Parameters
+    ----------
+    grid : Grid
+        The scene grid both arrays are on.
+    class_config : ClassConfig
+        The classes (scores have one channel per class, null included).
+    scores : xarray.DataArray, optional
+        ``(class, y, x)`` float scores, NaN where there is no prediction.
+    class_ids : xarray.DataArray, optional
+        ``(y, x)`` class ids. Give scores, class ids or both.
+    """
+
+    def __init__(
+        self,
+        *,
+        grid: Grid,
+        class_config: ClassConfig,
+        scores: xr.DataArray | None = None,
+        class_ids: xr.DataArray | None = None,
+    ) -> None:
+        if scores is None and class_ids is None:
+            raise ValueError("SemanticSegmentationLabels needs scores, class_ids or both.")
+        self.grid = grid
+        self.class_config = class_config.ensure_null_class()
+        null = self.class_config.null_class_id
+        assert null is not None
+        self.null_class_id = null
+        for name, arr in (("scores", scores), ("class_ids", class_ids)):
+            if arr is not None and not Grid.from_dataarray(arr).aligned_with(grid):
+                raise CRSMismatchError(
+                    f"Labels {name} are on {Grid.from_dataarray(arr)}, expected the scene grid "
+                    f"{grid}. Reproject or slice them onto the scene grid first."
+                )
+        self.scores = scores
+        self._class_ids = class_ids
+
+    @property
+    def class_ids(self) -> xr.DataArray:
+        """``(y, x)`` class ids (lazy arg-max of the scores unless given)."""
+        if self._class_ids is None:
+            assert self.scores is not None
+            scores = self.scores.data
+            ids = da.map_blocks(
+                class_ids_from_scores,
+                scores if isinstance(scores, da.Array) else da.from_array(scores),
+                self.null_class_id,
+                drop_axis=0,
+                dtype=np.uint8 if len(self.class_config) <= 256 else np.int32,
+            )
+            self._class_ids = _georeferenced(ids, self.grid, ("y", "x"), "class_id")
+            self._class_ids = self._class_ids.rio.write_nodata(self.null_class_id, encoded=False)
+        return self._class_ids
+
+    def __getitem__(self, window: Window) -> np.ndarray:
+        """Class ids of one window (inside the scene), computed."""
+        return np.asarray(self.class_ids.isel(window.isel()).values)
+
+    @classmethod
+    def from_predictions(
+        cls,
+        windows: Sequence[Window],
+        predictions: Iterable[np.ndarray],
+        *,
+        grid: Grid,
+        class_config: ClassConfig,
+        blend: BlendMode = "cosine",
+    ) -> SemanticSegmentationLabels:
+        """Assemble per-window scores (e.g. from ``Learner.predict_dataset``) in memory.
+
+        Overlapping windows are blended with smooth weights, as block-wise
+        prediction does. For scenes too big for memory, use ``predict_scene``.
+
+        Examples
+        --------
+        >>> from affine import Affine
+        >>> from rasterio.crs import CRS
+        >>> g = Grid(CRS.from_epsg(32616), Affine(1, 0, 0, 0, -1, 4), (4, 4))
+        >>> ws = geoxr.sliding_windows(g.shape, 2, 2)
+        >>> preds = [np.stack([np.zeros((2, 2)), np.ones((2, 2))]) for _ in ws]
+        >>> labels = SemanticSegmentationLabels.from_predictions(
+        ...     ws, preds, grid=g, class_config=ClassConfig(["a", "b"]))
+        >>> labels.class_ids.values.tolist()[0]
+        [1, 1, 1, 1]
+        """
+        n = len(class_config.ensure_null_class())
+        acc = ScoreAccumulator(n, grid.extent, blend=blend)
+        for window, scores in zip(windows, predictions, strict=True):
+            acc.add(window, np.asarray(scores, np.float32))
+        names = list(class_config.ensure_null_class().names)
+        scores = _georeferenced(
+            acc.result(), grid, ("class", "y", "x"), "scores", **{"class": names}
+        )
+        return cls(grid=grid, class_config=class_config, scores=scores)
+
+    def filter_by_aoi(
+        self, aoi_polygons: Sequence[shapely.Geometry]
+    ) -> SemanticSegmentationLabels:
+        """Labels with scores NaN and class ids null outside the AOI (lazy, per block)."""
+        aoi = aoi_union(aoi_polygons, name="AOI")
+        grid = self.grid
+
+        def outside(block_info: dict[Any, Any] | None = None) -> np.ndarray:
+            assert block_info is not None
+            (r0, r1), (c0, c1) = block_info[None]["array-location"]
+            return aoi_window_mask(aoi, grid, Window(r0, c0, r1 - r0, c1 - c0))
+
+        ids = self.class_ids
+        chunks = ids.chunks or ((grid.height,), (grid.width,))
+        mask = da.map_blocks(outside, chunks=chunks, dtype=bool, meta=np.array((), bool))
+        ids_data = (
+            ids.data if isinstance(ids.data, da.Array) else da.from_array(ids.data, chunks=chunks)
+        )
+        new_ids = ids.copy(data=da.where(mask, self.null_class_id, ids_data).astype(ids.dtype))
+        new_scores = None
+        if self.scores is not None:
+            new_scores = self.scores.where(~xr.DataArray(mask, dims=("y", "x")))
+        return SemanticSegmentationLabels(
+            grid=grid, class_config=self.class_config, scores=new_scores, class_ids=new_ids
+        )
+
+    def __repr__(self) -> str:
+        parts = [
+            p
+            for p, a in (("scores", self.scores), ("class_ids", self._class_ids))
+            if a is not None
+        ]
+        return f"SemanticSegmentationLabels({'+'.join(parts)}, shape={self.grid.shape})"

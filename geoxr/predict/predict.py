@@ -1,0 +1,145 @@
+"""predict_scene: a model bundle and a raster source give lazy, georeferenced labels."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from geoxr.errors import WindowError
+from geoxr.grid import ChipGrid, Window
+from geoxr.label import SemanticSegmentationLabels
+from geoxr.label.blend import BlendMode
+from geoxr.learn import SemanticSegmentationLearner
+from geoxr.learn.bundle import read_bundle
+from geoxr.learn.config import SemanticSegmentationLearnerConfig
+from geoxr.predict.blocks import predict_block
+from geoxr.predict.model_cache import ModelRef
+from geoxr.read import RasterSource
+
+__all__ = ["block_chunks", "predict_scene"]
+
+
+def block_chunks(length: int, block: int) -> tuple[int, ...]:
+    """Chunk sizes of one axis: whole ``block``s, then the remainder.
+
+    Examples
+    --------
+    >>> block_chunks(10, 4)
+    (4, 4, 2)
+    """
+    full, rest = divmod(length, block)
+    return (block,) * full + ((rest,) if rest else ())
+
+
+def _bundle_of(learner_or_bundle: SemanticSegmentationLearner | str | os.PathLike[str]) -> Path:
+    if isinstance(learner_or_bundle, SemanticSegmentationLearner):
+        # Workers load models from bundles; an in-memory learner is saved once, here.
+        folder = Path(tempfile.mkdtemp(prefix="geoxr-predict-"))
+        return learner_or_bundle.save_model_bundle(folder / "model-bundle.zip")
+    return Path(learner_or_bundle)
+
+
+def predict_scene(
+    learner_or_bundle: SemanticSegmentationLearner | str | os.PathLike[str],
+    raster_source: RasterSource,
+    *,
+    chip_size: int = 256,
+    stride: int | None = None,
+    batch_size: int = 16,
+    blend: BlendMode = "cosine",
+    device: str | None = None,
+    block_size: int | None = None,
+    dtype: Literal["float32", "float16"] = "float32",
+) -> SemanticSegmentationLabels:
+    """Predict a whole scene lazily: one dask task per block, never per chip.
+
+    Chips of size ``chip_size`` step by ``stride`` on one grid anchored to the
+    scene's top-left corner (the last row and column of chips end on the scene
+    edge, so every pixel is covered by real data). Each block task reads its
+    chips with one windowed read (block plus halo), runs them in batches and
+    blends overlaps with smooth weights, so the result does not depend on the
+    block size or the scheduler. The model reaches each worker as a bundle path
+    and is loaded once per worker process.
+
+    Parameters
+    ----------
+    learner_or_bundle : SemanticSegmentationLearner or path
+        A trained learner (saved to a temporary bundle) or a model bundle path.
+    raster_source : RasterSource
+        The imagery; must have the bands the model was trained on.
+    chip_size, stride : int
+        Chip size and step; ``stride`` defaults to ``chip_size // 2``.
+    batch_size : int
+        Chips per model call.
+    blend : {'cosine', 'uniform'}
+        Weights of overlapping chips.
+    device : str, optional
+        Torch device for workers (default: CUDA if available).
+    block_size : int, optional
+        Block edge in pixels (a multiple of ``stride``); default about 2048.
+    dtype : {'float32', 'float16'}
+        Dtype of the scores.
+
+    Returns
+    -------
+    SemanticSegmentationLabels
+        Lazy scores ``(class, y, x)`` and class ids ``(y, x)`` on the source's grid;
+        NaN scores and the null class where the input is nodata.
+    """
+    stride = stride or max(1, chip_size // 2)
+    bundle = _bundle_of(learner_or_bundle)
+    config, _ = read_bundle(bundle)
+    cfg = SemanticSegmentationLearnerConfig.from_dict(config)
+    if cfg.in_channels != raster_source.num_channels:
+        raise WindowError(
+            f"The model takes {cfg.in_channels} bands but {raster_source!r} has "
+            f"{raster_source.num_channels}. Select the training bands with channel_order=[...]."
+        )
+    height, width = raster_source.shape
+    padding = 0 if chip_size <= min(height, width) else None
+    chip_grid = ChipGrid.plan((height, width), chip_size, stride, padding=padding)
+    block = block_size or max(stride, (2048 // stride) * stride)
+    classes = cfg.class_config.ensure_null_class()
+    out_dtype = np.dtype(dtype)
+    run_block = partial(
+        predict_block,
+        source=raster_source,
+        model=ModelRef.of(bundle, device),
+        chip_grid=chip_grid,
+        batch_size=batch_size,
+        blend=blend,
+        out_dtype=out_dtype,
+    )
+
+    def task(block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        assert block_info is not None
+        _, (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        return run_block(Window(r0, c0, r1 - r0, c1 - c0))
+
+    scores = da.map_blocks(
+        task,
+        chunks=((len(classes),), block_chunks(height, block), block_chunks(width, block)),
+        dtype=out_dtype,
+        meta=np.array((), out_dtype),
+        name="geoxr-predict-"
+        + tokenize(
+            bundle, os.path.getmtime(bundle), raster_source, chip_size, stride, blend, dtype
+        ),
+    )
+    grid = raster_source.grid
+    data = xr.DataArray(
+        scores,
+        dims=("class", "y", "x"),
+        coords={"class": list(classes.names), **grid.coords()},
+        name="scores",
+    )
+    data = data.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
+    return SemanticSegmentationLabels(grid=grid, class_config=cfg.class_config, scores=data)
