@@ -126,7 +126,7 @@ class SemanticSegmentationLabels:
         >>> from rasterio.crs import CRS
         >>> g = Grid(CRS.from_epsg(32616), Affine(1, 0, 0, 0, -1, 4), (4, 4))
         >>> ws = geoxr.sliding_windows(g.shape, 2, 2)
-        >>> preds = [np.stack([np.zeros((2, 2)), np.ones((2, 2))]) for _ in ws]
+        >>> preds = [np.stack([np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2))]) for _ in ws]
         >>> labels = SemanticSegmentationLabels.from_predictions(
         ...     ws, preds, grid=g, class_config=ClassConfig(["a", "b"]))
         >>> labels.class_ids.values.tolist()[0]
@@ -134,13 +134,18 @@ class SemanticSegmentationLabels:
         """
         n = len(class_config.ensure_null_class())
         acc = ScoreAccumulator(n, grid.extent, blend=blend)
-        for window, scores in zip(windows, predictions, strict=True):
-            acc.add(window, np.asarray(scores, np.float32))
+        for window, chip_scores in zip(windows, predictions, strict=True):
+            if chip_scores.shape != (n, *window.shape):
+                raise ValueError(
+                    f"Prediction for {window} has shape {chip_scores.shape}; expected "
+                    f"{(n, *window.shape)} (one channel per class, null class included)."
+                )
+            acc.add(window, np.asarray(chip_scores, np.float32))
         names = list(class_config.ensure_null_class().names)
-        scores = _georeferenced(
+        blended = _georeferenced(
             acc.result(), grid, ("class", "y", "x"), "scores", **{"class": names}
         )
-        return cls(grid=grid, class_config=class_config, scores=scores)
+        return cls(grid=grid, class_config=class_config, scores=blended)
 
     def filter_by_aoi(
         self, aoi_polygons: Sequence[shapely.Geometry]
