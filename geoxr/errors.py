@@ -14,6 +14,7 @@ __all__ = [
     "ClassConfigError",
     "GeoxrError",
     "GeoxrWarning",
+    "IncompleteOutputError",
     "NoGeoreferenceError",
     "RasterReadError",
     "VectorReadError",
@@ -55,6 +56,10 @@ class ClassConfigError(GeoxrError, ValueError):
 
 class BundleError(GeoxrError, ValueError):
     """A model bundle is malformed, unsafe or does not match its model."""
+
+
+class IncompleteOutputError(GeoxrError, ValueError):
+    """An output store was not finished (an interrupted run), or holds another job."""
 
 
 class GeoxrWarning(UserWarning):

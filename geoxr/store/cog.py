@@ -1,0 +1,191 @@
+"""Cloud-Optimized GeoTIFF label outputs, written block by block and renamed when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+
+from geoxr.errors import IncompleteOutputError
+from geoxr.grid import Window
+from geoxr.label import ClassConfig, SemanticSegmentationLabels
+from geoxr.read import RasterioSource
+from geoxr.store._compute import distributed_client
+
+__all__ = ["read_cog_labels", "write_cog_labels"]
+
+CLASS_CONFIG_TAG = "GEOXR_CLASS_CONFIG"
+
+
+def _block_windows(chunks: tuple[tuple[int, ...], tuple[int, ...]]) -> list[Window]:
+    rows, cols = (np.cumsum((0, *c)) for c in chunks)
+    return [
+        Window(int(rows[i]), int(cols[j]), int(rows[i + 1] - rows[i]), int(cols[j + 1] - cols[j]))
+        for i in range(len(chunks[0]))
+        for j in range(len(chunks[1]))
+    ]
+
+
+def _computed_blocks(
+    arrays: list[Any], windows: list[Window], group: int
+) -> Iterator[tuple[Window, list[np.ndarray]]]:
+    """Blocks of all ``arrays`` per window, computed ``group`` windows at a time (bounded memory)."""
+    client = distributed_client()
+    for start in range(0, len(windows), group):
+        batch = windows[start : start + group]
+        parts = [[a[(..., *w.slices)] for a in arrays] for w in batch]
+        if client is not None:
+            values = client.gather(client.compute(parts))
+        else:
+            values = dask.compute(*parts)
+        yield from zip(batch, values, strict=True)
+
+
+def _profile(
+    labels: SemanticSegmentationLabels, *, count: int, dtype: str, blocksize: int
+) -> dict[str, Any]:
+    return {
+        "driver": "GTiff",
+        "width": labels.grid.width,
+        "height": labels.grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": labels.grid.crs,
+        "transform": labels.grid.transform,
+        "tiled": True,
+        "blockxsize": blocksize,
+        "blockysize": blocksize,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+def write_cog_labels(
+    labels: SemanticSegmentationLabels,
+    path: str | os.PathLike[str],
+    *,
+    scores_path: str | os.PathLike[str] | None = None,
+    blocksize: int = 512,
+    progress: bool = True,
+) -> Path:
+    """Write class ids (uint8, colour map from the class config) as a valid COG.
+
+    Blocks are computed a few at a time and written into a tiled temporary
+    GeoTIFF; GDAL's COG driver then adds overviews and lays the file out as a
+    COG under a temporary name, renamed to ``path`` only when complete. Memory
+    stays bounded by a few blocks, whatever the scene size.
+
+    Parameters
+    ----------
+    labels : SemanticSegmentationLabels
+        Usually lazy, from ``predict_scene``.
+    path : str or path
+        Output ``.tif`` for class ids. Null-class pixels are the file's nodata.
+    scores_path : str or path, optional
+        Also write the float32 class scores (one band per class) as a COG here.
+    blocksize : int
+        Internal tile size.
+    progress : bool
+        Show a progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    outputs = [(path, labels.class_ids.data, "uint8", Resampling.nearest)]
+    if scores_path is not None:
+        if labels.scores is None:
+            raise ValueError("These labels have no scores; leave scores_path=None.")
+        outputs.append(
+            (
+                Path(scores_path),
+                labels.scores.data.astype("float32"),
+                "float32",
+                Resampling.average,
+            )
+        )
+    work = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        tiffs = [work / f"{i}.tif" for i in range(len(outputs))]
+        ids_chunks = labels.class_ids.chunks or tuple((n,) for n in labels.grid.shape)
+        windows = _block_windows((tuple(ids_chunks[0]), tuple(ids_chunks[1])))
+        config_tag = json.dumps(labels.class_config.to_dict())
+        handles = []
+        for tiff, (_, array, dtype, _) in zip(tiffs, outputs, strict=True):
+            count = 1 if array.ndim == 2 else array.shape[0]
+            profile = _profile(labels, count=count, dtype=dtype, blocksize=blocksize)
+            profile["nodata"] = labels.null_class_id if dtype == "uint8" else np.nan
+            dst = rasterio.open(tiff, "w", **profile)
+            dst.update_tags(**{CLASS_CONFIG_TAG: config_tag})
+            handles.append(dst)
+        try:
+            handles[0].write_colormap(
+                1, {i: (*c, 255) for i, c in enumerate(labels.class_config.colors)}
+            )
+            group = max(2, (os.cpu_count() or 2))
+            arrays = [array for _, array, _, _ in outputs]
+            bar = tqdm(total=len(windows), desc=f"writing {path.name}", disable=not progress)
+            for window, values in _computed_blocks(arrays, windows, group):
+                for dst, value in zip(handles, values, strict=True):
+                    dst.write(
+                        value if value.ndim == 3 else value[None], window=window.to_rasterio()
+                    )
+                bar.update()
+            bar.close()
+        finally:
+            for dst in handles:
+                dst.close()
+        for tiff, (final, _, _, resampling) in zip(tiffs, outputs, strict=True):
+            cog = work / f"{final.name}.cog"
+            rasterio.shutil.copy(
+                tiff,
+                cog,
+                driver="COG",
+                compress="DEFLATE",
+                blocksize=blocksize,
+                overview_resampling=resampling.name,
+                BIGTIFF="IF_SAFER",
+            )
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(cog, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def read_cog_labels(
+    path: str | os.PathLike[str], *, scores_path: str | os.PathLike[str] | None = None
+) -> SemanticSegmentationLabels:
+    """Open class ids (and optionally scores) written by :func:`write_cog_labels`, lazily."""
+    path = Path(path)
+    if not path.is_file():
+        raise IncompleteOutputError(
+            f"No COG at {str(path)!r}; a write that did not finish leaves only a hidden "
+            f"'.{path.name}.partial' folder. Run the prediction again."
+        )
+    with rasterio.open(path) as ds:
+        tag = ds.tags().get(CLASS_CONFIG_TAG)
+    if tag is None:
+        raise IncompleteOutputError(
+            f"{str(path)!r} was not written by geoxr (no class config tag)."
+        )
+    class_config = ClassConfig.from_dict(json.loads(tag))
+    ids_source = RasterioSource(path, nodata=None)
+    ids = ids_source.data.isel(band=0, drop=True).rename("class_id")
+    scores = None
+    if scores_path is not None:
+        scores = RasterioSource(scores_path).data.rename({"band": "class"}).rename("scores")
+        scores = scores.assign_coords({"class": list(class_config.names)})
+    return SemanticSegmentationLabels(
+        grid=ids_source.grid, class_config=class_config, scores=scores, class_ids=ids
+    )
