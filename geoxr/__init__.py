@@ -16,16 +16,19 @@ from geoxr.errors import (
     CRSMismatchError,
     GeoxrError,
     GeoxrWarning,
+    IncompleteOutputError,
     NoGeoreferenceError,
     RasterReadError,
     VectorReadError,
     WindowError,
 )
-from geoxr.grid import Grid, Window, filter_windows, random_windows, sliding_windows
+from geoxr.evaluate import SemanticSegmentationEvaluator
+from geoxr.grid import ChipGrid, Grid, Window, filter_windows, random_windows, sliding_windows
 from geoxr.label import (
     ClassConfig,
     RasterizedSource,
     Scene,
+    SemanticSegmentationLabels,
     SemanticSegmentationLabelSource,
     make_ss_scene,
 )
@@ -36,6 +39,7 @@ from geoxr.learn import (
     SolverConfig,
     UNet,
 )
+from geoxr.predict import predict_scene
 from geoxr.read import (
     CastTransformer,
     RasterioSource,
@@ -51,6 +55,7 @@ from geoxr.sample import (
     SemanticSegmentationSlidingWindowGeoDataset,
     compute_band_stats,
 )
+from geoxr.store import SemanticSegmentationLabelStore, VectorOutput
 
 try:
     __version__ = version("geoxr")
@@ -62,11 +67,13 @@ __all__ = [
     "compute_band_stats",
     "filter_windows",
     "make_ss_scene",
+    "predict_scene",
     "random_windows",
     "sliding_windows",
     # Classes
     "BandStats",
     "CastTransformer",
+    "ChipGrid",
     "ClassConfig",
     "GeoDataset",
     "Grid",
@@ -76,13 +83,17 @@ __all__ = [
     "RasterizedSource",
     "RasterioSource",
     "Scene",
+    "SemanticSegmentationEvaluator",
     "SemanticSegmentationLabelSource",
+    "SemanticSegmentationLabelStore",
+    "SemanticSegmentationLabels",
     "SemanticSegmentationLearner",
     "SemanticSegmentationLearnerConfig",
     "SemanticSegmentationRandomWindowGeoDataset",
     "SemanticSegmentationSlidingWindowGeoDataset",
     "SolverConfig",
     "UNet",
+    "VectorOutput",
     "VectorSource",
     "Window",
     "XarraySource",
@@ -93,6 +104,7 @@ __all__ = [
     "ClassConfigError",
     "GeoxrError",
     "GeoxrWarning",
+    "IncompleteOutputError",
     "NoGeoreferenceError",
     "RasterReadError",
     "VectorReadError",

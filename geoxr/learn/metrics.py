@@ -34,7 +34,7 @@ def confusion_matrix(
 def segmentation_metrics(
     cm: np.ndarray, class_names: list[str], *, ignore_index: int | None = None
 ) -> dict[str, Any]:
-    """Per-class IoU, precision, recall; mIoU over classes present; overall accuracy.
+    """Per-class IoU, precision, recall, F1; mIoU over classes present; overall accuracy.
 
     mIoU averages the classes (other than ``ignore_index``) that occur in the
     truth or the prediction.
@@ -53,6 +53,7 @@ def segmentation_metrics(
         iou = np.where(union > 0, tp / union, np.nan)
         precision = np.where(predicted > 0, tp / predicted, np.nan)
         recall = np.where(support > 0, tp / support, np.nan)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), np.nan)
     scored = [i for i in range(len(class_names)) if i != ignore_index and union[i] > 0]
     total = cm.sum()
     return {
@@ -64,7 +65,9 @@ def segmentation_metrics(
                 "iou": _num(iou[i]),
                 "precision": _num(precision[i]),
                 "recall": _num(recall[i]),
+                "f1": _num(f1[i]),
                 "support": int(support[i]),
+                "predicted": int(predicted[i]),
             }
             for i, name in enumerate(class_names)
             if i != ignore_index
