@@ -106,6 +106,6 @@ def write_vector_labels(
     if suffix in (".parquet", ".geoparquet"):
         frame.to_parquet(tmp)
     else:
-        frame.to_file(tmp, driver=_DRIVERS[suffix])
+        frame.to_file(tmp, driver=_DRIVERS[suffix], layer=path.stem)
     os.replace(tmp, path)
     return path
