@@ -1,39 +1,27 @@
-"""Quickstart: train a segmentation model on a scene and save a model bundle.
+"""Quickstart: train, save a model bundle, predict a larger scene with dask, write Zarr and COG.
 
-Run ``python -m geoxr.quickstart`` (or ``bash scripts/quickstart.sh``). By default
-it trains on the west half of the NC Landsat 7 scene in geoxr's shared real data
-(``$GEOXR_DATA``, default ``../shared/data``) with its land-cover label raster,
-validates on the east half, prints the metrics and writes ``model-bundle.zip``.
-Give ``--image`` and ``--labels`` (a label raster or polygons with a class id
-property) to train on your own scene.
+Run ``python -m geoxr.quickstart`` (or ``bash scripts/quickstart.sh``). By default it
+generates demo scenes (see :mod:`geoxr.demo`): a training scene, a validation scene
+and a larger scene to predict. It trains a small U-Net, saves ``model-bundle.zip``,
+predicts the large scene block by block with dask (with a progress bar), writes
+the predictions as a Zarr v3 store and as a COG, evaluates them against the
+scene's labels and prints the metrics and output paths.
+
+``--image`` and ``--labels`` train on the west half of your own scene, validate on
+its east half and predict the whole scene. ``--scheduler ADDRESS`` runs the
+prediction on a ``dask.distributed`` cluster.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
+from typing import Any
 
 import geoxr
-
-NC_CLASSES = [
-    "null",
-    "developed",
-    "agriculture",
-    "herbaceous",
-    "shrubland",
-    "forest",
-    "water",
-    "sediment",
-]
-
-
-def default_data_dir() -> Path:
-    """``$GEOXR_DATA``, else ``shared/data`` beside the repository."""
-    env = os.environ.get("GEOXR_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+from geoxr.demo import DEMO_CLASSES, make_demo_scene
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,85 +29,136 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m geoxr.quickstart", description=__doc__.split("\n")[0]
     )
-    p.add_argument(
-        "--image", help="image raster (default: NC Landsat 7 stack from the shared data)"
-    )
+    p.add_argument("--image", help="your image raster (default: generated demo scenes)")
     p.add_argument("--labels", help="label raster of class ids, or a vector file of polygons")
-    p.add_argument("--classes", nargs="+", help="class names, id order (default: NC land cover)")
+    p.add_argument("--classes", nargs="+", help="class names in id order (with --image)")
     p.add_argument("--null-class", default=None, help="name of the ignore class, if any")
     p.add_argument(
         "--class-id-column", default="class_id", help="class id property (vector labels)"
     )
     p.add_argument("--output", default="output/quickstart", help="output directory")
-    p.add_argument("--chip-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--predict-size", type=int, default=4096, help="demo scene to predict (pixels)")
+    p.add_argument("--chip-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--width", type=int, default=16, help="U-Net width")
+    p.add_argument("--scheduler", help="address of a dask.distributed scheduler (tcp://...)")
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict[str, object]:
-    """Train on the west half of a scene, validate on the east half, save a bundle."""
-    args = parse_args(argv)
-    start = time.perf_counter()
+def _scenes(args: argparse.Namespace, out: Path) -> tuple[geoxr.Scene, geoxr.Scene, geoxr.Scene]:
+    """Training, validation and prediction scenes."""
     if args.image is None:
-        nc = default_data_dir() / "nc_landsat7_raleigh"
-        image, labels = nc / "lsat7_2000_stack.tif", nc / "landclass96_strata.tif"
-        classes, null_class = NC_CLASSES, "null"
-    else:
-        if args.labels is None or args.classes is None:
-            raise SystemExit("--image needs --labels and --classes too.")
-        image, labels, classes, null_class = args.image, args.labels, args.classes, args.null_class
-    class_config = geoxr.ClassConfig(classes, null_class=null_class)
-    width = geoxr.RasterioSource(image).shape[1]
-    is_vector = Path(labels).suffix.lower() not in (".tif", ".tiff", ".vrt", ".img", ".jp2")
-    label_kw = (
-        {"label_vector_uri": labels, "class_id_column": args.class_id_column}
+        data = out / "data"
+        class_config = geoxr.ClassConfig(DEMO_CLASSES)
+        made = [
+            make_demo_scene(data, size=size, seed=seed, name=name)
+            for size, seed, name in (
+                (768, 1, "train"),
+                (384, 2, "valid"),
+                (args.predict_size, 3, "predict"),
+            )
+        ]
+        train, valid, predict = (
+            geoxr.make_ss_scene(image, label_raster_uri=labels, class_config=class_config)
+            for image, labels in made
+        )
+        return train, valid, predict
+    if args.labels is None or args.classes is None:
+        raise SystemExit("--image needs --labels and --classes too.")
+    class_config = geoxr.ClassConfig(args.classes, null_class=args.null_class)
+    is_vector = Path(args.labels).suffix.lower() not in (".tif", ".tiff", ".vrt", ".img", ".jp2")
+    label_kw: dict[str, Any] = (
+        {"label_vector_uri": args.labels, "class_id_column": args.class_id_column}
         if is_vector
-        else {"label_raster_uri": labels}
+        else {"label_raster_uri": args.labels}
     )
+    height, width = geoxr.RasterioSource(args.image).shape
 
-    def half(cols: tuple[int, int]) -> geoxr.Scene:
-        src = geoxr.RasterioSource(image)
-        bbox = (0, cols[0], src.shape[0], cols[1])
+    def scene(bbox: tuple[int, int, int, int] | None) -> geoxr.Scene:
+        image_kw = {"bbox": bbox} if bbox else {}
         return geoxr.make_ss_scene(
-            image, class_config=class_config, image_raster_source_kw={"bbox": bbox}, **label_kw
+            args.image, class_config=class_config, image_raster_source_kw=image_kw, **label_kw
         )
 
-    west, east = half((0, width // 2)), half((width // 2, width))
+    return scene((0, 0, height, width // 2)), scene((0, width // 2, height, width)), scene(None)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, bundle, predict with dask, write Zarr and COG, evaluate; print a summary."""
+    args = parse_args(argv)
+    start = time.perf_counter()
+    out = Path(args.output)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    train_scene, valid_scene, predict_scene = _scenes(args, out)
     size = args.chip_size
     train_ds = geoxr.SemanticSegmentationSlidingWindowGeoDataset(
-        west, size=size, stride=size // 2, normalize="stats"
+        train_scene, size=size, stride=size // 2, normalize="stats"
     )
     valid_ds = geoxr.SemanticSegmentationSlidingWindowGeoDataset(
-        east, size=size, stride=size, normalize=train_ds.normalize
+        valid_scene, size=size, stride=size, normalize=train_ds.normalize
     )
     cfg = geoxr.SemanticSegmentationLearnerConfig(
-        class_config=class_config,
-        in_channels=train_ds.scene.raster_source.num_channels,
+        class_config=train_scene.class_config or geoxr.ClassConfig(DEMO_CLASSES),
+        in_channels=train_scene.raster_source.num_channels,
         model=geoxr.ModelConfig(width=args.width, depth=2),
         solver=geoxr.SolverConfig(
             lr=3e-3, num_epochs=args.epochs, batch_size=args.batch_size, lr_schedule="onecycle"
         ),
     )
     learner = geoxr.SemanticSegmentationLearner(
-        cfg, train_ds=train_ds, valid_ds=valid_ds, output_dir=args.output, resume=False
+        cfg, train_ds=train_ds, valid_ds=valid_ds, output_dir=out / "train", resume=False
     )
     history = learner.train()
     bundle = learner.save_model_bundle()
-    last = history[-1]
+    trained = time.perf_counter()
+
+    labels = geoxr.predict_scene(
+        bundle, predict_scene.raster_source, chip_size=size, stride=size // 2
+    )
+    zarr_store = geoxr.SemanticSegmentationLabelStore(out / "predictions.zarr", resume=False)
+    cog_store = geoxr.SemanticSegmentationLabelStore(out / "predictions.tif", write_scores=False)
+    zarr_store.save(labels)
+    cog_store.save(zarr_store.get_labels())  # the COG is made from the Zarr store: no recompute
+    predicted = time.perf_counter()
+
+    assert predict_scene.label_source is not None
+    evaluator = geoxr.SemanticSegmentationEvaluator(cfg.class_config)
+    metrics = evaluator.evaluate(predict_scene.label_source, zarr_store.get_labels())
+    evaluator.save(metrics, out / "metrics.json")
+    height, width = predict_scene.grid.shape
     summary = {
-        "train_windows": len(train_ds),
-        "valid_windows": len(valid_ds),
-        "epochs": len(history),
-        "valid_miou": round(last["miou"], 4),
-        "valid_accuracy": round(last["accuracy"], 4),
-        "per_class_iou": {k: v["iou"] for k, v in last["per_class"].items()},
-        "model_bundle": str(bundle),
-        "history": str(Path(args.output) / "history.json"),
+        "train": {
+            "windows": len(train_ds),
+            "epochs": len(history),
+            "valid_miou": round(history[-1]["miou"], 4),
+        },
+        "predict": {
+            "scene": f"{height} x {width} px",
+            "seconds": round(predicted - trained, 1),
+            "mpx_per_s": round(height * width / 1e6 / (predicted - trained), 3),
+            "scheduler": args.scheduler or "local threads",
+        },
+        "metrics": {
+            "miou": round(metrics["miou"], 4),
+            "accuracy": round(metrics["accuracy"], 4),
+            "iou": {k: v["iou"] for k, v in metrics["per_class"].items()},
+        },
+        "outputs": {
+            "model_bundle": str(bundle),
+            "zarr": str(zarr_store.uri),
+            "cog": str(cog_store.uri),
+            "metrics": str(out / "metrics.json"),
+        },
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(json.dumps(summary, indent=2))
+    if client is not None:
+        client.close()
     return summary
 
 

@@ -84,7 +84,7 @@ def predict_scene(
     device : str, optional
         Torch device for workers (default: CUDA if available).
     block_size : int, optional
-        Block edge in pixels (a multiple of ``stride``); default about 2048.
+        Block edge in pixels (a multiple of ``stride``); default about 1024.
     dtype : {'float32', 'float16'}
         Dtype of the scores.
 
@@ -106,7 +106,7 @@ def predict_scene(
     height, width = raster_source.shape
     padding = 0 if chip_size <= min(height, width) else None
     chip_grid = ChipGrid.plan((height, width), chip_size, stride, padding=padding)
-    block = block_size or max(stride, (2048 // stride) * stride)
+    block = block_size or max(stride, (1024 // stride) * stride)
     classes = cfg.class_config.ensure_null_class()
     out_dtype = np.dtype(dtype)
     run_block = partial(

@@ -37,10 +37,9 @@ def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> Non
         client.gather(futures)
         return
     if progress:
-        from dask.diagnostics import ProgressBar
+        from tqdm.dask import TqdmCallback
 
-        print(desc)
-        with ProgressBar():
+        with TqdmCallback(desc=desc, mininterval=1.0):
             dask.compute(*tasks)
     else:
         dask.compute(*tasks)
