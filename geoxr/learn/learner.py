@@ -40,9 +40,8 @@ def build_model(cfg: SemanticSegmentationLearnerConfig) -> nn.Module:
             f"Config names model {cfg.model.name!r}, which geoxr cannot build; pass the "
             "module with model=... (its weights are checked against it)."
         )
-    return UNet(
-        cfg.in_channels, len(cfg.class_config), width=cfg.model.width, depth=cfg.model.depth
-    )
+    num_classes = len(cfg.class_config.ensure_null_class())
+    return UNet(cfg.in_channels, num_classes, width=cfg.model.width, depth=cfg.model.depth)
 
 
 class SemanticSegmentationLearner:
@@ -302,7 +301,15 @@ class SemanticSegmentationLearner:
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(N, classes, H, W)`` for a normalised batch."""
         self.model.eval()
-        return torch.softmax(self.model(x.to(self.device)), dim=1).cpu()
+        logits = self.model(x.to(self.device))
+        expected = len(self.cfg.class_config.ensure_null_class())
+        if logits.ndim != 4 or logits.shape[1] != expected:
+            raise ValueError(
+                f"The model returned shape {tuple(logits.shape)}; expected (N, {expected}, H, W): "
+                f"one channel per class of {list(self.cfg.class_config.ensure_null_class().names)} "
+                "(the null class included)."
+            )
+        return torch.softmax(logits, dim=1).cpu()
 
     def predict_dataset(
         self, ds: GeoDataset, *, batch_size: int | None = None, num_workers: int = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +13,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
+from torch import nn
 
 from geoxr.errors import WindowError
 from geoxr.grid import ChipGrid, Window
@@ -40,6 +42,7 @@ def block_chunks(length: int, block: int) -> tuple[int, ...]:
 
 
 def _bundle_of(learner_or_bundle: SemanticSegmentationLearner | str | os.PathLike[str]) -> Path:
+    """The bundle path to send to workers (saving an in-memory learner once)."""
     if isinstance(learner_or_bundle, SemanticSegmentationLearner):
         # Workers load models from bundles; an in-memory learner is saved once, here.
         folder = Path(tempfile.mkdtemp(prefix="geoxr-predict-"))
@@ -58,6 +61,7 @@ def predict_scene(
     device: str | None = None,
     block_size: int | None = None,
     dtype: Literal["float32", "float16"] = "float32",
+    model_factory: Callable[[], nn.Module] | None = None,
 ) -> SemanticSegmentationLabels:
     """Predict a whole scene lazily: one dask task per block, never per chip.
 
@@ -87,6 +91,9 @@ def predict_scene(
         Block edge in pixels (a multiple of ``stride``); default about 1024.
     dtype : {'float32', 'float16'}
         Dtype of the scores.
+    model_factory : callable, optional
+        For a bundle trained with a custom ``nn.Module``: a picklable zero-argument
+        callable that builds that architecture on each worker.
 
     Returns
     -------
@@ -112,7 +119,7 @@ def predict_scene(
     run_block = partial(
         predict_block,
         source=raster_source,
-        model=ModelRef.of(bundle, device),
+        model=ModelRef.of(bundle, device, model_factory),
         chip_grid=chip_grid,
         batch_size=batch_size,
         blend=blend,

@@ -21,6 +21,12 @@ __all__ = ["polygonize_block", "write_vector_labels"]
 _DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
 
 
+def _vector_crs(grid: Grid) -> str:
+    """The grid's CRS as ``EPSG:code`` when it has one (so GeoJSON can name it), else WKT."""
+    epsg = grid.crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg is not None else grid.crs.to_wkt()
+
+
 def polygonize_block(
     ids: np.ndarray, grid: Grid, window: Window, class_ids: Sequence[int]
 ) -> gpd.GeoDataFrame:
@@ -33,7 +39,7 @@ def polygonize_block(
             for geom, _ in shapes(mask.astype(np.uint8), mask=mask, transform=transform):
                 rows.append((int(class_id), shapely.geometry.shape(geom)))
     frame = pd.DataFrame(rows, columns=["class_id", "geometry"])
-    return gpd.GeoDataFrame(frame, geometry="geometry", crs=grid.crs.to_wkt())
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=_vector_crs(grid))
 
 
 def write_vector_labels(
@@ -88,7 +94,7 @@ def write_vector_labels(
             )
             tasks.append(dask.delayed(polygonize_block)(block, labels.grid, window, wanted))
     parts = [p for p in dask.compute(*tasks) if len(p)]
-    crs = labels.grid.crs.to_wkt()
+    crs = _vector_crs(labels.grid)
     if parts:
         merged = pd.concat(parts, ignore_index=True).dissolve(by="class_id", as_index=False)
         frame = merged.explode(index_parts=False, ignore_index=True)

@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+import shapely
+
+import geoxr
+from geoxr.evaluate import confusion_matrix_lazy
+from geoxr.testing import raise_if_dask_computes
+
+
+@pytest.fixture(scope="module")
+def nc_truth_and_prediction(nc_bundle, nc_stack, nc_strata, nc_class_config):
+    scene = geoxr.make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=nc_class_config)
+    labels = geoxr.predict_scene(
+        nc_bundle, scene.raster_source, chip_size=64, stride=32, block_size=128
+    )
+    return scene, labels
+
+
+def numpy_metrics(truth, pred, n, null):
+    keep = (truth != null) & (pred != null)
+    cm = np.zeros((n, n), np.int64)
+    np.add.at(cm, (truth[keep], pred[keep]), 1)
+    return cm
+
+
+def test_confusion_matrix_is_a_lazy_reduction_equal_to_numpy(nc_truth_and_prediction):
+    scene, labels = nc_truth_and_prediction
+    with raise_if_dask_computes():
+        lazy = confusion_matrix_lazy(scene.label_source.data, labels.class_ids, 8, ignore=[0])
+    truth, pred = scene.label_source.data.values, labels.class_ids.values
+    np.testing.assert_array_equal(lazy.compute(), numpy_metrics(truth, pred, 8, 0))
+
+
+def test_evaluator_metrics_ignore_null_nodata_and_outside_aoi(
+    tmp_path, nc_truth_and_prediction, nc_class_config
+):
+    scene, labels = nc_truth_and_prediction
+    evaluator = geoxr.SemanticSegmentationEvaluator(nc_class_config)
+    metrics = evaluator.evaluate(scene.label_source, labels)
+    truth, pred = scene.label_source.data.values, labels.class_ids.values
+    cm = numpy_metrics(truth, pred, 8, 0)
+    assert metrics["confusion_matrix"] == cm.tolist()
+    assert metrics["pixels"] == cm.sum() == ((truth != 0) & (pred != 0)).sum()
+    assert metrics["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    forest = metrics["per_class"]["forest"]
+    tp = cm[5, 5]
+    assert forest["iou"] == pytest.approx(tp / (cm[5].sum() + cm[:, 5].sum() - tp))
+    assert forest["precision"] == pytest.approx(tp / cm[:, 5].sum())
+    assert forest["recall"] == pytest.approx(tp / cm[5].sum())
+    assert forest["f1"] == pytest.approx(2 * tp / (cm[5].sum() + cm[:, 5].sum()))
+    assert forest["support"] == cm[5].sum()
+    assert "null" not in metrics["per_class"]
+    saved = json.loads(evaluator.save(metrics, tmp_path / "m.json").read_text())
+    assert saved["miou"] == pytest.approx(metrics["miou"])
+
+    left, bottom, right, top = scene.grid.bounds
+    west = shapely.box(left, bottom, (left + right) / 2, top)
+    in_aoi = evaluator.evaluate(scene.label_source, labels, aoi_polygons=[west])
+    assert 0 < in_aoi["pixels"] < metrics["pixels"]
+
+
+def test_truth_on_another_grid_is_refused(nc_truth_and_prediction, nc_class_config, sn4_image):
+    _, labels = nc_truth_and_prediction
+    other = geoxr.RasterioSource(sn4_image).data.isel(band=0)
+    with pytest.raises(geoxr.CRSMismatchError, match="evaluate on the prediction's scene grid"):
+        geoxr.SemanticSegmentationEvaluator(nc_class_config).evaluate(other, labels)

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import rasterio
+from distributed import Client, LocalCluster
+
+import geoxr
+from geoxr.predict import block_chunks, load_cached
+from geoxr.predict.model_cache import ModelRef, loads_so_far
+from geoxr.testing import raise_if_dask_computes
+
+
+def reference_scores(bundle, source, chip_size, stride):
+    """Plain in-memory prediction: every chip of the same grid, blended with the same weights."""
+    learner = geoxr.SemanticSegmentationLearner.from_model_bundle(bundle, output_dir=bundle.parent)
+    learner.progress = False
+    chips = geoxr.ChipGrid.plan(source.shape, chip_size, stride, padding=0).windows()
+    ds = geoxr.GeoDataset(geoxr.Scene("ref", source), chips, normalize=learner.cfg.norm_stats)
+    pairs = list(learner.predict_dataset(ds, batch_size=8))
+    labels = geoxr.SemanticSegmentationLabels.from_predictions(
+        [w for w, _ in pairs],
+        [s for _, s in pairs],
+        grid=source.grid,
+        class_config=learner.cfg.class_config,
+    )
+    return labels.scores.values
+
+
+@pytest.fixture(scope="module")
+def nc_source(nc_stack):
+    return geoxr.RasterioSource(nc_stack)
+
+
+def test_predict_builds_lazily_with_exact_georeference(nc_bundle, nc_source, nc_stack):
+    with raise_if_dask_computes():
+        labels = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=32)
+        ids = labels.class_ids
+    with rasterio.open(nc_stack) as ds:
+        for arr in (labels.scores, ids):
+            assert arr.rio.crs == ds.crs
+            assert arr.rio.transform() == ds.transform
+            assert arr.rio.shape == ds.shape
+            assert arr.rio.bounds() == tuple(ds.bounds)
+    assert labels.scores.dims == ("class", "y", "x")
+    assert list(labels.scores["class"].values) == list(labels.class_config.names)
+    assert labels.scores.dtype == np.float32
+
+
+def test_prediction_equals_in_memory_reference_and_marks_nodata(nc_bundle, nc_source):
+    labels = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=32)
+    scores = labels.scores.values
+    nodata = np.ma.getmaskarray(nc_source.read(nc_source.extent)).any(axis=0)
+    reference = reference_scores(nc_bundle, nc_source, 64, 32)
+    np.testing.assert_allclose(scores[:, ~nodata], reference[:, ~nodata], atol=1e-5)
+    assert nodata.sum() == 81535  # the 6th band's larger nodata border (data README)
+    assert np.isnan(scores[:, nodata]).all()
+    assert not np.isnan(scores[:, ~nodata]).any()
+    np.testing.assert_allclose(scores[:, ~nodata].sum(axis=0), 1.0, rtol=1e-5)
+    ids = labels.class_ids.values
+    assert (ids[nodata] == labels.null_class_id).all()
+    assert (ids[~nodata] == scores[:, ~nodata].argmax(axis=0)).all()
+
+
+@pytest.mark.parametrize("block_size", [64, 100, 250, 1000])
+def test_chunk_size_does_not_change_the_result(nc_bundle, nc_source, block_size):
+    base = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=48, block_size=128)
+    other = geoxr.predict_scene(
+        nc_bundle, nc_source, chip_size=64, stride=48, block_size=block_size
+    )
+    assert other.scores.data.chunks[1] == block_chunks(443, block_size)
+    np.testing.assert_allclose(other.scores.values, base.scores.values, atol=1e-5, equal_nan=True)
+
+
+def test_atlanta_edges_are_covered_and_float16_on_request(atlanta_bundle, sn4_image):
+    source = geoxr.RasterioSource(sn4_image)
+    labels = geoxr.predict_scene(
+        atlanta_bundle, source, chip_size=256, stride=200, dtype="float16"
+    )
+    scores = labels.scores.values
+    assert scores.dtype == np.float16 and scores.shape == (3, 900, 900)
+    assert not np.isnan(scores).any()  # no nodata pixel in this scene; every edge pixel predicted
+    ref = reference_scores(atlanta_bundle, source, 256, 200)
+    np.testing.assert_allclose(scores.astype(np.float32), ref, atol=2e-3)
+
+
+def test_local_cluster_matches_threads_and_loads_model_once_per_worker(nc_bundle, nc_source):
+    local = geoxr.predict_scene(
+        nc_bundle, nc_source, chip_size=64, stride=32, block_size=128
+    ).scores.values
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        labels = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=32, block_size=128)
+        distributed = labels.scores.compute().values
+        loads = client.run(loads_so_far)
+    np.testing.assert_allclose(distributed, local, atol=1e-5, equal_nan=True)
+    assert len(loads) == 2
+    assert all(n == 1 for n in loads.values()), loads  # 16 blocks, one bundle load per worker
+
+
+def test_model_cache_reuses_the_learner(nc_bundle):
+    ref = ModelRef.of(nc_bundle)
+    assert load_cached(ref) is load_cached(ref)
+
+
+def test_in_memory_learner_and_custom_model_factory(tmp_path, nc_source, nc_class_config):
+    import functools
+
+    import torch
+
+    factory = functools.partial(torch.nn.Conv2d, 6, len(nc_class_config), 1)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=factory(), output_dir=tmp_path, progress=False
+    )
+    labels = geoxr.predict_scene(
+        learner, nc_source, chip_size=64, stride=64, model_factory=factory
+    )
+    x = np.nan_to_num(nc_source.read(geoxr.Window(100, 100, 64, 64)).filled(0)).astype(np.float32)
+    expected = learner.predict(torch.from_numpy(x)[None])[0].numpy()
+    got = labels.scores.isel(y=slice(100, 164), x=slice(100, 164)).values
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
+    with pytest.raises(geoxr.WindowError, match="takes 1 bands but"):
+        geoxr.predict_scene(atlanta_bundle, nc_source, chip_size=64)

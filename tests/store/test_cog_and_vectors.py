@@ -1,0 +1,88 @@
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.features import rasterize
+from rio_cogeo.cogeo import cog_validate
+
+import geoxr
+from geoxr.store import read_cog_labels, write_cog_labels, write_vector_labels
+
+
+@pytest.fixture(scope="module")
+def nc_labels(nc_bundle, nc_stack):
+    return geoxr.predict_scene(
+        nc_bundle, geoxr.RasterioSource(nc_stack), chip_size=64, stride=32, block_size=128
+    )
+
+
+def test_cog_is_valid_georeferenced_and_equal(tmp_path, nc_labels, nc_stack):
+    ids_path, scores_path = tmp_path / "ids.tif", tmp_path / "scores.tif"
+    write_cog_labels(nc_labels, ids_path, scores_path=scores_path, blocksize=128, progress=False)
+    for path in (ids_path, scores_path):
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, errors
+    with rasterio.open(ids_path) as cog, rasterio.open(nc_stack) as src:
+        assert (cog.crs, cog.transform, cog.shape) == (src.crs, src.transform, src.shape)
+        assert cog.dtypes[0] == "uint8" and cog.nodata == nc_labels.null_class_id
+        assert cog.overviews(1)[0] == 2
+        assert cog.colormap(1)[1] == (*nc_labels.class_config.colors[1], 255)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.tif", "scores.tif"]  # no leftovers
+    back = read_cog_labels(ids_path, scores_path=scores_path)
+    np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
+    np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
+    assert back.class_config == nc_labels.class_config
+
+
+def test_missing_cog_is_an_incomplete_output(tmp_path):
+    with pytest.raises(geoxr.IncompleteOutputError, match="No COG"):
+        read_cog_labels(tmp_path / "nope.tif")
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".parquet"])
+def test_polygons_rasterize_back_to_the_class_ids(tmp_path, nc_labels, suffix):
+    path = write_vector_labels(nc_labels, tmp_path / f"classes{suffix}")
+    gdf = gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path)
+    assert CRS.from_user_input(gdf.crs) == nc_labels.grid.crs
+    ids = nc_labels.class_ids.values
+    burned = rasterize(
+        zip(gdf.geometry, gdf.class_id, strict=True),
+        out_shape=ids.shape,
+        transform=nc_labels.grid.transform,
+        fill=nc_labels.null_class_id,
+    )
+    np.testing.assert_array_equal(burned, ids)
+    assert set(gdf.class_name) == {
+        nc_labels.class_config.names[i] for i in np.unique(gdf.class_id)
+    }
+
+
+def test_vector_simplify_and_min_area(tmp_path, nc_labels):
+    full = gpd.read_file(write_vector_labels(nc_labels, tmp_path / "a.geojson"))
+    small = gpd.read_file(
+        write_vector_labels(nc_labels, tmp_path / "b.geojson", min_area=28.5**2 * 50, simplify=30)
+    )
+    assert len(small) < len(full)
+    assert (small.area >= 28.5**2 * 50).all()
+    with pytest.raises(ValueError, match="geojson"):
+        write_vector_labels(nc_labels, tmp_path / "c.shp")
+
+
+def test_label_store_zarr_and_cog(tmp_path, nc_labels):
+    zarr_store = geoxr.SemanticSegmentationLabelStore(tmp_path / "p.zarr", progress=False)
+    cog_store = geoxr.SemanticSegmentationLabelStore(
+        tmp_path / "p.tif",
+        progress=False,
+        vector_output=geoxr.VectorOutput(str(tmp_path / "p.gpkg")),
+    )
+    zarr_store.save(nc_labels)
+    cog_store.save(nc_labels)
+    assert cog_store.scores_uri.name == "p-scores.tif" and cog_store.scores_uri.exists()
+    assert (tmp_path / "p.gpkg").exists()
+    for store in (zarr_store, cog_store):
+        back = store.get_labels()
+        np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
+        np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
+    with pytest.raises(ValueError, match=r"'\.zarr' or '\.tif'"):
+        geoxr.SemanticSegmentationLabelStore(tmp_path / "p.nc")

@@ -1,0 +1,108 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+import zarr
+
+import geoxr
+from geoxr.store import read_zarr_labels, write_zarr_labels
+
+
+@pytest.fixture(scope="module")
+def nc_labels(nc_bundle, nc_stack):
+    return geoxr.predict_scene(
+        nc_bundle, geoxr.RasterioSource(nc_stack), chip_size=64, stride=32, block_size=128
+    )
+
+
+def test_zarr_round_trip_with_cf_georeference(tmp_path, nc_labels, nc_stack):
+    path = write_zarr_labels(nc_labels, tmp_path / "pred.zarr", progress=False)
+    ds = xr.open_zarr(path, decode_coords="all", consolidated=False)
+    with rasterio.open(nc_stack) as src:
+        for name in ("scores", "class_id"):
+            attrs = json.loads((path / name / "zarr.json").read_text())["attributes"]
+            assert attrs["grid_mapping"] == "spatial_ref"  # CF, as stored
+            assert (
+                "crs_wkt"
+                in json.loads((path / "spatial_ref" / "zarr.json").read_text())["attributes"]
+            )
+            assert ds[name].rio.crs == src.crs
+            assert ds[name].rio.transform() == src.transform
+            assert ds[name].rio.shape == src.shape
+    assert ds.attrs["geoxr:complete"] is True
+    assert ds.attrs["proj:shape"] == [443, 489]
+    assert "geoxr_blocks_done" not in ds  # bookkeeping removed once complete
+    back = read_zarr_labels(path)
+    np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
+    np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
+    assert back.class_config == nc_labels.class_config
+
+
+def test_incomplete_store_is_refused(tmp_path, nc_labels):
+    path = write_zarr_labels(nc_labels, tmp_path / "p.zarr", progress=False)
+    group = zarr.open_group(str(path), mode="r+")
+    del group.attrs["geoxr:complete"]
+    with pytest.raises(geoxr.IncompleteOutputError, match="incomplete"):
+        read_zarr_labels(path)
+    with pytest.raises(geoxr.IncompleteOutputError, match="No Zarr label store"):
+        read_zarr_labels(tmp_path / "missing.zarr")
+
+
+def test_store_of_another_job_is_not_resumed(tmp_path, nc_labels, nc_bundle, nc_stack):
+    path = write_zarr_labels(nc_labels, tmp_path / "p.zarr", progress=False)
+    other = geoxr.predict_scene(nc_bundle, geoxr.RasterioSource(nc_stack), chip_size=64, stride=64)
+    with pytest.raises(geoxr.IncompleteOutputError, match="another prediction job"):
+        write_zarr_labels(other, path, progress=False)
+    write_zarr_labels(other, path, progress=False, resume=False)
+    np.testing.assert_array_equal(read_zarr_labels(path).class_ids.values, other.class_ids.values)
+
+
+RUN = textwrap.dedent(
+    """
+    import os, sys
+    import geoxr
+    from geoxr.store import write_zarr_labels
+
+    bundle, image, out, kill_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    labels = geoxr.predict_scene(bundle, geoxr.RasterioSource(image), chip_size=64, stride=32, block_size=128)
+    written = []
+
+    def on_block(block):
+        written.append(block)
+        if kill_after and len(written) >= kill_after:
+            os._exit(9)  # a crash between blocks: no clean-up runs
+
+    write_zarr_labels(labels, out, progress=False, on_block=on_block)
+    print(len(written))
+    """
+)
+
+
+def test_killed_run_resumes_without_recomputing_finished_blocks(
+    tmp_path, nc_bundle, nc_stack, nc_labels
+):
+    script = tmp_path / "run.py"
+    script.write_text(RUN)
+    out = tmp_path / "resume.zarr"
+    args = [sys.executable, str(script), str(nc_bundle), str(nc_stack), str(out)]
+    killed = subprocess.run([*args, "5"], capture_output=True, text=True, env=os.environ)
+    assert killed.returncode == 9, killed.stderr
+    group = zarr.open_group(str(out), mode="r")
+    assert "geoxr:complete" not in group.attrs
+    done = int(np.asarray(zarr.open_array(str(out / "geoxr_blocks_done"))[...]).sum())
+    assert done >= 5
+    with pytest.raises(geoxr.IncompleteOutputError):
+        read_zarr_labels(out)
+    resumed = subprocess.run([*args, "0"], capture_output=True, text=True, env=os.environ)
+    assert resumed.returncode == 0, resumed.stderr
+    total = 4 * 4  # 443 x 489 in 128-pixel blocks
+    assert int(resumed.stdout.strip().splitlines()[-1]) == total - done
+    back = read_zarr_labels(out)
+    np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
+    np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
