@@ -1,37 +1,18 @@
-import os
-
 import numpy as np
 import pytest
 import torch
 
 import geoxr
 
-NC_NAMES = [
-    "null",
-    "developed",
-    "agriculture",
-    "herbaceous",
-    "shrubland",
-    "forest",
-    "water",
-    "sediment",
-]
-
 
 @pytest.fixture(scope="session")
-def nc_class_config():
-    return geoxr.ClassConfig(NC_NAMES, null_class="null")
-
-
-@pytest.fixture(scope="session")
-def nc_scenes(data_dir, nc_class_config):
+def nc_scenes(nc_stack, nc_strata, nc_class_config):
     """West and east halves of the NC Landsat scene, labelled by the land-cover raster."""
-    d = os.path.join(data_dir, "nc_landsat7_raleigh")
 
     def half(bbox):
         return geoxr.make_ss_scene(
-            os.path.join(d, "lsat7_2000_stack.tif"),
-            label_raster_uri=os.path.join(d, "landclass96_strata.tif"),
+            nc_stack,
+            label_raster_uri=nc_strata,
             class_config=nc_class_config,
             image_raster_source_kw={"bbox": bbox},
         )
