@@ -41,19 +41,19 @@ from geoxr.learn import (
 )
 from geoxr.predict import predict_scene
 from geoxr.read import (
+    BandStats,
     CastTransformer,
     RasterioSource,
     RasterSource,
     RasterTransformer,
     VectorSource,
     XarraySource,
+    compute_band_stats,
 )
 from geoxr.sample import (
-    BandStats,
     GeoDataset,
     SemanticSegmentationRandomWindowGeoDataset,
     SemanticSegmentationSlidingWindowGeoDataset,
-    compute_band_stats,
 )
 from geoxr.store import SemanticSegmentationLabelStore, VectorOutput
 

@@ -22,7 +22,14 @@ _PAD_DIRECTIONS = ("start", "end", "both")
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
+    pair: tuple[float, ...]
+    if isinstance(value, int | float | np.integer | np.floating):
+        pair = (value, value)
+    else:
+        try:
+            pair = tuple(value)
+        except TypeError:
+            pair = ()
     if len(pair) != 2 or any(int(v) != v or v < 0 for v in pair):
         raise WindowError(
             f"{name} must be an int or a (rows, cols) pair of ints >= 0, got {value!r}."
@@ -36,7 +43,8 @@ def _axis_padding(
     """Padding ``(before, after)`` of one axis; ``None`` pads just enough to cover it."""
     if padding is None:
         n = max(math.ceil((length - size) / stride), 0) + 1
-        total = max((n - 1) * stride + size - length, 0)
+        # Cap at size - 1: with stride > size, more would plan windows wholly off the scene.
+        total = min(max((n - 1) * stride + size - length, 0), size - 1)
         before = {"start": total, "end": 0, "both": total // 2}[direction]
         return before, total - before
     return {"start": (padding, 0), "end": (0, padding), "both": (padding, padding)}[direction]

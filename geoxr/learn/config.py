@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from geoxr.errors import BundleError
 from geoxr.label import ClassConfig
-from geoxr.sample import BandStats
+from geoxr.read import BandStats
 
 __all__ = ["SCHEMA_VERSION", "ModelConfig", "SemanticSegmentationLearnerConfig", "SolverConfig"]
 

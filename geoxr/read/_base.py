@@ -164,7 +164,12 @@ class RasterSource(ABC):
         return self.grid.extent
 
     def _lazy_reads(
-        self, token: str, chunks: tuple[int, int], *, name: str, band_numbers: Sequence[int]
+        self,
+        token: str,
+        chunks: tuple[int | tuple[int, ...], int | tuple[int, ...]],
+        *,
+        name: str,
+        band_numbers: Sequence[int],
     ) -> xr.DataArray:
         """A lazy array whose every block is one windowed read of this source."""
         array = da.from_array(

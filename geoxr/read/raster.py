@@ -15,7 +15,7 @@ from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
 from geoxr.read._gdal import dataset, describe, mosaic_vrt, open_checked
 from geoxr.read.transformers import RasterTransformer, mask_of
 
-__all__ = ["RasterioSource", "tile_aligned_chunks"]
+__all__ = ["RasterioSource", "offset_chunks", "tile_aligned_chunks"]
 
 
 def tile_aligned_chunks(
@@ -41,6 +41,24 @@ def tile_aligned_chunks(
     rows_target = max(1, (target * target) // cw)
     ch = min(height, max(bh, (rows_target // bh) * bh))
     return ch, cw
+
+
+def offset_chunks(length: int, offset: int, chunk: int) -> tuple[int, ...]:
+    """Chunk sizes of an axis that starts ``offset`` pixels into the file, on the file's chunk grid.
+
+    The first chunk is shortened so every later chunk edge falls on a multiple of
+    ``chunk`` in file coordinates (and so on the file's tile edges).
+
+    Examples
+    --------
+    >>> offset_chunks(10, 3, 4)
+    (1, 4, 4, 1)
+    >>> offset_chunks(8, 0, 4)
+    (4, 4)
+    """
+    first = min(length, chunk - offset % chunk)
+    rest = length - first
+    return (first,) + (chunk,) * (rest // chunk) + ((rest % chunk,) if rest % chunk else ())
 
 
 class RasterioSource(RasterSource):
@@ -118,7 +136,14 @@ class RasterioSource(RasterSource):
         self.nodata = nodata if nodata is not None else file_nodata
         self._dtype = dtype
         self.raster_transformers = tuple(raster_transformers)
-        self._chunks = tile_aligned_chunks(block_shape, self.grid.shape, target=chunk_size)
+        ch, cw = tile_aligned_chunks(block_shape, self.grid.shape, target=chunk_size)
+        row_off, col_off = (
+            (0, 0) if target_grid is not None else (self._offset.row_off, self._offset.col_off)
+        )
+        self._chunks = (
+            offset_chunks(self.grid.height, row_off, ch),
+            offset_chunks(self.grid.width, col_off, cw),
+        )
 
     @property
     def _raw_dtype(self) -> np.dtype:

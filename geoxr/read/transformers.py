@@ -103,6 +103,11 @@ def apply_transformers(
     for transformer in transformers:
         dtype = transformer.out_dtype(dtype)
     out_nodata = None if np.issubdtype(dtype, np.floating) else nodata
+    if out_nodata is not None and np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        if not (float(out_nodata).is_integer() and info.min <= out_nodata <= info.max):
+            # The source nodata does not fit the cast dtype (e.g. -99999 -> uint8).
+            out_nodata = info.max if info.min == 0 else info.min
     arr = data.data if isinstance(data.data, da.Array) else da.from_array(data.data)
     arr = arr.rechunk({0: -1})
     out = arr.map_blocks(

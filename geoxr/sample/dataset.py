@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from geoxr.grid import Window
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
-from geoxr.sample.normalize import BandStats, compute_band_stats
+from geoxr.read import BandStats, compute_band_stats
 
 __all__ = ["GeoDataset", "Sample", "Transform"]
 
@@ -71,6 +71,7 @@ class GeoDataset(Dataset[Sample]):
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
 
     @classmethod
     def from_uris(cls, image_uri: str | Sequence[str], **kwargs: Any) -> GeoDataset:
@@ -92,13 +93,15 @@ class GeoDataset(Dataset[Sample]):
         """Fetch a batch, reading its windows in parallel threads (GDAL drops the GIL)."""
         if len(indices) < 2:
             return [self[i] for i in indices]
-        if self._pool is None:
+        if self._pool is None or self._pool_pid != os.getpid():
+            # A pool inherited through fork (DataLoader workers) has no live threads.
             self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+            self._pool_pid = os.getpid()
         return list(self._pool.map(self.__getitem__, indices))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_pool"] = None
+        state["_pool"] = state["_pool_pid"] = None
         return state
 
     def _sample(self, window: Window) -> Sample:

@@ -10,8 +10,8 @@ import numpy as np
 from geoxr.errors import GeoxrWarning, WindowError
 from geoxr.grid import AOIMode, PadDirection, filter_windows, random_windows, sliding_windows
 from geoxr.label import Scene
+from geoxr.read import BandStats
 from geoxr.sample.dataset import GeoDataset, Transform
-from geoxr.sample.normalize import BandStats
 
 __all__ = [
     "SemanticSegmentationRandomWindowGeoDataset",

@@ -1,0 +1,69 @@
+"""Tests of geoxr.label.class_config (ClassConfig)."""
+
+import json
+
+import pytest
+
+import geoxr
+from geoxr import ClassConfig
+
+
+def test_names_ids_and_default_colors():
+    cc = ClassConfig(["background", "building"])
+    assert cc.names == ("background", "building") and len(cc) == 2
+    assert cc.get_class_id("building") == 1
+    assert cc.null_class is None and cc.null_class_id is None
+    assert len(cc.colors) == 2 and len(set(cc.colors)) == 2
+    assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in cc.colors)
+
+
+def test_ensure_null_class_appends_null():
+    cc = ClassConfig(["background", "building"]).ensure_null_class()
+    assert cc.names == ("background", "building", "null")
+    assert cc.null_class == "null" and cc.null_class_id == 2
+    assert cc.colors[2] == (0, 0, 0)
+    assert cc.ensure_null_class() is cc
+
+
+def test_ensure_null_class_avoids_name_clash():
+    cc = ClassConfig(["null", "a"]).ensure_null_class()
+    assert cc.names == ("null", "a", "_null") and cc.null_class_id == 2
+
+
+def test_existing_null_class_is_kept(nc_class_config):
+    assert nc_class_config.null_class_id == 0
+    assert nc_class_config.colors[0] == (0, 0, 0)
+    assert nc_class_config.ensure_null_class() is nc_class_config
+    assert nc_class_config.get_class_id("sediment") == 7
+
+
+def test_colors_from_hex_and_tuples():
+    cc = ClassConfig(["a", "b"], colors=["#ff8000", (1, 2, 3)])
+    assert cc.colors == ((255, 128, 0), (1, 2, 3))
+
+
+def test_dict_round_trip_through_json(nc_class_config):
+    d = json.loads(json.dumps(nc_class_config.to_dict()))
+    assert ClassConfig.from_dict(d) == nc_class_config
+    assert d["null_class"] == "null" and d["names"][7] == "sediment"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"names": []}, "at least one class name"),
+        ({"names": ["a", "a"]}, r"unique, got \['a', 'a'\]"),
+        ({"names": ["a"], "null_class": "b"}, "null_class 'b' is not one of the class names"),
+        ({"names": ["a", "b"], "colors": [(1, 2, 3)]}, "Got 1 colors for 2 classes"),
+        ({"names": ["a"], "colors": ["#fff"]}, "is not '#rrggbb'"),
+    ],
+)
+def test_invalid_configs_raise(kwargs, match):
+    with pytest.raises(geoxr.ClassConfigError, match=match):
+        ClassConfig(**kwargs)
+
+
+def test_unknown_class_name_raises():
+    with pytest.raises(geoxr.ClassConfigError, match=r"Unknown class 'tree'; known: \['a'\]"):
+        ClassConfig(["a"]).get_class_id("tree")
+    assert issubclass(geoxr.ClassConfigError, ValueError)

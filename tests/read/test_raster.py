@@ -1,0 +1,379 @@
+"""Tests of geoxr.read.raster (RasterioSource) and the shared RasterSource behaviour, on real files."""
+
+import pickle
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.windows
+
+import geoxr
+from geoxr import CastTransformer, RasterioSource, Window
+from geoxr.testing import raise_if_dask_computes
+
+# (fixture, dtype, nodata, bands) of the three real rasters read here.
+RASTERS = {
+    "nc_stack": ("float32", -99999.0, 6),
+    "rgb_byte": ("uint8", 0.0, 3),
+    "sn4_image": ("uint16", 0.0, 1),
+}
+WINDOWS = [
+    Window(0, 0, 32, 48),
+    Window(100, 150, 64, 64),
+    Window(300, 5, 17, 129),
+    Window(0, 0, 443, 489),  # the whole NC scene; a crop of the others
+]
+
+
+def rasterio_read(path, window, indexes=None):
+    with rasterio.open(path) as ds:
+        return ds.read(indexes, window=window.to_rasterio())
+
+
+def rasterio_all(path):
+    with rasterio.open(path) as ds:
+        return ds.read(), ds.nodata
+
+
+@pytest.fixture(params=sorted(RASTERS))
+def raster(request):
+    """(path, dtype, nodata, band count) of each real raster."""
+    return (request.getfixturevalue(request.param), *RASTERS[request.param])
+
+
+# ---------------------------------------------------------------------------- read(window)
+
+
+@pytest.mark.parametrize("window", WINDOWS, ids=str)
+def test_read_equals_rasterio(raster, window):
+    path, dtype, nodata, count = raster
+    src = RasterioSource(path)
+    assert (src.dtype, src.nodata, src.num_channels) == (np.dtype(dtype), nodata, count)
+    chip = src.read(window)
+    expected = rasterio_read(path, window)
+    assert isinstance(chip, np.ma.MaskedArray)
+    assert chip.dtype == np.dtype(dtype) and chip.shape == (count, *window.shape)
+    np.testing.assert_array_equal(chip.data, expected)
+    np.testing.assert_array_equal(np.ma.getmaskarray(chip), expected == nodata)
+    np.testing.assert_array_equal(src.nodata_mask(window), (expected == nodata).any(axis=0))
+
+
+def test_nc_nodata_is_per_band(nc_stack):
+    src = RasterioSource(nc_stack)
+    mask = np.ma.getmaskarray(src.read(src.extent))
+    # README: bands 1-5 have 33,209 nodata pixels, band 6 (ETM+ band 7) 81,535.
+    assert mask.sum(axis=(1, 2)).tolist() == [33209] * 5 + [81535]
+    assert src.nodata_mask(src.extent).sum() == 81535
+
+
+@pytest.mark.parametrize(
+    "window",
+    [Window(430, 470, 32, 32), Window(-10, -7, 20, 30), Window(-5, 100, 460, 16)],
+    ids=str,
+)
+def test_read_past_edge_is_padded_and_masked(nc_stack, window):
+    src = RasterioSource(nc_stack)
+    chip = src.read(window)
+    assert chip.shape == (6, *window.shape)
+    inner = window.intersection(src.extent)
+    rows = slice(inner.ymin - window.ymin, inner.ymax - window.ymin)
+    cols = slice(inner.xmin - window.xmin, inner.xmax - window.xmin)
+    outside = np.ones(window.shape, bool)
+    outside[rows, cols] = False
+    expected = rasterio_read(nc_stack, inner)
+    np.testing.assert_array_equal(chip.data[:, rows, cols], expected)
+    np.testing.assert_array_equal(chip.mask[:, rows, cols], expected == -99999.0)
+    assert (chip.data[:, outside] == 0).all()
+    assert chip.mask[:, outside].all()
+
+
+def test_read_wholly_outside_is_all_masked(rgb_byte):
+    src = RasterioSource(rgb_byte)
+    chip = src.read(Window(800, 900, 10, 12))
+    assert chip.shape == (3, 10, 12) and chip.dtype == np.uint8
+    assert chip.mask.all() and (chip.data == 0).all()
+
+
+def test_zero_is_data_unless_declared(rgb_byte):
+    window = Window(0, 0, 50, 50)  # the collar: all 0
+    expected = rasterio_read(rgb_byte, window)
+    assert (expected == 0).all()
+    assert RasterioSource(rgb_byte).read(window).mask.all()
+    other = RasterioSource(rgb_byte, nodata=255)
+    chip = other.read(window)
+    assert other.nodata == 255 and not chip.mask.any()
+    np.testing.assert_array_equal(chip.data, expected)
+
+
+def test_channel_order(rgb_byte):
+    src = RasterioSource(rgb_byte, channel_order=[2, 0])
+    window = Window(200, 300, 40, 50)
+    assert src.num_channels == 2 and src.channels == [2, 0]
+    np.testing.assert_array_equal(src.read(window).data, rasterio_read(rgb_byte, window, [3, 1]))
+    assert src.data["band"].values.tolist() == [3, 1]
+    np.testing.assert_array_equal(
+        src.data.isel(window.isel()).values, rasterio_read(rgb_byte, window, [3, 1])
+    )
+
+
+@pytest.mark.parametrize("bbox", [(100, 200, 300, 500), Window(100, 200, 200, 300)], ids=str)
+def test_bbox(rgb_byte, bbox):
+    src = RasterioSource(rgb_byte, bbox=bbox)
+    file_window = rasterio.windows.Window(200, 100, 300, 200)
+    with rasterio.open(rgb_byte) as ds:
+        expected = ds.read(window=file_window)
+        transform = rasterio.windows.transform(file_window, ds.transform)
+        bounds = rasterio.windows.bounds(file_window, ds.transform)
+    assert src.shape == (200, 300) and src.extent == Window(0, 0, 200, 300)
+    assert src.transform.almost_equals(transform)
+    np.testing.assert_allclose(src.bounds, bounds)
+    np.testing.assert_array_equal(src.read(src.extent).data, expected)
+    np.testing.assert_array_equal(src.read(Window(10, 20, 5, 6)).data, expected[:, 10:15, 20:26])
+    np.testing.assert_array_equal(src.data.values, expected)
+    assert src.data.rio.transform().almost_equals(transform)
+    # Past the bbox is past the source, even where the file has pixels.
+    chip = src.read(Window(190, 290, 20, 20))
+    assert chip.mask[:, 10:, :].all() and chip.mask[:, :, 10:].all()
+    np.testing.assert_array_equal(chip.data[:, :10, :10], expected[:, 190:, 290:])
+
+
+# ---------------------------------------------------------------------------- .data
+
+
+def test_data_georeference_equals_file(raster):
+    path, dtype, nodata, count = raster
+    src = RasterioSource(path)
+    with raise_if_dask_computes():
+        data = src.data
+    with rasterio.open(path) as ds:
+        assert data.rio.crs == ds.crs
+        assert data.rio.transform().almost_equals(ds.transform)
+        assert data.rio.bounds() == pytest.approx(tuple(ds.bounds))
+        assert data.shape == (ds.count, ds.height, ds.width) == (count, *src.shape)
+        assert src.bounds == pytest.approx(tuple(ds.bounds))
+        assert src.crs == ds.crs
+    assert data.dims == ("band", "y", "x")
+    assert data["band"].values.tolist() == list(range(1, count + 1))
+    assert data.dtype == np.dtype(dtype)
+    if np.dtype(dtype).kind == "f":
+        assert np.isnan(data.rio.nodata)
+    else:
+        assert data.rio.nodata == nodata
+
+
+def test_data_chunks_aligned_to_internal_tiles(raster):
+    path, *_ = raster
+    with rasterio.open(path) as ds:
+        block_h, block_w = ds.block_shapes[0]
+    for chunk_size in (16, 100, 300, 2048):
+        chunks = RasterioSource(path, chunk_size=chunk_size).data.chunks
+        assert len(chunks[0]) == 1  # all bands in each block
+        for sizes, block in ((chunks[1], block_h), (chunks[2], block_w)):
+            assert all(size % block == 0 for size in sizes[:-1]), (chunk_size, sizes, block)
+
+
+def test_data_chunks_nc_tiles(nc_stack):
+    # 256 x 256 tiles: chunks of whole tiles, the last one partial.
+    data = RasterioSource(nc_stack, chunk_size=300).data
+    assert data.chunks == ((6,), (256, 187), (256, 233))
+    assert RasterioSource(nc_stack).data.chunks == ((6,), (443,), (489,))
+
+
+def test_data_values_equal_rasterio(raster):
+    path, dtype, nodata, _ = raster
+    expected, _ = rasterio_all(path)
+    if np.dtype(dtype).kind == "f":
+        expected = np.where(expected == nodata, np.nan, expected)
+    src = RasterioSource(path)
+    np.testing.assert_array_equal(src.data.values, expected)
+
+
+@pytest.mark.parametrize("path_fixture", ["nc_stack", "rgb_byte"])
+def test_data_is_chunk_invariant(request, path_fixture):
+    path = request.getfixturevalue(path_fixture)
+    reference = RasterioSource(path, chunk_size=4096).data.values
+    for chunk_size in (16, 100, 256, 300, 1000):
+        data = RasterioSource(path, chunk_size=chunk_size).data
+        np.testing.assert_array_equal(data.values, reference)
+        # Same values through uneven rechunking of the lazy array.
+        uneven = data.chunk({"y": (100, 7, data.sizes["y"] - 107), "x": 333})
+        np.testing.assert_array_equal(uneven.values, reference)
+
+
+def test_data_window_equals_read(nc_stack):
+    src = RasterioSource(nc_stack, chunk_size=256)
+    for window in WINDOWS[:3]:
+        chip = src.read(window)
+        lazy = src.data.isel(window.isel()).values
+        np.testing.assert_array_equal(lazy, chip.filled(np.nan))
+
+
+def test_building_data_computes_nothing(nc_stack, nc_strata, rgb_byte):
+    grid = RasterioSource(nc_stack).grid
+    with raise_if_dask_computes() as counter:
+        sources = [
+            RasterioSource(nc_stack, chunk_size=128),
+            RasterioSource(nc_strata, target_grid=grid),
+            RasterioSource(rgb_byte, bbox=(10, 10, 500, 700), channel_order=[1]),
+            RasterioSource(rgb_byte, raster_transformers=[CastTransformer("float32")]),
+        ]
+        for src in sources:
+            lazy = src.data
+            lazy = lazy.isel(x=slice(0, 100)).mean("band")
+    assert counter.count == 0
+
+
+# ---------------------------------------------------------------------------- mosaic, warp
+
+
+def write_halves(path, out_dir):
+    """Split a GeoTIFF into left and right halves with rasterio; return their paths."""
+    with rasterio.open(path) as ds:
+        profile = ds.profile
+        half = ds.width // 2
+        paths = []
+        for name, window in (
+            ("left", rasterio.windows.Window(0, 0, half, ds.height)),
+            ("right", rasterio.windows.Window(half, 0, ds.width - half, ds.height)),
+        ):
+            out = out_dir / f"{name}.tif"
+            transform = rasterio.windows.transform(window, ds.transform)
+            meta = dict(profile, width=window.width, height=window.height, transform=transform)
+            with rasterio.open(out, "w", **meta) as dst:
+                dst.write(ds.read(window=window))
+            paths.append(out)
+    return paths
+
+
+def test_mosaic_of_two_halves_equals_original(rgb_byte, tmp_path):
+    original = RasterioSource(rgb_byte)
+    mosaic = RasterioSource(write_halves(rgb_byte, tmp_path))
+    assert mosaic.grid.aligned_with(original.grid)
+    assert (mosaic.nodata, mosaic.dtype, mosaic.num_channels) == (0.0, np.uint8, 3)
+    expected, _ = rasterio_all(rgb_byte)
+    chip = mosaic.read(mosaic.extent)
+    np.testing.assert_array_equal(chip.data, expected)
+    np.testing.assert_array_equal(chip.mask, expected == 0)
+    seam = Window(300, 380, 40, 30)  # straddles the seam at column 395
+    np.testing.assert_array_equal(mosaic.read(seam).data, rasterio_read(rgb_byte, seam))
+    with raise_if_dask_computes():
+        lazy = mosaic.data
+    np.testing.assert_array_equal(lazy.values, expected)
+    assert lazy.rio.transform().almost_equals(original.transform)
+
+
+def test_target_grid_read_onto_image_grid(nc_stack, nc_strata):
+    image = RasterioSource(nc_stack)
+    with rasterio.open(nc_strata) as ds:
+        raw, strata_crs = ds.read(1), ds.crs
+    assert strata_crs.to_epsg() == 3358 and image.crs.to_epsg() == 32119
+    labels = RasterioSource(nc_strata, target_grid=image.grid)
+    assert labels.grid == image.grid
+    chip = labels.read(labels.extent)
+    np.testing.assert_array_equal(chip.data[0], raw)
+    np.testing.assert_array_equal(chip.mask[0], raw == -99999.0)
+    assert chip.mask.sum() == 1
+    window = Window(200, 100, 50, 70)
+    np.testing.assert_array_equal(labels.read(window).data[0], raw[window.slices])
+    np.testing.assert_array_equal(labels.data.values[0], np.where(raw == -99999.0, np.nan, raw))
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def test_missing_path_raises_read_error(tmp_path):
+    missing = tmp_path / "no_such_raster.tif"
+    with pytest.raises(geoxr.RasterReadError, match=r"Cannot open raster .*no_such_raster\.tif"):
+        RasterioSource(missing)
+    assert issubclass(geoxr.RasterReadError, OSError)
+
+
+def test_not_a_raster_raises_read_error(tmp_path):
+    path = tmp_path / "text.tif"
+    path.write_text("not a raster")
+    with pytest.raises(geoxr.RasterReadError, match=r"text\.tif"):
+        RasterioSource(path)
+
+
+def test_geotiff_without_crs_raises(rgb_byte, tmp_path):
+    path = tmp_path / "no_crs.tif"
+    with rasterio.open(rgb_byte) as ds:
+        profile = dict(ds.profile)
+        profile.pop("crs")
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(ds.read())
+    with rasterio.open(path) as ds:
+        assert ds.crs is None
+    with pytest.raises(geoxr.NoGeoreferenceError, match=r"no_crs\.tif' has no CRS"):
+        RasterioSource(path)
+
+
+@pytest.mark.parametrize(
+    "bbox", [(0, 0, 800, 10), (-1, 0, 10, 10), (700, 780, 720, 792), Window(718, 0, 1, 1)], ids=str
+)
+def test_bbox_outside_raster_raises(rgb_byte, bbox):
+    with pytest.raises(
+        geoxr.WindowError, match=r"reaches outside raster .* 718 rows x 791 columns"
+    ):
+        RasterioSource(rgb_byte, bbox=bbox)
+
+
+@pytest.mark.parametrize("channel_order", [[3], [0, -1], []])
+def test_bad_channel_order_raises(rgb_byte, channel_order):
+    with pytest.raises(geoxr.WindowError, match=r"channel_order .* has 3 bands.* 0\.\.2"):
+        RasterioSource(rgb_byte, channel_order=channel_order)
+
+
+def test_mosaic_of_different_crs_raises(rgb_byte, sn4_image):
+    with pytest.raises(geoxr.CRSMismatchError, match="Cannot mosaic"):
+        RasterioSource([rgb_byte, sn4_image])
+
+
+# ---------------------------------------------------------------------------- pickle, transformers
+
+
+def test_pickle_round_trip_then_read(nc_stack, nc_strata, rgb_byte, tmp_path):
+    image = RasterioSource(nc_stack, channel_order=[3, 2, 1])
+    sources = [
+        image,
+        RasterioSource(nc_strata, target_grid=image.grid),
+        RasterioSource(write_halves(rgb_byte, tmp_path), bbox=(100, 300, 400, 500)),
+    ]
+    window = Window(50, 60, 40, 30)
+    for src in sources:
+        before = src.read(window)  # opens this thread's handle first
+        clone = pickle.loads(pickle.dumps(src))
+        assert clone.grid == src.grid and clone.channels == src.channels
+        after = clone.read(window)
+        np.testing.assert_array_equal(after.data, before.data)
+        np.testing.assert_array_equal(after.mask, before.mask)
+        np.testing.assert_array_equal(clone.data.values, src.data.values)
+
+
+def test_cast_transformer_chip_equals_lazy_data_uint8(rgb_byte):
+    src = RasterioSource(rgb_byte, raster_transformers=[CastTransformer("float32")])
+    assert src.dtype == np.float32
+    window = Window(0, 0, 100, 120)
+    chip = src.read(window)
+    lazy = src.data.isel(window.isel())
+    assert chip.dtype == lazy.dtype == np.float32
+    raw = rasterio_read(rgb_byte, window)
+    np.testing.assert_array_equal(chip.mask, raw == 0)
+    np.testing.assert_array_equal(lazy.values, chip.filled(np.nan))
+    np.testing.assert_array_equal(chip.data[~chip.mask], raw[raw != 0].astype(np.float32))
+
+
+def test_cast_transformer_chip_equals_lazy_data_float_to_uint8(nc_stack):
+    # NC DN 0..255 stored as float32: cast to uint8 is lossless for valid pixels.
+    src = RasterioSource(nc_stack, raster_transformers=[CastTransformer("uint8")])
+    assert src.dtype == np.uint8
+    window = Window(0, 0, 120, 100)  # holds the nodata collar
+    chip = src.read(window)
+    raw = rasterio_read(nc_stack, window)
+    np.testing.assert_array_equal(chip.mask, raw == -99999.0)
+    np.testing.assert_array_equal(chip.data[~chip.mask], raw[raw != -99999.0].astype(np.uint8))
+    lazy = src.data
+    assert lazy.dtype == np.uint8
+    values = lazy.isel(window.isel()).values
+    np.testing.assert_array_equal(values[~chip.mask], chip.data[~chip.mask])
+    assert (values[chip.mask] == lazy.rio.nodata).all()

@@ -1,0 +1,116 @@
+"""Tests of geoxr.read.stats: band statistics as one dask reduction, normalisation."""
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import xarray as xr
+
+from geoxr import (
+    BandStats,
+    ClassConfig,
+    GeoDataset,
+    RasterioSource,
+    SemanticSegmentationSlidingWindowGeoDataset,
+    Window,
+    compute_band_stats,
+    make_ss_scene,
+)
+from geoxr.testing import raise_if_dask_computes
+
+
+def numpy_band_stats(path):
+    """Per-band mean and std (ddof=0) of the valid pixels, nodata excluded band by band."""
+    with rasterio.open(path) as ds:
+        values, nodata = ds.read().astype(np.float64), ds.nodata
+    means, stds = [], []
+    for band in values:
+        valid = band[band != nodata] if nodata is not None else band.ravel()
+        means.append(valid.mean())
+        stds.append(valid.std())
+    return np.array(means), np.array(stds)
+
+
+@pytest.mark.parametrize("path_fixture", ["nc_stack", "rgb_byte", "sn4_image"])
+def test_band_stats_equal_numpy_over_valid_pixels(request, path_fixture):
+    path = request.getfixturevalue(path_fixture)
+    means, stds = numpy_band_stats(path)
+    stats = compute_band_stats(RasterioSource(path).data)
+    np.testing.assert_allclose(stats.means, means, rtol=1e-4)
+    np.testing.assert_allclose(stats.stds, stds, rtol=1e-4)
+
+
+def test_band_stats_single_dask_compute(nc_stack):
+    data = RasterioSource(nc_stack, chunk_size=256).data
+    assert data.data.npartitions > 1
+    with raise_if_dask_computes(max_computes=1) as counter:
+        stats = compute_band_stats(data)
+    assert counter.count == 1
+    assert len(stats.means) == len(stats.stds) == 6
+
+
+@pytest.mark.parametrize("chunks", [{"y": 100, "x": 100}, {"y": (7, 400, 36), "x": 250}])
+def test_band_stats_chunk_invariant(nc_stack, chunks):
+    reference = compute_band_stats(RasterioSource(nc_stack).data)
+    stats = compute_band_stats(RasterioSource(nc_stack).data.chunk(chunks))
+    np.testing.assert_allclose(stats.means, reference.means, rtol=1e-12)
+    np.testing.assert_allclose(stats.stds, reference.stds, rtol=1e-12)
+
+
+def test_band_stats_nodata_argument(rgb_byte):
+    data = RasterioSource(rgb_byte).data
+    with rasterio.open(rgb_byte) as ds:
+        red = ds.read(1).astype(np.float64)
+    # 0 is the file's nodata; override with another value: 0s now count, 255s do not.
+    stats = compute_band_stats(data, nodata=255)
+    valid = red[red != 255]
+    assert stats.means[0] == pytest.approx(valid.mean(), rel=1e-6)
+    assert stats.stds[0] == pytest.approx(valid.std(), rel=1e-6)
+
+
+def test_band_stats_constant_band_floor():
+    data = xr.DataArray(np.full((1, 4, 4), 3.0), dims=("band", "y", "x"))
+    stats = compute_band_stats(data, min_std=0.5)
+    assert stats.means == (3.0,) and stats.stds == (0.5,)
+
+
+def test_normalize_stats_dataset(nc_stack, nc_strata, nc_class_config):
+    scene = make_ss_scene(nc_stack, class_config=nc_class_config, label_raster_uri=nc_strata)
+    ds = SemanticSegmentationSlidingWindowGeoDataset(scene, size=64, stride=64, normalize="stats")
+    means, stds = numpy_band_stats(nc_stack)
+    assert isinstance(ds.normalize, BandStats)
+    np.testing.assert_allclose(ds.normalize.means, means, rtol=1e-4)
+    np.testing.assert_allclose(ds.normalize.stds, stds, rtol=1e-4)
+    window = Window(0, 0, 64, 64)  # holds the nodata collar
+    image, _ = ds[0]
+    assert ds.windows[0] == window
+    with rasterio.open(nc_stack) as src:
+        raw = src.read(window=window.to_rasterio()).astype(np.float64)
+    invalid = (raw == -99999.0).any(axis=0)
+    assert invalid.any() and (~invalid).any()
+    expected = (raw - means[:, None, None]) / stds[:, None, None]
+    expected[:, invalid] = 0.0
+    assert image.dtype == torch.float32
+    np.testing.assert_allclose(image.numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert (image[:, torch.from_numpy(invalid)] == 0).all()
+
+
+def test_normalize_with_given_stats(nc_stack):
+    scene = make_ss_scene(nc_stack, class_config=ClassConfig(["a"]))
+    stats = BandStats(means=(1.0,) * 6, stds=(2.0,) * 6)
+    window = Window(200, 200, 16, 16)  # all valid
+    image, _ = GeoDataset(scene, [window], normalize=stats)[0]
+    with rasterio.open(nc_stack) as src:
+        raw = src.read(window=window.to_rasterio())
+    np.testing.assert_allclose(image.numpy(), (raw - 1.0) / 2.0, rtol=1e-6)
+
+
+def test_band_stats_normalize_and_dict():
+    stats = BandStats(means=(10.0, 20.0), stds=(2.0, 4.0))
+    chip = np.array([[[12.0, 0.0]], [[16.0, 0.0]]])
+    out = stats.normalize(chip, valid=np.array([[True, False]]))
+    assert out.dtype == np.float32
+    assert out.tolist() == [[[1.0, 0.0]], [[-1.0, 0.0]]]
+    assert BandStats.from_dict(stats.to_dict()) == stats
+    with pytest.raises(ValueError, match="Chip has 3 bands but the stats have 2"):
+        stats.normalize(np.zeros((3, 1, 1)))

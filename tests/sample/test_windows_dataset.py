@@ -1,0 +1,309 @@
+"""Tests of geoxr.sample: sliding and random window datasets on the real NC scene."""
+
+import pickle
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.windows
+import shapely
+import torch
+from torch.utils.data import DataLoader, Subset
+
+import geoxr
+from geoxr import (
+    GeoDataset,
+    Scene,
+    SemanticSegmentationRandomWindowGeoDataset,
+    SemanticSegmentationSlidingWindowGeoDataset,
+    Window,
+    make_ss_scene,
+)
+
+NODATA = -99999.0
+# An AOI over pixel rows [50, 300) and columns [70, 330) of the NC scene.
+AOI_ROWS, AOI_COLS = (50, 300), (70, 330)
+
+
+@pytest.fixture(scope="module")
+def nc_scene(nc_stack, nc_strata, nc_class_config):
+    return make_ss_scene(nc_stack, class_config=nc_class_config, label_raster_uri=nc_strata)
+
+
+@pytest.fixture(scope="module")
+def nc_aoi(nc_scene):
+    grid = nc_scene.grid
+    window = Window.from_box(AOI_ROWS[0], AOI_COLS[0], AOI_ROWS[1], AOI_COLS[1])
+    return shapely.box(*grid.window_bounds(window))
+
+
+@pytest.fixture(scope="module")
+def nc_aoi_scene(nc_scene, nc_aoi):
+    return Scene("nc-aoi", nc_scene.raster_source, nc_scene.label_source, aoi_polygons=[nc_aoi])
+
+
+def expected_sample(image_path, label_path, window):
+    """Image and mask of a window, straight from rasterio (boundless reads)."""
+    rio_window = window.to_rasterio()
+    with rasterio.open(image_path) as ds:
+        image = ds.read(window=rio_window, boundless=True, fill_value=NODATA)
+    with rasterio.open(label_path) as ds:
+        labels = ds.read(1, window=rio_window, boundless=True, fill_value=NODATA)
+    image_nodata = (image == NODATA).any(axis=0)  # a pixel is nodata where any band is
+    image = np.where(image_nodata, 0, image).astype(np.float32)
+    mask = np.where(image_nodata | (labels == NODATA), 0, labels).astype(np.int64)
+    return image, mask
+
+
+def coverage(shape, windows):
+    counts = np.zeros(shape, np.int32)
+    scene = Window(0, 0, *shape)
+    for window in windows:
+        inner = window.intersection(scene)
+        if inner is not None:
+            counts[inner.slices] += 1
+    return counts
+
+
+# ---------------------------------------------------------------------------- sliding
+
+
+@pytest.fixture(scope="module")
+def sliding(nc_scene):
+    return SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=128, stride=100)
+
+
+def test_sliding_windows_plan(sliding):
+    # ceil((443 - 128) / 100) + 1 = 5 rows, ceil((489 - 128) / 100) + 1 = 5 columns.
+    assert len(sliding) == 25
+    assert sliding.windows[0] == Window(0, 0, 128, 128)
+    assert sliding.windows[-1] == Window(400, 400, 128, 128)
+    counts = coverage((443, 489), sliding.windows)
+    assert counts.min() >= 1, f"{int((counts == 0).sum())} pixels not covered"
+
+
+@pytest.mark.parametrize("index", [0, 6, 12, 24])
+def test_sliding_items_equal_rasterio(sliding, nc_stack, nc_strata, index):
+    image, mask = sliding[index]
+    window = sliding.windows[index]
+    expected_image, expected_mask = expected_sample(nc_stack, nc_strata, window)
+    assert image.dtype == torch.float32 and image.shape == (6, 128, 128)
+    assert mask.dtype == torch.int64 and mask.shape == (128, 128)
+    assert torch.equal(image, torch.from_numpy(expected_image))
+    assert torch.equal(mask, torch.from_numpy(expected_mask))
+
+
+def test_sliding_item_with_nodata_and_edge(sliding, nc_stack, nc_strata):
+    # The last window reaches past both edges; the first holds the nodata collar.
+    for index in (0, 24):
+        _, mask = sliding[index]
+        _, expected_mask = expected_sample(nc_stack, nc_strata, sliding.windows[index])
+        assert (expected_mask == 0).sum() > 1000
+        assert torch.equal(mask, torch.from_numpy(expected_mask))
+    _, mask = sliding[24]
+    assert (mask[43:, :] == 0).all() and (mask[:, 89:] == 0).all()
+
+
+def test_chip_georeference_matches_rasterio(sliding, nc_stack):
+    with rasterio.open(nc_stack) as ds:
+        transform = ds.transform
+    for window in sliding.windows:
+        expected = rasterio.windows.transform(window.to_rasterio(), transform)
+        assert sliding.scene.grid.window_transform(window).almost_equals(expected, precision=1e-9)
+
+
+def test_sliding_padding_options(nc_scene):
+    ds = SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=128, stride=128, padding=0)
+    assert all(nc_scene.grid.extent.contains(w) for w in ds.windows)
+    assert coverage((443, 489), ds.windows).min() >= 1
+    ds = SemanticSegmentationSlidingWindowGeoDataset(
+        nc_scene, size=(100, 150), stride=(100, 150), pad_direction="start"
+    )
+    assert ds.windows[0] == Window(-57, -111, 100, 150)
+    assert coverage((443, 489), ds.windows).min() >= 1
+
+
+def test_pickle_round_trip(nc_scene):
+    ds = SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=64, stride=64)
+    ds.__getitems__([0, 1, 2])  # starts the dataset's thread pool
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone.windows == ds.windows and len(clone) == len(ds)
+    for index in (0, 5, len(ds) - 1):
+        for a, b in zip(clone[index], ds[index], strict=True):
+            assert torch.equal(a, b)
+
+
+def test_scene_without_labels_gives_nan_mask(nc_stack):
+    scene = make_ss_scene(nc_stack, class_config=geoxr.ClassConfig(["a"]))
+    image, mask = GeoDataset(scene, [Window(0, 0, 16, 16)])[0]
+    assert image.shape == (6, 16, 16)
+    assert mask.ndim == 0 and torch.isnan(mask)
+
+
+def test_transform_is_applied_last(nc_scene):
+    def flip(image, mask):
+        return image.flip(-1), mask.flip(-1)
+
+    window = Window(100, 100, 32, 32)
+    plain = GeoDataset(nc_scene, [window])[0]
+    flipped = GeoDataset(nc_scene, [window], transform=flip)[0]
+    assert torch.equal(flipped[0], plain[0].flip(-1))
+    assert torch.equal(flipped[1], plain[1].flip(-1))
+
+
+def test_from_uris(nc_stack, nc_strata, nc_class_config):
+    ds = SemanticSegmentationSlidingWindowGeoDataset.from_uris(
+        nc_stack,
+        label_raster_uri=nc_strata,
+        class_config=nc_class_config,
+        size=200,
+        stride=200,
+    )
+    assert len(ds) == 9 and ds.scene.id == "lsat7_2000_stack"
+    image, mask = ds[4]
+    expected_image, expected_mask = expected_sample(
+        nc_stack, nc_strata, Window(200, 200, 200, 200)
+    )
+    assert torch.equal(image, torch.from_numpy(expected_image))
+    assert torch.equal(mask, torch.from_numpy(expected_mask))
+
+
+# ---------------------------------------------------------------------------- AOI
+
+
+def test_aoi_within_vs_intersects_counts(nc_aoi_scene):
+    # 64 px windows on a 64 px grid; the AOI spans rows [50, 300) and columns [70, 330).
+    within = SemanticSegmentationSlidingWindowGeoDataset(nc_aoi_scene, size=64, stride=64)
+    inter = SemanticSegmentationSlidingWindowGeoDataset(
+        nc_aoi_scene, size=64, stride=64, within_aoi=False
+    )
+    everything = SemanticSegmentationSlidingWindowGeoDataset(
+        Scene("nc", nc_aoi_scene.raster_source), size=64, stride=64
+    )
+    assert len(everything) == 7 * 8
+    # within: rows 64, 128, 192 and columns 128, 192, 256.
+    assert within.windows == [
+        Window(r, c, 64, 64) for r in (64, 128, 192) for c in (128, 192, 256)
+    ]
+    # intersects: rows 0..256 and columns 64..320.
+    assert len(inter) == 25
+    assert {w.row_off for w in inter.windows} == {0, 64, 128, 192, 256}
+    assert {w.col_off for w in inter.windows} == {64, 128, 192, 256, 320}
+
+
+def test_outside_aoi_pixels_are_null(nc_aoi_scene, nc_stack, nc_strata):
+    ds = SemanticSegmentationSlidingWindowGeoDataset(
+        nc_aoi_scene, size=64, stride=64, within_aoi=False
+    )
+    checked = 0
+    for index, window in enumerate(ds.windows):
+        if window.row_off not in (0, 256) and window.col_off not in (64, 320):
+            continue  # windows cut by the AOI edge only
+        image, mask = ds[index]
+        expected_image, expected_mask = expected_sample(nc_stack, nc_strata, window)
+        rows = np.arange(window.ymin, window.ymax)[:, None]
+        cols = np.arange(window.xmin, window.xmax)[None, :]
+        inside = (
+            (rows >= AOI_ROWS[0])
+            & (rows < AOI_ROWS[1])
+            & (cols >= AOI_COLS[0])
+            & (cols < AOI_COLS[1])
+        )
+        assert (~inside).any() and inside.any()
+        assert torch.equal(mask, torch.from_numpy(np.where(inside, expected_mask, 0)))
+        assert torch.equal(image, torch.from_numpy(expected_image))  # the image is not cut
+        checked += 1
+    assert checked == 16
+
+
+def test_random_windows_stay_inside_aoi(nc_aoi_scene):
+    ds = SemanticSegmentationRandomWindowGeoDataset(
+        nc_aoi_scene, size_lims=(20, 60), max_windows=12, out_size=32, seed=5
+    )
+    assert len(ds) == 12
+    for window in ds.windows:
+        assert AOI_ROWS[0] <= window.ymin and window.ymax <= AOI_ROWS[1], window
+        assert AOI_COLS[0] <= window.xmin and window.xmax <= AOI_COLS[1], window
+    touching = SemanticSegmentationRandomWindowGeoDataset(
+        nc_aoi_scene, size_lims=(20, 60), max_windows=12, out_size=32, seed=5, within_aoi=False
+    )
+    box = Window.from_box(AOI_ROWS[0], AOI_COLS[0], AOI_ROWS[1], AOI_COLS[1])
+    assert all(box.intersection(w) is not None for w in touching.windows)
+    assert any(not box.contains(w) for w in touching.windows)
+
+
+def test_random_windows_that_cannot_fit_the_aoi_raise(nc_aoi_scene):
+    with pytest.raises(geoxr.WindowError, match="No random window"):
+        SemanticSegmentationRandomWindowGeoDataset(
+            nc_aoi_scene, size_lims=(260, 270), max_windows=2, seed=0, max_sample_attempts=5
+        )
+
+
+# ---------------------------------------------------------------------------- random
+
+
+def test_random_dataset_seeded(nc_scene):
+    kw = {"size_lims": (24, 80), "max_windows": 6, "out_size": 32}
+    a = SemanticSegmentationRandomWindowGeoDataset(nc_scene, seed=11, **kw)
+    b = SemanticSegmentationRandomWindowGeoDataset(nc_scene, seed=11, **kw)
+    c = SemanticSegmentationRandomWindowGeoDataset(nc_scene, seed=12, **kw)
+    assert a.windows == b.windows and a.windows != c.windows
+    assert len({w.shape for w in a.windows}) > 1
+    for index in range(len(a)):
+        assert torch.equal(a[index][0], b[index][0]) and torch.equal(a[index][1], b[index][1])
+    assert not all(torch.equal(a[i][0], c[i][0]) for i in range(len(a)))
+    unseeded = SemanticSegmentationRandomWindowGeoDataset(nc_scene, **kw)
+    assert isinstance(unseeded.seed, int)
+    again = SemanticSegmentationRandomWindowGeoDataset(nc_scene, seed=unseeded.seed, **kw)
+    assert again.windows == unseeded.windows
+
+
+def test_random_dataset_out_size(nc_scene, nc_stack, nc_strata):
+    ds = SemanticSegmentationRandomWindowGeoDataset(
+        nc_scene, h_lims=(20, 60), w_lims=(30, 90), max_windows=4, out_size=(40, 24), seed=3
+    )
+    for index, window in enumerate(ds.windows):
+        image, mask = ds[index]
+        assert image.shape == (6, 40, 24) and image.dtype == torch.float32
+        assert mask.shape == (40, 24) and mask.dtype == torch.int64
+        _, expected_mask = expected_sample(nc_stack, nc_strata, window)
+        # Nearest-neighbour resizing only picks labels that the window has.
+        assert set(mask.unique().tolist()) <= set(np.unique(expected_mask).tolist())
+    # A window already at out_size is not resampled.
+    same = SemanticSegmentationRandomWindowGeoDataset(
+        nc_scene, size_lims=(32, 33), max_windows=2, out_size=32, seed=3
+    )
+    image, mask = same[0]
+    expected_image, expected_mask = expected_sample(nc_stack, nc_strata, same.windows[0])
+    assert torch.equal(image, torch.from_numpy(expected_image))
+    assert torch.equal(mask, torch.from_numpy(expected_mask))
+
+
+# ---------------------------------------------------------------------------- DataLoader
+
+
+def load_all(dataset, num_workers):
+    # A timeout turns a stuck worker into a failure instead of a hung test run.
+    timeout = {"timeout": 10} if num_workers else {}
+    loader = DataLoader(dataset, batch_size=3, num_workers=num_workers, **timeout)
+    return list(loader)
+
+
+@pytest.mark.parametrize("kind", ["sliding", "random"])
+def test_dataloader_num_workers_give_identical_batches(nc_scene, kind):
+    if kind == "sliding":
+        full = SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=64, stride=64)
+        dataset = Subset(full, [0, 3, 9, 17, 30, 55])
+    else:
+        dataset = SemanticSegmentationRandomWindowGeoDataset(
+            nc_scene, size_lims=(24, 72), max_windows=6, out_size=48, seed=2
+        )
+    reference = load_all(dataset, 0)
+    assert len(reference) == 2
+    images, masks = reference[0]
+    assert images.shape[:2] == (3, 6) and masks.dtype == torch.int64
+    for num_workers in (1, 2):
+        batches = load_all(dataset, num_workers)
+        assert len(batches) == len(reference)
+        for (x, y), (rx, ry) in zip(batches, reference, strict=True):
+            assert torch.equal(x, rx) and torch.equal(y, ry), num_workers
