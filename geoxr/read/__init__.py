@@ -3,17 +3,40 @@
 from geoxr.read._base import RasterSource
 from geoxr.read.raster import RasterioSource, tile_aligned_chunks
 from geoxr.read.stats import BandStats, compute_band_stats
-from geoxr.read.transformers import CastTransformer, RasterTransformer
+from geoxr.read.transformers import (
+    CastTransformer,
+    MinMaxTransformer,
+    NanTransformer,
+    RasterTransformer,
+    ReclassTransformer,
+    RGBClassTransformer,
+    StatsTransformer,
+)
 from geoxr.read.vector import VectorSource
+from geoxr.read.vector_transformers import (
+    BufferTransformer,
+    ClassInferenceTransformer,
+    ShiftTransformer,
+    VectorTransformer,
+)
 from geoxr.read.xarray_source import XarraySource
 
 __all__ = [
     "BandStats",
+    "BufferTransformer",
     "CastTransformer",
+    "ClassInferenceTransformer",
+    "MinMaxTransformer",
+    "NanTransformer",
+    "RGBClassTransformer",
     "RasterSource",
     "RasterTransformer",
     "RasterioSource",
+    "ReclassTransformer",
+    "ShiftTransformer",
+    "StatsTransformer",
     "VectorSource",
+    "VectorTransformer",
     "XarraySource",
     "compute_band_stats",
     "tile_aligned_chunks",

@@ -101,7 +101,7 @@ class RasterSource(ABC):
         inner = window.intersection(self.grid.extent)
         out_dtype = self.dtype
         if inner is None:
-            values = np.zeros((len(self.channels), *window.shape), out_dtype)
+            values = np.zeros((self.num_channels, *window.shape), out_dtype)
             return np.ma.MaskedArray(values, mask=np.ones(values.shape, bool))
         chip = self._read_inside(inner)
         for transformer in self.raster_transformers:
@@ -135,8 +135,11 @@ class RasterSource(ABC):
 
     @property
     def num_channels(self) -> int:
-        """Number of bands read."""
-        return len(self.channels)
+        """Number of bands of chips and ``.data`` (after transformers)."""
+        bands = len(self.channels)
+        for transformer in self.raster_transformers:
+            bands = transformer.out_bands(bands)
+        return bands
 
     @property
     def crs(self) -> CRS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -12,6 +13,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.crs import CRS
 
 from geoxr.errors import GeoxrWarning, NoGeoreferenceError, VectorReadError
+from geoxr.read.vector_transformers import VectorTransformer
 
 __all__ = ["VectorSource"]
 
@@ -35,6 +37,9 @@ class VectorSource:
     on_invalid : {'repair', 'drop', 'raise'}
         What to do with invalid geometries: repair with ``shapely.make_valid``
         (default), drop them, or raise. Repairs and drops are counted in a warning.
+    vector_transformers : sequence of VectorTransformer
+        Applied in order after reprojection (so distances are in the target CRS's
+        units), e.g. class inference and buffering of points.
 
     Examples
     --------
@@ -54,6 +59,7 @@ class VectorSource:
         crs: Any = None,
         layer: str | int | None = None,
         on_invalid: OnInvalid = "repair",
+        vector_transformers: Sequence[VectorTransformer] = (),
     ) -> None:
         if on_invalid not in ("repair", "drop", "raise"):
             raise ValueError(
@@ -63,6 +69,7 @@ class VectorSource:
         self.crs = None if crs is None else CRS.from_user_input(crs)
         self.layer = layer
         self.on_invalid = on_invalid
+        self.vector_transformers = tuple(vector_transformers)
         self._gdf: gpd.GeoDataFrame | None = None
 
     def _read(self) -> gpd.GeoDataFrame:
@@ -112,13 +119,16 @@ class VectorSource:
         return gdf.reset_index(drop=True)
 
     def get_geodataframe(self, crs: Any = None) -> gpd.GeoDataFrame:
-        """All features, reprojected to ``crs`` (default: the file's CRS). Returns a copy."""
+        """All features, reprojected to ``crs`` (default: the file's CRS), then transformed."""
         if self._gdf is None:
             self._gdf = self._read()
         gdf = self._gdf
         if crs is not None and not CRS.from_user_input(crs) == CRS.from_user_input(gdf.crs):
             gdf = gdf.to_crs(CRS.from_user_input(crs).to_wkt())
-        return gdf.copy()
+        gdf = gdf.copy()
+        for transformer in self.vector_transformers:
+            gdf = transformer.transform(gdf)
+        return gdf
 
     def __repr__(self) -> str:
         return f"VectorSource({self.uri!r})"

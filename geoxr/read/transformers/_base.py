@@ -1,4 +1,4 @@
-"""Raster transformers: the same change on a chip and, lazily, on a whole DataArray."""
+"""The raster transformer interface and its lazy, block-wise application."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import dask.array as da
 import numpy as np
-import numpy.typing as npt
 import xarray as xr
 
-__all__ = ["CastTransformer", "RasterTransformer", "apply_transformers", "fill_masked", "mask_of"]
+__all__ = ["RasterTransformer", "apply_transformers", "fill_masked", "mask_of"]
 
 
 def mask_of(values: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -50,29 +49,13 @@ class RasterTransformer(ABC):
         """The dtype :meth:`transform` returns for an input dtype (default: unchanged)."""
         return np.dtype(in_dtype)
 
+    def out_bands(self, in_bands: int) -> int:
+        """The number of bands :meth:`transform` returns (default: unchanged)."""
+        return in_bands
 
-class CastTransformer(RasterTransformer):
-    """Cast chips to another dtype; masked pixels stay masked.
-
-    Examples
-    --------
-    >>> chip = np.ma.MaskedArray(np.array([[[1.7, 300.0]]]), mask=[[[False, True]]])
-    >>> out = CastTransformer("uint8").transform(chip)
-    >>> out.dtype, out.filled(0).tolist(), out.mask.tolist()
-    (dtype('uint8'), [[[1, 0]]], [[[False, True]]])
-    """
-
-    def __init__(self, to_dtype: npt.DTypeLike) -> None:
-        self.to_dtype = np.dtype(to_dtype)
-
-    def transform(self, chip: np.ma.MaskedArray) -> np.ma.MaskedArray:
-        """Cast the values; masked values become 0 first so they cannot overflow."""
-        values = chip.filled(0).astype(self.to_dtype)
-        return np.ma.MaskedArray(values, mask=np.ma.getmaskarray(chip))
-
-    def out_dtype(self, in_dtype: np.dtype) -> np.dtype:
-        """The target dtype."""
-        return self.to_dtype
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
 
 
 def _transform_block(
@@ -99,9 +82,9 @@ def apply_transformers(
     """
     if not transformers:
         return data
-    dtype = np.dtype(data.dtype)
+    dtype, bands = np.dtype(data.dtype), data.sizes["band"]
     for transformer in transformers:
-        dtype = transformer.out_dtype(dtype)
+        dtype, bands = transformer.out_dtype(dtype), transformer.out_bands(bands)
     out_nodata = None if np.issubdtype(dtype, np.floating) else nodata
     if out_nodata is not None and np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -111,9 +94,27 @@ def apply_transformers(
     arr = data.data if isinstance(data.data, da.Array) else da.from_array(data.data)
     arr = arr.rechunk({0: -1})
     out = arr.map_blocks(
-        _transform_block, transformers, nodata, out_nodata, dtype=dtype, meta=np.array((), dtype)
+        _transform_block,
+        transformers,
+        nodata,
+        out_nodata,
+        chunks=((bands,), *arr.chunks[1:]),
+        dtype=dtype,
+        meta=np.array((), dtype),
     )
-    result = data.copy(data=out)
+    if bands == data.sizes["band"]:
+        result = data.copy(data=out)
+    else:
+        result = xr.DataArray(
+            out,
+            dims=data.dims,
+            coords={
+                **{k: v for k, v in data.coords.items() if "band" not in v.dims},
+                "band": np.arange(1, bands + 1),
+            },
+            name=data.name,
+        )
+        result = result.rio.write_crs(data.rio.crs).rio.write_transform(data.rio.transform())
     result.rio.write_nodata(
         np.nan if out_nodata is None and dtype.kind == "f" else out_nodata,
         encoded=False,
