@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AOIError",
+    "BandCountError",
     "BundleError",
     "CRSMismatchError",
     "ClassConfigError",
@@ -17,6 +18,7 @@ __all__ = [
     "IncompleteOutputError",
     "NoGeoreferenceError",
     "RasterReadError",
+    "StacAssetError",
     "VectorReadError",
     "WindowError",
 ]
@@ -48,6 +50,17 @@ class AOIError(GeoxrError, ValueError):
 
 class CRSMismatchError(GeoxrError, ValueError):
     """Two inputs that must share a grid or CRS do not."""
+
+
+class BandCountError(GeoxrError, ValueError):
+    """Sources that must have the same bands (dates of a time series) do not."""
+
+
+class StacAssetError(GeoxrError, KeyError):
+    """A STAC item lacks an asset that was asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ClassConfigError(GeoxrError, ValueError):

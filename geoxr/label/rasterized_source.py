@@ -108,10 +108,18 @@ class RasterizedSource(RasterSource):
         return np.ma.MaskedArray(values, mask=np.zeros(values.shape, bool))
 
     def _raw_data(self) -> xr.DataArray:
-        token = tokenize(
-            self.label, self.grid, self._ids, self.background_class_id, self.all_touched
-        )
+        token = tokenize(self.__dask_tokenize__())
         return self._lazy_reads(token, self._chunks, name="labels", band_numbers=[1])
+
+    def __dask_tokenize__(self) -> object:
+        return (
+            type(self).__name__,
+            self.label,
+            self.grid,
+            tokenize(self._ids, [g.wkb for g in self._geoms]),
+            self.background_class_id,
+            self.all_touched,
+        )
 
     def __repr__(self) -> str:
         return f"RasterizedSource({self.label!r}, features={len(self._ids)}, shape={self.shape})"

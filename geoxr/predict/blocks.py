@@ -9,6 +9,7 @@ from geoxr.grid import ChipGrid, Window
 from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.predict.model_cache import ModelRef, load_cached
 from geoxr.read import RasterSource
+from geoxr.read._base import invalid_pixels
 
 __all__ = ["predict_block"]
 
@@ -44,7 +45,7 @@ def predict_block(
     chips = chip_grid.touching(block)
     halo = _halo(chips)
     chip = source.read(halo)
-    invalid = np.asarray(np.ma.getmaskarray(chip).any(axis=0))
+    invalid = invalid_pixels(chip)
     stats = learner.cfg.norm_stats
     if stats is not None:
         image = stats.normalize(chip.data, valid=~invalid)
@@ -53,9 +54,7 @@ def predict_block(
     acc = ScoreAccumulator(num_classes, block, blend=blend)
     for start in range(0, len(chips), batch_size):
         batch = chips[start : start + batch_size]
-        x = np.stack(
-            [image[(slice(None), *c.shift(-halo.ymin, -halo.xmin).slices)] for c in batch]
-        )
+        x = np.stack([image[(..., *c.shift(-halo.ymin, -halo.xmin).slices)] for c in batch])
         scores = learner.predict(torch.from_numpy(x)).numpy()
         for window, chip_scores in zip(batch, scores, strict=True):
             acc.add(window, chip_scores)

@@ -1,8 +1,10 @@
 """READ: raster sources (lazy DataArrays and windowed chips), band statistics, vector sources."""
 
 from geoxr.read._base import RasterSource
+from geoxr.read.multi import MultiRasterSource
 from geoxr.read.raster import RasterioSource, tile_aligned_chunks
 from geoxr.read.stats import BandStats, compute_band_stats
+from geoxr.read.temporal import TemporalMultiRasterSource
 from geoxr.read.transformers import (
     CastTransformer,
     MinMaxTransformer,
@@ -27,6 +29,7 @@ __all__ = [
     "CastTransformer",
     "ClassInferenceTransformer",
     "MinMaxTransformer",
+    "MultiRasterSource",
     "NanTransformer",
     "RGBClassTransformer",
     "RasterSource",
@@ -35,6 +38,7 @@ __all__ = [
     "ReclassTransformer",
     "ShiftTransformer",
     "StatsTransformer",
+    "TemporalMultiRasterSource",
     "VectorSource",
     "VectorTransformer",
     "XarraySource",

@@ -13,11 +13,24 @@ from rasterio.crs import CRS
 
 from geoxr.errors import WindowError
 from geoxr.grid import Grid, Window
-from geoxr.read.transformers import RasterTransformer, apply_transformers
+from geoxr.read.transformers import RasterTransformer, apply_transformers, fill_masked
 
-__all__ = ["BBox", "RasterSource", "resolve_bbox", "resolve_channels"]
+__all__ = ["BBox", "RasterSource", "invalid_pixels", "resolve_bbox", "resolve_channels"]
 
 BBox = Window | tuple[int, int, int, int]
+
+
+def invalid_pixels(chip: np.ma.MaskedArray) -> np.ndarray:
+    """``(y, x)`` booleans: True where any band (of any date) of a masked chip is masked.
+
+    Examples
+    --------
+    >>> chip = np.ma.MaskedArray(np.zeros((2, 1, 2)), mask=[[[True, False]], [[False, False]]])
+    >>> invalid_pixels(chip)
+    array([[ True, False]])
+    """
+    mask = np.ma.getmaskarray(chip)
+    return np.asarray(mask.reshape(-1, *mask.shape[-2:]).any(axis=0))
 
 
 def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
@@ -61,7 +74,7 @@ class _ChunkReader:
         bands, rows, cols = key
         window = Window.from_box(rows.start, cols.start, rows.stop, cols.stop)
         chip = self.source._read_inside(window)[bands]
-        return chip.filled(np.nan) if self.dtype.kind == "f" else chip.data
+        return fill_masked(chip, self.source.nodata)
 
 
 class RasterSource(ABC):
@@ -99,26 +112,30 @@ class RasterSource(ABC):
         Parts of the window past the raster's edge are padded with 0 and masked.
         """
         inner = window.intersection(self.grid.extent)
-        out_dtype = self.dtype
         if inner is None:
-            values = np.zeros((self.num_channels, *window.shape), out_dtype)
+            values = np.zeros((*self.chip_prefix, *window.shape), self.dtype)
             return np.ma.MaskedArray(values, mask=np.ones(values.shape, bool))
         chip = self._read_inside(inner)
         for transformer in self.raster_transformers:
             chip = transformer.transform(chip)
         if inner == window:
             return chip
-        values = np.zeros((chip.shape[0], *window.shape), chip.dtype)
+        values = np.zeros((*chip.shape[:-2], *window.shape), chip.dtype)
         mask = np.ones(values.shape, bool)
         rows = slice(inner.ymin - window.ymin, inner.ymax - window.ymin)
         cols = slice(inner.xmin - window.xmin, inner.xmax - window.xmin)
-        values[:, rows, cols] = chip.data
-        mask[:, rows, cols] = np.ma.getmaskarray(chip)
+        values[..., rows, cols] = chip.data
+        mask[..., rows, cols] = np.ma.getmaskarray(chip)
         return np.ma.MaskedArray(values, mask=mask)
+
+    @property
+    def chip_prefix(self) -> tuple[int, ...]:
+        """Leading dims of a chip before ``(y, x)``: ``(band,)``, or ``(time, band)``."""
+        return (self.num_channels,)
 
     def nodata_mask(self, window: Window) -> np.ndarray:
         """``(y, x)`` booleans, True where any band is nodata or the window is off the raster."""
-        return np.asarray(np.ma.getmaskarray(self.read(window)).any(axis=0))
+        return invalid_pixels(self.read(window))
 
     @property
     def dtype(self) -> np.dtype:

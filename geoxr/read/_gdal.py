@@ -40,9 +40,9 @@ def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetRead
         ) from exc
 
 
-def dataset(path: str, target_grid: Grid | None = None) -> Any:
+def dataset(path: str, target_grid: Grid | None = None, resampling: str = "nearest") -> Any:
     """This thread's open handle on ``path`` (warped onto ``target_grid`` if given)."""
-    key = (os.getpid(), path, target_grid)
+    key = (os.getpid(), path, target_grid, resampling)
     handles = getattr(_local, "handles", None)
     if handles is None or handles.get("pid") != os.getpid():
         handles = _local.handles = {"pid": os.getpid()}
@@ -56,7 +56,7 @@ def dataset(path: str, target_grid: Grid | None = None) -> Any:
                 transform=target_grid.transform,
                 width=target_grid.width,
                 height=target_grid.height,
-                resampling=Resampling.nearest,
+                resampling=Resampling[resampling],
             )
         handles[key] = handle
     return handle

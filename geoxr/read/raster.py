@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
-from rasterio.enums import MaskFlags
+from rasterio.enums import MaskFlags, Resampling
 
 from geoxr.grid import Grid, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
@@ -80,8 +80,10 @@ class RasterioSource(RasterSource):
         Applied to every chip and, block by block, to ``.data``.
     target_grid : Grid, optional
         Read on this grid instead of the file's own: each window is warped
-        (nearest neighbour) through GDAL, for example to align a label raster in
-        another CRS to the image grid.
+        through GDAL, for example to align a label raster in another CRS to the
+        image grid. Pixels the file does not cover are masked.
+    resampling : str
+        GDAL resampling of warped reads (``'nearest'``, ``'bilinear'``, ``'cubic'``...).
     chunk_size : int
         Target chunk edge of ``.data`` in pixels; chunks are whole multiples of
         the file's internal tiles.
@@ -108,6 +110,7 @@ class RasterioSource(RasterSource):
         nodata: float | None = None,
         raster_transformers: Sequence[RasterTransformer] = (),
         target_grid: Grid | None = None,
+        resampling: str = "nearest",
         chunk_size: int = 2048,
     ) -> None:
         paths = (
@@ -128,6 +131,14 @@ class RasterioSource(RasterSource):
             file_nodata = ds.nodata
             block_shape = ds.block_shapes[0]
             self._dataset_mask = any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
+        if Resampling.__members__.get(resampling) is None:
+            raise ValueError(
+                f"Unknown resampling {resampling!r}; use one of {sorted(Resampling.__members__)}."
+            )
+        # Warped reads mask what the file does not cover.
+        self._dataset_mask |= target_grid is not None
+        self.resampling = resampling
+        self.chunk_size = chunk_size
         self.target_grid = target_grid
         full = target_grid if target_grid is not None else file_grid
         self._offset = resolve_bbox(bbox, full, label=self.label)
@@ -150,7 +161,7 @@ class RasterioSource(RasterSource):
         return self._dtype
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
-        ds = dataset(self._path, self.target_grid)
+        ds = dataset(self._path, self.target_grid, self.resampling)
         file_window = window.shift(self._offset.row_off, self._offset.col_off).to_rasterio()
         indexes = [c + 1 for c in self.channels]
         values = ds.read(indexes, window=file_window)
@@ -160,10 +171,34 @@ class RasterioSource(RasterSource):
         return np.ma.MaskedArray(values, mask=invalid)
 
     def _raw_data(self) -> xr.DataArray:
-        token = tokenize(self._path, self.target_grid, self._offset, self.channels, self.nodata)
+        token = tokenize(self.__dask_tokenize__())
         stem = os.path.splitext(os.path.basename(self.uris[0]))[0]
         return self._lazy_reads(
             token, self._chunks, name=stem, band_numbers=[c + 1 for c in self.channels]
+        )
+
+    def __dask_tokenize__(self) -> object:
+        return (
+            type(self).__name__,
+            self._path,
+            self.target_grid,
+            self.resampling,
+            self._offset,
+            self.channels,
+            self.nodata,
+            [repr(t) for t in self.raster_transformers],
+        )
+
+    def on_grid(self, grid: Grid, *, resampling: str | None = None) -> RasterioSource:
+        """The same file(s), bands, nodata and transformers, read warped onto ``grid``."""
+        return RasterioSource(
+            self.uris,
+            channel_order=self.channels,
+            nodata=self.nodata,
+            raster_transformers=self.raster_transformers,
+            target_grid=grid,
+            resampling=resampling or self.resampling,
+            chunk_size=self.chunk_size,
         )
 
     def __repr__(self) -> str:

@@ -30,13 +30,13 @@ class BandStats:
     stds: tuple[float, ...]
 
     def normalize(self, chip: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
-        """``(chip - mean) / std`` per band as float32; invalid pixels become 0."""
-        if chip.shape[0] != len(self.means):
+        """``(chip - mean) / std`` per band (axis -3) as float32; invalid pixels become 0."""
+        if chip.shape[-3] != len(self.means):
             raise ValueError(
-                f"Chip has {chip.shape[0]} bands but the stats have {len(self.means)}; compute "
+                f"Chip has {chip.shape[-3]} bands but the stats have {len(self.means)}; compute "
                 "stats on the same bands (channel_order) as the chips."
             )
-        shape = (-1,) + (1,) * (chip.ndim - 1)
+        shape = (-1, 1, 1)
         means = np.asarray(self.means, np.float32).reshape(shape)
         stds = np.asarray(self.stds, np.float32).reshape(shape)
         out = (chip.astype(np.float32) - means) / stds

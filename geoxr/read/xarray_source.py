@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from geoxr.errors import NoGeoreferenceError
 from geoxr.grid import Grid, Window
@@ -84,6 +85,14 @@ class XarraySource(RasterSource):
             array = array.where(array != self.nodata)
         return self._georeference(
             array.data, name=self.label, band_numbers=array["band"].values.tolist()
+        )
+
+    def __dask_tokenize__(self) -> object:
+        return (
+            type(self).__name__,
+            tokenize(self._array),
+            self.nodata,
+            [repr(t) for t in self.raster_transformers],
         )
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from geoxr.grid import Window
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, compute_band_stats
+from geoxr.read._base import invalid_pixels
 
 __all__ = ["GeoDataset", "Sample", "Transform"]
 
@@ -106,7 +107,7 @@ class GeoDataset(Dataset[Sample]):
 
     def _sample(self, window: Window) -> Sample:
         chip = self.scene.raster_source.read(window)
-        invalid = np.asarray(np.ma.getmaskarray(chip).any(axis=0))
+        invalid = invalid_pixels(chip)
         valid = ~invalid
         if self.normalize is not None:
             image = self.normalize.normalize(chip.data, valid=valid)

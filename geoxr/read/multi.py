@@ -1,0 +1,138 @@
+"""MultiRasterSource: several rasters on different grids, stacked along ``band`` on one grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import shapely
+import xarray as xr
+from dask.base import tokenize
+from rasterio.warp import transform_bounds
+
+from geoxr.errors import CRSMismatchError
+from geoxr.grid import Grid, Window
+from geoxr.read._base import RasterSource, resolve_channels
+from geoxr.read.raster import RasterioSource
+from geoxr.read.transformers import RasterTransformer
+
+__all__ = ["align_to", "check_overlap", "MultiRasterSource"]
+
+
+def check_overlap(source: RasterSource, grid: Grid, *, what: str) -> None:
+    """Raise if ``source`` does not overlap ``grid`` (bounds compared in ``grid.crs``)."""
+    bounds = transform_bounds(source.crs, grid.crs, *source.bounds, densify_pts=21)
+    if (
+        not shapely.box(*bounds).intersects(shapely.box(*grid.bounds))
+        or shapely.box(*bounds).intersection(shapely.box(*grid.bounds)).area == 0
+    ):
+        raise CRSMismatchError(
+            f"{what} {source!r} (bounds {tuple(round(b, 3) for b in bounds)} in {grid.crs}) does "
+            f"not overlap the primary grid (bounds {grid.bounds}). Check the files cover the "
+            "same area and declare the right CRS."
+        )
+
+
+def align_to(source: RasterSource, grid: Grid, *, resampling: str, what: str) -> RasterSource:
+    """``source`` itself if it is on ``grid``; else the same file(s) warped onto it."""
+    if source.grid.aligned_with(grid):
+        return source
+    check_overlap(source, grid, what=what)
+    if isinstance(source, RasterioSource):
+        return source.on_grid(grid, resampling=resampling)
+    raise CRSMismatchError(
+        f"{what} {source!r} is on {source.grid.crs.to_string()} {source.grid.shape} but must be "
+        f"on the primary grid {grid.crs.to_string()} {grid.shape}. Open it with RasterioSource "
+        "(warped per window through GDAL), or reproject it with `data.rio.reproject_match(...)`."
+    )
+
+
+class MultiRasterSource(RasterSource):
+    """Several raster sources stacked along ``band`` on the primary source's grid.
+
+    Sources with another CRS, resolution or extent are warped onto the primary
+    grid window by window through GDAL (never an eager reprojection); pixels a
+    source does not cover are masked.
+
+    The dtype is ``numpy.result_type`` of the sources' dtypes. Masks stay per
+    band: each band keeps its own source's nodata. In the lazy ``.data``, masked
+    pixels are NaN for a float result; for an integer result they take the
+    primary source's nodata value (0 if it has none), which is also ``.nodata``.
+
+    Parameters
+    ----------
+    raster_sources : sequence of RasterSource
+        The sources; their bands are concatenated in order.
+    primary_source_idx : int
+        The source whose grid (CRS, transform, shape) the stack uses.
+    channel_order : sequence of int, optional
+        0-based bands of the concatenation to keep, in order.
+    resampling : str
+        GDAL resampling of warped reads.
+    raster_transformers : sequence of RasterTransformer
+        Applied to the stacked chips and ``.data``.
+
+    Examples
+    --------
+    >>> import os
+    >>> d = os.path.join(DATA, "nc_landsat7_raleigh")
+    >>> stack = MultiRasterSource([
+    ...     RasterioSource(os.path.join(d, "lsat7_2000_stack.tif")),
+    ...     RasterioSource(os.path.join(d, "landclass96_strata.tif")),
+    ... ])
+    >>> stack.num_channels, stack.shape, stack.dtype
+    (7, (443, 489), dtype('float32'))
+    """
+
+    def __init__(
+        self,
+        raster_sources: Sequence[RasterSource],
+        *,
+        primary_source_idx: int = 0,
+        channel_order: Sequence[int] | None = None,
+        resampling: str = "nearest",
+        raster_transformers: Sequence[RasterTransformer] = (),
+    ) -> None:
+        if not raster_sources:
+            raise ValueError("MultiRasterSource needs at least one raster source.")
+        if not 0 <= primary_source_idx < len(raster_sources):
+            raise ValueError(
+                f"primary_source_idx {primary_source_idx} is not an index of the "
+                f"{len(raster_sources)} sources."
+            )
+        primary = raster_sources[primary_source_idx]
+        self.grid = primary.grid
+        self.sources = [
+            align_to(s, self.grid, resampling=resampling, what=f"Source {i}")
+            for i, s in enumerate(raster_sources)
+        ]
+        self.label = f"stack of {len(self.sources)} sources"
+        self._dtype = np.result_type(*(s.dtype for s in self.sources))
+        total = sum(s.num_channels for s in self.sources)
+        self.channels = resolve_channels(channel_order, total, label=self.label)
+        self.nodata = None if self._dtype.kind == "f" else primary.nodata
+        self.raster_transformers = tuple(raster_transformers)
+        chunks = primary.data.chunks
+        self._chunks = (chunks[-2], chunks[-1]) if chunks else self.grid.shape
+
+    @property
+    def _raw_dtype(self) -> np.dtype:
+        return np.dtype(self._dtype)
+
+    def _read_inside(self, window: Window) -> np.ma.MaskedArray:
+        chips = [s.read(window) for s in self.sources]
+        values = np.concatenate([np.ma.getdata(c).astype(self._dtype) for c in chips])
+        mask = np.concatenate([np.ma.getmaskarray(c) for c in chips])
+        return np.ma.MaskedArray(values[self.channels], mask=mask[self.channels])
+
+    def _raw_data(self) -> xr.DataArray:
+        token = tokenize(self.__dask_tokenize__())
+        return self._lazy_reads(
+            token, self._chunks, name="stack", band_numbers=[c + 1 for c in self.channels]
+        )
+
+    def __dask_tokenize__(self) -> object:
+        return (type(self).__name__, [tokenize(s) for s in self.sources], self.channels, self.grid)
+
+    def __repr__(self) -> str:
+        return f"MultiRasterSource({[repr(s) for s in self.sources]}, bands={self.num_channels})"

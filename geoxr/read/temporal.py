@@ -1,0 +1,112 @@
+"""TemporalMultiRasterSource: dates of one area as a ``time`` dim, ``(time, band, y, x)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+
+from geoxr.errors import BandCountError
+from geoxr.grid import Window
+from geoxr.read._base import RasterSource
+from geoxr.read.multi import align_to
+
+__all__ = ["TemporalMultiRasterSource"]
+
+
+class TemporalMultiRasterSource(RasterSource):
+    """Raster sources of the same bands at several dates, on the first source's grid.
+
+    Chips are ``(time, band, y, x)`` and ``.data`` is a lazy DataArray with a
+    ``time`` dim of datetime coordinates. Sources on another grid (another CRS,
+    a sub-pixel offset, one row more or less) are warped onto the first grid
+    per window; what a date does not cover is masked.
+
+    Parameters
+    ----------
+    raster_sources : sequence of RasterSource
+        One source per date, each with the same number of bands.
+    times : sequence of datetime-like
+        One timestamp per source.
+    resampling : str
+        GDAL resampling of warped reads.
+
+    Examples
+    --------
+    >>> import os
+    >>> d = os.path.join(DATA, "naip_timeseries_nd")
+    >>> ts = TemporalMultiRasterSource(
+    ...     [geoxr.RasterioSource(os.path.join(d, f)) for f in sorted(os.listdir(d))],
+    ...     times=["2009-08-18", "2020-08-31"])
+    >>> ts.data.dims, ts.data.shape
+    (('time', 'band', 'y', 'x'), (2, 4, 724, 934))
+    >>> ts.read(Window(0, 0, 8, 8)).shape
+    (2, 4, 8, 8)
+    """
+
+    def __init__(
+        self,
+        raster_sources: Sequence[RasterSource],
+        *,
+        times: Sequence[object],
+        resampling: str = "nearest",
+    ) -> None:
+        if not raster_sources:
+            raise ValueError("TemporalMultiRasterSource needs at least one raster source.")
+        if len(times) != len(raster_sources):
+            raise ValueError(
+                f"Got {len(times)} times for {len(raster_sources)} sources; give one each."
+            )
+        counts = [s.num_channels for s in raster_sources]
+        if len(set(counts)) != 1:
+            raise BandCountError(
+                f"Every date needs the same bands, but the sources have {counts} bands "
+                f"({[repr(s) for s in raster_sources]}). Select matching bands with channel_order=[...]."
+            )
+        self.grid = raster_sources[0].grid
+        self.sources = [
+            align_to(s, self.grid, resampling=resampling, what=f"Date {i}")
+            for i, s in enumerate(raster_sources)
+        ]
+        self.times = pd.DatetimeIndex(pd.to_datetime(list(times)))
+        self.label = f"time series of {len(self.sources)} dates"
+        self.channels = list(range(counts[0]))
+        self._dtype = np.result_type(*(s.dtype for s in self.sources))
+        self.nodata = None if self._dtype.kind == "f" else raster_sources[0].nodata
+        self.raster_transformers = ()
+
+    @property
+    def _raw_dtype(self) -> np.dtype:
+        return np.dtype(self._dtype)
+
+    @property
+    def chip_prefix(self) -> tuple[int, ...]:
+        """``(time, band)``."""
+        return (len(self.sources), self.num_channels)
+
+    def _read_inside(self, window: Window) -> np.ma.MaskedArray:
+        chips = [s.read(window) for s in self.sources]
+        values = np.stack([np.ma.getdata(c).astype(self._dtype) for c in chips])
+        return np.ma.MaskedArray(values, mask=np.stack([np.ma.getmaskarray(c) for c in chips]))
+
+    def _raw_data(self) -> xr.DataArray:
+        dates = [s.data.astype(self._dtype) for s in self.sources]
+        data = xr.concat(
+            dates, dim=pd.Index(self.times, name="time"), coords="minimal", join="override"
+        )
+        data.name = "time_series"
+        return data
+
+    @property
+    def data(self) -> xr.DataArray:
+        """Lazy ``(time, band, y, x)`` DataArray with datetime ``time`` coordinates."""
+        return self._raw_data()
+
+    def __dask_tokenize__(self) -> object:
+        return (type(self).__name__, [tokenize(s) for s in self.sources], list(self.times))
+
+    def __repr__(self) -> str:
+        return f"TemporalMultiRasterSource({len(self.sources)} dates, shape={self.shape})"
