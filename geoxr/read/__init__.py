@@ -3,6 +3,7 @@
 from geoxr.read._base import RasterSource
 from geoxr.read.multi import MultiRasterSource
 from geoxr.read.raster import RasterioSource, tile_aligned_chunks
+from geoxr.read.stac import stac_item_source, stac_source
 from geoxr.read.stats import BandStats, compute_band_stats
 from geoxr.read.temporal import TemporalMultiRasterSource
 from geoxr.read.transformers import (
@@ -43,5 +44,7 @@ __all__ = [
     "VectorTransformer",
     "XarraySource",
     "compute_band_stats",
+    "stac_item_source",
+    "stac_source",
     "tile_aligned_chunks",
 ]

@@ -1,0 +1,132 @@
+"""STAC items as raster sources: assets become bands, items become dates. Needs pystac.
+
+Install with ``pip install geoxr[stac]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+
+from geoxr.errors import StacAssetError, WindowError
+from geoxr.read._base import RasterSource
+from geoxr.read.multi import MultiRasterSource
+from geoxr.read.raster import RasterioSource
+from geoxr.read.temporal import TemporalMultiRasterSource
+
+__all__ = ["stac_item_source", "stac_source"]
+
+
+def _pystac() -> Any:
+    try:
+        import pystac
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Reading STAC needs pystac: `pip install geoxr[stac]` (or `pip install pystac`)."
+        ) from exc
+    return pystac
+
+
+def _bbox_window(
+    source: RasterSource, bbox: Sequence[float], bbox_crs: Any
+) -> tuple[int, int, int, int]:
+    """The pixel bbox ``(ymin, xmin, ymax, xmax)`` of a map bbox, clipped to the source."""
+    crs = source.crs if bbox_crs is None else CRS.from_user_input(bbox_crs)
+    left, bottom, right, top = transform_bounds(crs, source.crs, *bbox, densify_pts=21)
+    window = source.grid.bounds_to_window((left, bottom, right, top)).intersection(source.extent)
+    if window is None:
+        raise WindowError(
+            f"bbox {tuple(bbox)} (in {crs.to_string()}) does not overlap {source!r} "
+            f"(bounds {source.bounds} in {source.crs.to_string()}). Give the bbox in map "
+            "coordinates of bbox_crs."
+        )
+    return (window.ymin, window.xmin, window.ymax, window.xmax)
+
+
+def stac_item_source(
+    item: Any,
+    assets: Sequence[str],
+    *,
+    bbox: Sequence[float] | None = None,
+    bbox_crs: Any = None,
+    resampling: str = "nearest",
+) -> RasterSource:
+    """One STAC item as a raster source: the bands of ``assets`` stacked on the first's grid.
+
+    Parameters
+    ----------
+    item : pystac.Item
+        The item; asset hrefs may be local paths or URLs (read with GDAL).
+    assets : sequence of str
+        Asset keys, in band order. An asset with several bands adds all of them.
+    bbox : (left, bottom, right, top), optional
+        Crop in map coordinates of ``bbox_crs`` (default the first asset's CRS).
+    bbox_crs : CRS-like, optional
+        CRS of ``bbox`` (e.g. ``"EPSG:4326"``).
+    resampling : str
+        GDAL resampling for assets on other grids.
+    """
+    if not assets:
+        raise StacAssetError("Give at least one asset key.")
+    missing = [a for a in assets if a not in item.assets]
+    if missing:
+        raise StacAssetError(
+            f"STAC item {item.id!r} has no asset {missing}; it has {sorted(item.assets)}. "
+            "Pick asset keys from those."
+        )
+    hrefs = [item.assets[a].get_absolute_href() or item.assets[a].href for a in assets]
+    first = RasterioSource(hrefs[0])
+    if bbox is not None:
+        first = RasterioSource(hrefs[0], bbox=_bbox_window(first, bbox, bbox_crs))
+    if len(hrefs) == 1:
+        return first
+    others = [RasterioSource(h) for h in hrefs[1:]]
+    return MultiRasterSource([first, *others], resampling=resampling)
+
+
+def stac_source(
+    items: Any,
+    assets: Sequence[str],
+    *,
+    bbox: Sequence[float] | None = None,
+    bbox_crs: Any = None,
+    resampling: str = "nearest",
+) -> RasterSource:
+    """A raster source from a STAC Item, or a time series from several items.
+
+    An Item gives ``(band, y, x)`` (assets → bands). An ItemCollection or a list
+    of items gives a :class:`~geoxr.TemporalMultiRasterSource` ``(time, band, y, x)``
+    with the items' datetimes, sorted in time and aligned to the first item's grid.
+    Nothing is read until chips or ``.data`` are computed.
+
+    Examples
+    --------
+    >>> import os, datetime, pystac
+    >>> href = os.path.join(DATA, "naip_timeseries_nd/m_4709963_se_14_1_20090818.tif")
+    >>> item = pystac.Item("naip-2009", None, None, datetime.datetime(2009, 8, 18), {})
+    >>> _ = item.add_asset("image", pystac.Asset(href))
+    >>> stac_source(item, ["image"], bbox=(-99.18, 47.01, -99.15, 47.03), bbox_crs="EPSG:4326").shape
+    (447, 458)
+    """
+    pystac = _pystac()
+    if isinstance(items, pystac.Item):
+        return stac_item_source(items, assets, bbox=bbox, bbox_crs=bbox_crs, resampling=resampling)
+    item_list: list[Any] = list(items.items if hasattr(items, "items") else items)
+    if not item_list:
+        raise ValueError("No STAC items given.")
+    undated = [i.id for i in item_list if i.datetime is None]
+    if undated:
+        raise ValueError(
+            f"STAC items {undated} have no datetime; a time series needs one per item."
+        )
+    item_list.sort(key=lambda i: i.datetime)
+    sources = [
+        stac_item_source(i, assets, bbox=bbox, bbox_crs=bbox_crs, resampling=resampling)
+        for i in item_list
+    ]
+    return TemporalMultiRasterSource(
+        sources, times=[i.datetime.replace(tzinfo=None) for i in item_list], resampling=resampling
+    )
