@@ -39,6 +39,7 @@ from geoxr.learn import (
     SemanticSegmentationLearner,
     SemanticSegmentationLearnerConfig,
     SolverConfig,
+    TemporalUNet,
     UNet,
 )
 from geoxr.predict import predict_scene
@@ -117,6 +118,7 @@ __all__ = [
     "SolverConfig",
     "StatsTransformer",
     "TemporalMultiRasterSource",
+    "TemporalUNet",
     "UNet",
     "VectorOutput",
     "VectorSource",

@@ -9,7 +9,7 @@ from geoxr.learn.config import (
 )
 from geoxr.learn.learner import SemanticSegmentationLearner, build_model
 from geoxr.learn.metrics import confusion_matrix, segmentation_metrics
-from geoxr.learn.models import UNet
+from geoxr.learn.models import TemporalUNet, UNet
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -17,6 +17,7 @@ __all__ = [
     "SemanticSegmentationLearner",
     "SemanticSegmentationLearnerConfig",
     "SolverConfig",
+    "TemporalUNet",
     "UNet",
     "build_model",
     "confusion_matrix",

@@ -16,14 +16,18 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which built-in model to build: ``'unet'`` (see :class:`~geoxr.learn.UNet`).
+    """Which built-in model to build.
 
-    ``name='custom'`` records that the user passed their own ``nn.Module``.
+    ``'unet'`` (:class:`~geoxr.learn.UNet`) takes ``(N, C, H, W)`` chips;
+    ``'temporal_unet'`` (:class:`~geoxr.learn.TemporalUNet`) takes time series
+    ``(N, T, C, H, W)`` and pools dates with ``temporal_pooling``. ``'custom'``
+    records that the user passed their own ``nn.Module``.
     """
 
-    name: Literal["unet", "custom"] = "unet"
+    name: Literal["unet", "temporal_unet", "custom"] = "unet"
     width: int = 32
     depth: int = 3
+    temporal_pooling: Literal["attention", "mean", "max"] = "attention"
 
 
 @dataclass(frozen=True)

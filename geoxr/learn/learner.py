@@ -22,7 +22,7 @@ from geoxr.grid import Window
 from geoxr.learn.bundle import read_bundle, write_bundle
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.learn.metrics import confusion_matrix, segmentation_metrics
-from geoxr.learn.models import UNet
+from geoxr.learn.models import TemporalUNet, UNet
 from geoxr.sample import GeoDataset
 
 __all__ = ["SemanticSegmentationLearner"]
@@ -35,13 +35,18 @@ BUNDLE_NAME = "model-bundle.zip"
 
 def build_model(cfg: SemanticSegmentationLearnerConfig) -> nn.Module:
     """The built-in model a config describes."""
-    if cfg.model.name != "unet":
-        raise BundleError(
-            f"Config names model {cfg.model.name!r}, which geoxr cannot build; pass the "
-            "module with model=... (its weights are checked against it)."
-        )
     num_classes = len(cfg.class_config.ensure_null_class())
-    return UNet(cfg.in_channels, num_classes, width=cfg.model.width, depth=cfg.model.depth)
+    m = cfg.model
+    if m.name == "unet":
+        return UNet(cfg.in_channels, num_classes, width=m.width, depth=m.depth)
+    if m.name == "temporal_unet":
+        return TemporalUNet(
+            cfg.in_channels, num_classes, width=m.width, depth=m.depth, pooling=m.temporal_pooling
+        )
+    raise BundleError(
+        f"Config names model {m.name!r}, which geoxr cannot build; pass the module with "
+        "model=... (its weights are checked against it)."
+    )
 
 
 class SemanticSegmentationLearner:

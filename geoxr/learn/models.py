@@ -1,4 +1,4 @@
-"""Built-in pure-torch models (no torchvision): a U-Net for semantic segmentation."""
+"""Built-in pure-torch models (no torchvision): a U-Net and a temporal U-Net for segmentation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet"]
+__all__ = ["TemporalUNet", "UNet"]
 
 
 def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -77,3 +77,66 @@ class UNet(nn.Module):
         for up, merge in zip(self.up, self.merge, strict=True):
             y = merge(torch.cat([up(y), skips.pop()], dim=1))
         return self.head(y)[..., :h, :w]
+
+
+class TemporalUNet(nn.Module):
+    """A shared per-date U-Net encoder with pooling over time, for ``(N, T, C, H, W)`` input.
+
+    Each date goes through the same U-Net (weights shared across dates) to
+    ``width`` feature channels; features are pooled over time (mean, max, or
+    attention: a learnt per-pixel softmax weight for each date) and a 1x1
+    convolution gives the class logits ``(N, num_classes, H, W)``. Works for any
+    number of dates.
+
+    Parameters
+    ----------
+    in_channels : int
+        Bands per date.
+    num_classes : int
+        Output channels (class logits).
+    width, depth : int
+        As for :class:`UNet`.
+    pooling : {'attention', 'mean', 'max'}
+        How dates are combined.
+
+    Examples
+    --------
+    >>> model = TemporalUNet(4, 3, width=8, depth=2)
+    >>> model(torch.zeros(2, 5, 4, 32, 40)).shape
+    torch.Size([2, 3, 32, 40])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        width: int = 32,
+        depth: int = 3,
+        pooling: str = "attention",
+    ):
+        super().__init__()
+        if pooling not in ("attention", "mean", "max"):
+            raise ValueError(f"pooling must be 'attention', 'mean' or 'max', got {pooling!r}.")
+        self.pooling = pooling
+        self.encoder = UNet(in_channels, width, width=width, depth=depth)
+        self.score = nn.Conv2d(width, 1, 1)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for a batch of time series ``(N, T, C, H, W)``."""
+        if x.ndim != 5:
+            raise ValueError(
+                f"TemporalUNet takes (N, T, C, H, W) input, got shape {tuple(x.shape)}."
+            )
+        n, t = x.shape[:2]
+        features = F.relu(self.encoder(x.flatten(0, 1)))
+        features = features.unflatten(0, (n, t))
+        if self.pooling == "mean":
+            pooled = features.mean(dim=1)
+        elif self.pooling == "max":
+            pooled = features.amax(dim=1)
+        else:
+            weights = torch.softmax(self.score(features.flatten(0, 1)).unflatten(0, (n, t)), dim=1)
+            pooled = (weights * features).sum(dim=1)
+        return self.head(pooled)
