@@ -131,3 +131,9 @@ def atlanta_bundle(tmp_path_factory, sn4_image) -> Path:
     stats = geoxr.compute_band_stats(source.data)
     cc = geoxr.ClassConfig(["background", "building"])
     return _bundle(tmp_path_factory.mktemp("atl") / "model-bundle.zip", cc, 1, stats)
+
+
+@pytest.fixture(scope="session")
+def nc_points(data_dir: Path) -> Path:
+    """NC land-cover points: 1000 Points, EPSG:3358, columns id and label."""
+    return _data_file(data_dir, "nc_landsat7_raleigh/landsat96_points.shp")

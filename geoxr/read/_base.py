@@ -13,7 +13,12 @@ from rasterio.crs import CRS
 
 from geoxr.errors import WindowError
 from geoxr.grid import Grid, Window
-from geoxr.read.transformers import RasterTransformer, apply_transformers, fill_masked
+from geoxr.read.transformers import (
+    RasterTransformer,
+    apply_transformers,
+    fill_masked,
+    output_nodata,
+)
 
 __all__ = ["BBox", "RasterSource", "invalid_pixels", "resolve_bbox", "resolve_channels"]
 
@@ -116,6 +121,9 @@ class RasterSource(ABC):
             values = np.zeros((*self.chip_prefix, *window.shape), self.dtype)
             return np.ma.MaskedArray(values, mask=np.ones(values.shape, bool))
         chip = self._read_inside(inner)
+        if self.raster_transformers and chip.dtype.kind == "f":
+            # Transformers see what the lazy .data holds: NaN at every masked float pixel.
+            chip = np.ma.MaskedArray(chip.filled(np.nan), mask=np.ma.getmaskarray(chip))
         for transformer in self.raster_transformers:
             chip = transformer.transform(chip)
         if inner == window:
@@ -136,6 +144,11 @@ class RasterSource(ABC):
     def nodata_mask(self, window: Window) -> np.ndarray:
         """``(y, x)`` booleans, True where any band is nodata or the window is off the raster."""
         return invalid_pixels(self.read(window))
+
+    @property
+    def data_nodata(self) -> float | None:
+        """Value of invalid pixels in integer ``.data`` (``data.rio.nodata``); None for floats."""
+        return output_nodata(self.dtype, self.nodata)
 
     @property
     def dtype(self) -> np.dtype:

@@ -5,6 +5,7 @@ from geoxr.read.transformers._base import (
     apply_transformers,
     fill_masked,
     mask_of,
+    output_nodata,
 )
 from geoxr.read.transformers.raster import (
     CastTransformer,
@@ -26,4 +27,5 @@ __all__ = [
     "apply_transformers",
     "fill_masked",
     "mask_of",
+    "output_nodata",
 ]

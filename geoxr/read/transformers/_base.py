@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-__all__ = ["RasterTransformer", "apply_transformers", "fill_masked", "mask_of"]
+__all__ = ["RasterTransformer", "apply_transformers", "fill_masked", "mask_of", "output_nodata"]
 
 
 def mask_of(values: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -70,6 +70,25 @@ def _transform_block(
     return fill_masked(chip, out_nodata)
 
 
+def output_nodata(dtype: np.dtype, nodata: float | None) -> float | None:
+    """The nodata value of lazy data of ``dtype``: None for floats (NaN marks it), else ``nodata``.
+
+    An integer dtype that cannot hold ``nodata`` (say -99999 after a cast to uint8)
+    uses its largest value (smallest for signed types) instead.
+
+    Examples
+    --------
+    >>> output_nodata(np.dtype("uint8"), -99999.0), output_nodata(np.dtype("float32"), -99999.0)
+    (255, None)
+    """
+    if np.issubdtype(dtype, np.floating) or nodata is None:
+        return None
+    info = np.iinfo(dtype)
+    if float(nodata).is_integer() and info.min <= nodata <= info.max:
+        return nodata
+    return int(info.max if info.min == 0 else info.min)
+
+
 def apply_transformers(
     data: xr.DataArray,
     transformers: Sequence[RasterTransformer],
@@ -85,12 +104,7 @@ def apply_transformers(
     dtype, bands = np.dtype(data.dtype), data.sizes["band"]
     for transformer in transformers:
         dtype, bands = transformer.out_dtype(dtype), transformer.out_bands(bands)
-    out_nodata = None if np.issubdtype(dtype, np.floating) else nodata
-    if out_nodata is not None and np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        if not (float(out_nodata).is_integer() and info.min <= out_nodata <= info.max):
-            # The source nodata does not fit the cast dtype (e.g. -99999 -> uint8).
-            out_nodata = info.max if info.min == 0 else info.min
+    out_nodata = output_nodata(dtype, nodata)
     arr = data.data if isinstance(data.data, da.Array) else da.from_array(data.data)
     arr = arr.rechunk({0: -1})
     out = arr.map_blocks(

@@ -221,7 +221,8 @@ class ReclassTransformer(RasterTransformer):
 class RGBClassTransformer(RasterTransformer):
     """Turn an RGB label raster into one band of class ids, by the class config's colours.
 
-    Colours that no class has become the null class.
+    Colours that no class has, and pixels with any band nodata, become the null
+    class (valid labels that mean "ignore").
 
     Examples
     --------
@@ -254,8 +255,8 @@ class RGBClassTransformer(RasterTransformer):
         ids = np.full(code.shape, self.null_class_id, np.uint8)
         for class_id, (r, g, b) in enumerate(self.colors):
             ids[code == ((r << 16) | (g << 8) | b)] = class_id
-        invalid = np.asarray(np.ma.getmaskarray(chip).any(axis=0))
-        return np.ma.MaskedArray(ids[None], mask=invalid[None])
+        ids[np.asarray(np.ma.getmaskarray(chip).any(axis=0))] = self.null_class_id
+        return np.ma.MaskedArray(ids[None], mask=np.zeros((1, *ids.shape), bool))
 
     def out_dtype(self, in_dtype: np.dtype) -> np.dtype:
         """Always uint8."""

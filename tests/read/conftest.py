@@ -1,0 +1,79 @@
+"""A real HTTP server on loopback that serves files with Range requests and counts bytes."""
+
+import http.server
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves ``directory`` with HEAD, GET and single-range GET (206); counts body bytes."""
+
+    sent = 0
+    lock = threading.Lock()
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _count(self, n):
+        with _RangeHandler.lock:
+            _RangeHandler.sent += n
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return None
+        size = path.stat().st_size
+        match = re.match(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        start, end = 0, size - 1
+        if match:
+            start = int(match.group(1))
+            end = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        self._range = (start, end)
+        return path.open("rb")
+
+    def copyfile(self, source, outputfile):
+        start, end = self._range
+        source.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            chunk = source.read(min(65536, remaining))
+            if not chunk:
+                break
+            outputfile.write(chunk)
+            self._count(len(chunk))
+            remaining -= len(chunk)
+
+
+@pytest.fixture(scope="session")
+def http_data(data_dir):
+    """``(base URL, byte counter)`` of a loopback HTTP server over the shared data folder."""
+    handler = lambda *a, **kw: _RangeHandler(*a, directory=os.fspath(data_dir), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    class Counter:
+        @staticmethod
+        def reset():
+            _RangeHandler.sent = 0
+
+        @staticmethod
+        def bytes_sent():
+            return _RangeHandler.sent
+
+    yield f"http://127.0.0.1:{server.server_address[1]}", Counter
+    server.shutdown()
+    server.server_close()

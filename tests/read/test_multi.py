@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import Resampling, reproject
+
+import geoxr
+from geoxr.grid import Window
+from geoxr.testing import raise_if_dask_computes
+
+
+def test_nc_stack_plus_label_raster_with_another_crs_code(nc_stack, nc_strata):
+    image, labels = geoxr.RasterioSource(nc_stack), geoxr.RasterioSource(nc_strata)
+    assert labels.crs.to_epsg() == 3358 and image.crs.to_epsg() == 32119
+    with raise_if_dask_computes():
+        stack = geoxr.MultiRasterSource([image, labels])
+        data = stack.data
+    assert data.shape == (7, 443, 489) and data.dtype == np.float32
+    assert data.rio.crs == image.crs and data.rio.transform() == image.transform
+    window = Window(100, 150, 64, 64)
+    chip = stack.read(window)
+    with rasterio.open(nc_stack) as a, rasterio.open(nc_strata) as b:
+        np.testing.assert_array_equal(chip.data[:6], a.read(window=window.to_rasterio()))
+        np.testing.assert_array_equal(chip.data[6], b.read(1, window=window.to_rasterio()))
+    np.testing.assert_array_equal(
+        np.nan_to_num(data[:, 100:164, 150:214].values, nan=-99999),
+        np.asarray(chip.filled(-99999)),
+    )
+    picked = geoxr.MultiRasterSource([image, labels], channel_order=[6, 3])
+    np.testing.assert_array_equal(picked.read(window).data, chip.data[[6, 3]])
+
+
+def _write(path, values, crs, transform, nodata):
+    profile = dict(
+        driver="GTiff",
+        height=values.shape[1],
+        width=values.shape[2],
+        count=values.shape[0],
+        dtype=values.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+    return path
+
+
+def test_other_resolution_and_extent_is_warped_per_window(tmp_path, rgb_byte):
+    with rasterio.open(rgb_byte) as src:
+        values = src.read()
+        crs, transform = src.crs, src.transform
+    # band 1 at half resolution, covering only the top-left quarter, as uint16 with its own nodata
+    coarse = Affine(transform.a * 2, 0, transform.c, 0, transform.e * 2, transform.f)
+    small = np.zeros((1, values.shape[1] // 4, values.shape[2] // 4), np.uint16)
+    reproject(
+        values[:1],
+        small,
+        src_transform=transform,
+        src_crs=crs,
+        dst_transform=coarse,
+        dst_crs=crs,
+        resampling=Resampling.nearest,
+        src_nodata=0,
+        dst_nodata=65535,
+    )
+    path = _write(tmp_path / "coarse.tif", small, crs, coarse, 65535)
+    stack = geoxr.MultiRasterSource([geoxr.RasterioSource(rgb_byte), geoxr.RasterioSource(path)])
+    assert stack.dtype == np.uint16 and stack.nodata == 0.0
+    chip = stack.read(Window(400, 400, 100, 100))
+    assert chip.mask[3].all()  # outside the coarse raster's extent: masked
+    inside = stack.read(Window(100, 100, 50, 50))
+    expected = np.kron(small[0, 50:75, 50:75], np.ones((2, 2), np.uint16))
+    np.testing.assert_array_equal(np.where(inside.mask[3], 65535, inside.data[3]), expected)
+    lazy = stack.data[3, 100:150, 100:150].values
+    np.testing.assert_array_equal(
+        lazy, np.where(inside.mask[3], 0, inside.data[3])
+    )  # .nodata = primary's
+
+
+def test_disjoint_extents_are_refused(nc_stack, sn4_image):
+    with pytest.raises(geoxr.CRSMismatchError, match="does not overlap the primary grid"):
+        geoxr.MultiRasterSource([geoxr.RasterioSource(nc_stack), geoxr.RasterioSource(sn4_image)])
+
+
+def test_xarray_source_on_another_grid_is_refused(nc_stack, sn4_image):
+    other = geoxr.XarraySource(geoxr.RasterioSource(nc_stack).data.isel(x=slice(0, 100)))
+    with pytest.raises(geoxr.CRSMismatchError, match="reproject_match"):
+        geoxr.MultiRasterSource([geoxr.RasterioSource(nc_stack), other])

@@ -1,0 +1,89 @@
+import datetime
+import json
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+
+import geoxr
+from geoxr.grid import Window
+from geoxr.testing import raise_if_dask_computes
+
+
+@pytest.fixture(scope="module")
+def naip(data_dir):
+    d = data_dir / "naip_timeseries_nd"
+    return d / "m_4709963_se_14_1_20090818.tif", d / "m_4709963_se_14_1_20200831.tif"
+
+
+def test_naip_pair_as_a_time_stack_on_the_first_grid(naip):
+    with raise_if_dask_computes():
+        ts = geoxr.TemporalMultiRasterSource(
+            [geoxr.RasterioSource(p) for p in naip], times=["2009-08-18", "2020-08-31"]
+        )
+        data = ts.data
+    assert data.dims == ("time", "band", "y", "x") and data.shape == (2, 4, 724, 934)
+    assert list(data["time"].dt.year.values) == [2009, 2020]
+    with rasterio.open(naip[0]) as first:
+        assert data.rio.transform() == first.transform and data.rio.crs == first.crs
+        window = Window(300, 400, 32, 32)
+        np.testing.assert_array_equal(
+            ts.read(window).data[0], first.read(window=window.to_rasterio())
+        )
+    # the 2020 grid is 1 m (0.2 px) off and one row shorter: its last row on the 2009 grid is masked
+    last = ts.read(Window(720, 0, 4, 934))
+    assert last.mask[1, :, -1].all() and not last.mask[0].any()
+    lazy = data[:, :, 300:332, 400:432].values
+    np.testing.assert_array_equal(lazy, ts.read(window).data)
+
+
+def test_dates_with_different_band_counts_are_refused(naip):
+    with pytest.raises(geoxr.BandCountError, match=r"same bands, but the sources have \[4, 3\]"):
+        geoxr.TemporalMultiRasterSource(
+            [
+                geoxr.RasterioSource(naip[0]),
+                geoxr.RasterioSource(naip[1], channel_order=[0, 1, 2]),
+            ],
+            times=["2009", "2020"],
+        )
+
+
+def _item(item_id, href, date):
+    item = pystac.Item(item_id, None, None, date, {})
+    item.add_asset("image", pystac.Asset(str(href), media_type=pystac.MediaType.COG))
+    return item
+
+
+def test_stac_items_from_local_json_make_a_lazy_time_series(tmp_path, naip):
+    items = [
+        _item("naip-2020", naip[1], datetime.datetime(2020, 8, 31)),
+        _item("naip-2009", naip[0], datetime.datetime(2009, 8, 18)),
+    ]
+    collection = pystac.ItemCollection(items)
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps(collection.to_dict()))
+    loaded = pystac.ItemCollection.from_file(str(path))
+    bbox = (486500.0, 5206497.0, 488500.0, 5208497.0)  # EPSG:26914, on 2009 pixel edges
+    with raise_if_dask_computes():
+        source = geoxr.stac_source(loaded, ["image"], bbox=bbox)
+        data = source.data
+    assert data.shape == (2, 4, 400, 400)
+    assert list(data["time"].dt.year.values) == [2009, 2020]  # sorted by datetime
+    assert data.rio.bounds() == bbox
+    with rasterio.open(naip[0]) as first:
+        window = first.window(*bbox)
+        np.testing.assert_array_equal(data[0].values, first.read(window=window))
+
+
+def test_stac_item_assets_become_bands(naip):
+    item = _item("both", naip[0], datetime.datetime(2009, 8, 18))
+    item.add_asset("later", pystac.Asset(str(naip[1])))
+    source = geoxr.stac_source(item, ["image", "later"])
+    assert source.num_channels == 8 and source.shape == (724, 934)
+    with pytest.raises(
+        geoxr.StacAssetError, match=r"has no asset \['nir'\]; it has \['image', 'later'\]"
+    ):
+        geoxr.stac_source(item, ["image", "nir"])
+    with pytest.raises(geoxr.WindowError, match="does not overlap"):
+        geoxr.stac_source(item, ["image"], bbox=(0, 0, 10, 10))

@@ -1,0 +1,116 @@
+"""Every raster transformer: the lazy .data equals the chip for every window; nothing computes early."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+import geoxr
+from geoxr.grid import sliding_windows
+from geoxr.testing import raise_if_dask_computes
+
+
+def assert_lazy_equals_chips(source, windows):
+    with raise_if_dask_computes():
+        data = source.data
+    assert data.shape[0] == source.num_channels and data.dtype == source.dtype
+    values = data.values
+    for window in windows:
+        chip = source.read(window)
+        lazy = values[(..., *window.slices)]
+        expected = chip.filled(np.nan) if chip.dtype.kind == "f" else chip.data
+        if chip.dtype.kind != "f" and source.data_nodata is not None:
+            assert data.rio.nodata == source.data_nodata
+            expected = np.where(chip.mask, source.data_nodata, chip.data)
+        np.testing.assert_array_equal(lazy, expected)
+
+
+@pytest.fixture(scope="module")
+def nc_windows():
+    return sliding_windows((443, 489), 128, 128, padding=0)
+
+
+def test_stats_transformer_from_dask_reduction_and_json(tmp_path, nc_stack, nc_windows):
+    raw = geoxr.RasterioSource(nc_stack)
+    with raise_if_dask_computes(max_computes=1):
+        stats = geoxr.StatsTransformer.from_data(raw.data)
+    with rasterio.open(nc_stack) as ds:
+        band = ds.read(1, masked=True)
+    assert stats.means[0] == pytest.approx(float(band.mean()), rel=1e-6)
+    assert stats.stds[0] == pytest.approx(float(band.std()), rel=1e-6)
+    loaded = geoxr.StatsTransformer.load(stats.save(tmp_path / "stats.json"))
+    assert json.loads((tmp_path / "stats.json").read_text())["max_stds"] == 3.0
+    assert loaded.means == stats.means
+    source = geoxr.RasterioSource(nc_stack, raster_transformers=[loaded])
+    assert source.dtype == np.uint8
+    assert_lazy_equals_chips(source, nc_windows)
+    chip = source.read(nc_windows[4])
+    assert chip.mask.any() or True
+    assert chip.data[~chip.mask].max() <= 255
+
+
+def test_minmax_transformer_uses_global_extremes(nc_stack, nc_windows):
+    raw = geoxr.RasterioSource(nc_stack)
+    minmax = geoxr.MinMaxTransformer.from_data(raw.data)
+    with rasterio.open(nc_stack) as ds:
+        band = ds.read(4, masked=True)
+    assert (minmax.mins[3], minmax.maxs[3]) == (float(band.min()), float(band.max()))
+    source = geoxr.RasterioSource(nc_stack, raster_transformers=[minmax])
+    assert_lazy_equals_chips(source, nc_windows)
+    values = source.data.values
+    valid = ~np.isnan(raw.data.values)
+    assert values[valid].min() == 0 and values[valid].max() == 255
+
+
+def test_cast_and_nan_transformers(nc_stack, nc_windows):
+    source = geoxr.RasterioSource(
+        nc_stack, raster_transformers=[geoxr.NanTransformer(0.0), geoxr.CastTransformer("int16")]
+    )
+    assert source.dtype == np.int16
+    assert_lazy_equals_chips(source, nc_windows)
+    # the -99999 nodata was read as masked, NaN-filled in .data, then the NanTransformer made it 0 data
+    chip = source.read(nc_windows[0])
+    with rasterio.open(nc_stack) as ds:
+        raw = ds.read(window=nc_windows[0].to_rasterio())
+    assert not chip.mask.any()
+    np.testing.assert_array_equal(chip.data, np.where(raw == -99999, 0, raw).astype(np.int16))
+
+
+def test_reclass_transformer_on_the_label_raster(nc_strata, nc_windows):
+    merge = {
+        1: 1,
+        2: 2,
+        3: 2,
+        4: 2,
+        5: 3,
+        6: 4,
+        7: 4,
+    }  # developed, vegetation, forest, water+sediment
+    source = geoxr.RasterioSource(nc_strata, raster_transformers=[geoxr.ReclassTransformer(merge)])
+    assert_lazy_equals_chips(source, nc_windows)
+    values = source.data.values[0]
+    assert set(np.unique(values[~np.isnan(values)]).astype(int)) == {1, 2, 3, 4}
+
+
+def test_rgb_class_transformer(tmp_path, rgb_byte):
+    with rasterio.open(rgb_byte) as ds:
+        rgb = ds.read()
+    valid = (rgb != 0).all(axis=0)  # the file's nodata is 0, per band
+    colours, counts = np.unique(rgb[:, valid].T, axis=0, return_counts=True)
+    common = tuple(int(v) for v in colours[counts.argmax()])
+    config = geoxr.ClassConfig(["common", "white"], colors=[common, (255, 255, 255)])
+    source = geoxr.RasterioSource(
+        rgb_byte, raster_transformers=[geoxr.RGBClassTransformer(config)]
+    )
+    assert source.num_channels == 1 and source.dtype == np.uint8
+    windows = sliding_windows(source.shape, 256, 256, padding=0)
+    assert_lazy_equals_chips(source, windows)
+    ids = source.data.values[0]
+    is_common = (rgb == np.array(common)[:, None, None]).all(axis=0)
+    white = (rgb == 255).all(axis=0)
+    assert is_common.sum() == counts.max() and (ids[is_common] == 0).all()
+    assert (ids[white] == 1).all()
+    assert (ids[~is_common & ~white] == 2).all()  # other colours and nodata: the null class
+    with pytest.raises(geoxr.ClassConfigError, match="share colours"):
+        geoxr.RGBClassTransformer(geoxr.ClassConfig(["a", "b"], colors=[(1, 1, 1), (1, 1, 1)]))
