@@ -96,7 +96,7 @@ def test_reclass_transformer_on_the_label_raster(nc_strata, nc_windows):
 def test_rgb_class_transformer(tmp_path, rgb_byte):
     with rasterio.open(rgb_byte) as ds:
         rgb = ds.read()
-    valid = (rgb != 0).all(axis=0)  # the file's nodata is 0, per band
+    valid = (rgb != 0).all(axis=0) & (rgb != 255).any(axis=0)  # data (nodata 0), not white
     colours, counts = np.unique(rgb[:, valid].T, axis=0, return_counts=True)
     common = tuple(int(v) for v in colours[counts.argmax()])
     config = geoxr.ClassConfig(["common", "white"], colors=[common, (255, 255, 255)])
