@@ -104,5 +104,9 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     total = 4 * 4  # 443 x 489 in 128-pixel blocks
     assert int(resumed.stdout.strip().splitlines()[-1]) == total - done
     back = read_zarr_labels(out)
-    np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
-    np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
+    # Another process may batch chips differently: float noise of ~1e-7, no more.
+    expected = nc_labels.scores.values
+    np.testing.assert_allclose(back.scores.values, expected, atol=1e-5, equal_nan=True)
+    top2 = np.sort(np.nan_to_num(expected, nan=0.0), axis=0)[-2:]
+    decided = top2[1] - top2[0] > 1e-4
+    np.testing.assert_array_equal(back.class_ids.values[decided], nc_labels.class_ids.values[decided])
