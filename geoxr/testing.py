@@ -6,7 +6,7 @@ Public on purpose, like ``odc.geo.testutils``: downstream projects may use them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dask
@@ -15,9 +15,15 @@ import numpy.typing as npt
 import xarray as xr
 from affine import Affine
 
-from geoxr.grid import Grid
+from geoxr.grid import Grid, Window
 
-__all__ = ["ComputeCounter", "assert_same_grid", "make_raster", "raise_if_dask_computes"]
+__all__ = [
+    "ComputeCounter",
+    "assert_same_grid",
+    "coverage_count",
+    "make_raster",
+    "raise_if_dask_computes",
+]
 
 
 def make_raster(
@@ -56,6 +62,23 @@ def _crs(crs: str | int) -> object:
     from rasterio.crs import CRS
 
     return CRS.from_epsg(crs) if isinstance(crs, int) else CRS.from_user_input(crs)
+
+
+def coverage_count(shape: tuple[int, int], windows: Iterable[Window]) -> np.ndarray:
+    """How many windows cover each pixel of a ``shape`` scene (windows clipped to it).
+
+    Examples
+    --------
+    >>> coverage_count((2, 3), [Window(0, 0, 2, 2), Window(0, 1, 2, 2)]).tolist()
+    [[1, 2, 1], [1, 2, 1]]
+    """
+    counts = np.zeros(shape, np.int32)
+    scene = Window(0, 0, *shape)
+    for window in windows:
+        inner = window.intersection(scene)
+        if inner is not None:
+            counts[inner.slices] += 1
+    return counts
 
 
 def assert_same_grid(a: xr.DataArray, b: xr.DataArray) -> None:

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
 
-from geoxr.grid import Grid, Window, random_windows, sliding_windows
+from geoxr.grid import ChipGrid, Grid, Window, random_windows, sliding_windows
+from geoxr.testing import coverage_count
 
 lengths = st.integers(1, 300)
 sizes = st.integers(1, 64)
@@ -19,12 +20,7 @@ sizes = st.integers(1, 64)
 def test_default_padding_covers_every_pixel_with_the_minimal_count(h, w, k, s, direction):
     windows = sliding_windows((h, w), k, s, pad_direction=direction)
     if s <= k:
-        cover = np.zeros((h, w), int)
-        for win in windows:
-            inner = win.intersection(Window(0, 0, h, w))
-            assert inner is not None
-            cover[inner.slices] += 1
-        assert cover.min() >= 1
+        assert coverage_count((h, w), windows).min() >= 1
     rows = max(math.ceil((h - k) / s), 0) + 1
     cols = max(math.ceil((w - k) / s), 0) + 1
     assert len(windows) == rows * cols
@@ -82,3 +78,20 @@ def test_window_bounds_round_trip(res, x0, y0, row, col, hw):
     xs, ys = grid.pixel_to_map(np.array([row]), np.array([col]))
     rows, cols = grid.map_to_pixel(xs, ys)
     assert (rows[0], cols[0]) == (row, col)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    h=lengths,
+    w=lengths,
+    k=sizes,
+    s=sizes,
+    block=st.tuples(
+        st.integers(-20, 300), st.integers(-20, 300), st.integers(1, 120), st.integers(1, 120)
+    ),
+)
+def test_chip_grid_touching_equals_a_brute_force_search(h, w, k, s, block):
+    grid = ChipGrid.plan((h, w), k, s)
+    window = Window(*block)
+    expected = [c for c in grid.windows() if c.intersection(window) is not None]
+    assert grid.touching(window) == expected

@@ -14,17 +14,7 @@ from rasterio.crs import CRS
 
 import geoxr
 from geoxr import Grid, Window, filter_windows, random_windows, sliding_windows
-
-
-def coverage(shape, windows):
-    """How many windows cover each pixel of a ``shape`` scene (windows clipped to it)."""
-    counts = np.zeros(shape, np.int32)
-    scene = Window(0, 0, *shape)
-    for window in windows:
-        inner = window.intersection(scene)
-        if inner is not None:
-            counts[inner.slices] += 1
-    return counts
+from geoxr.testing import coverage_count as coverage
 
 
 def axis_starts(windows, axis):

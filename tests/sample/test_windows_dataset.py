@@ -19,6 +19,7 @@ from geoxr import (
     Window,
     make_ss_scene,
 )
+from geoxr.testing import coverage_count as coverage
 
 NODATA = -99999.0
 # An AOI over pixel rows [50, 300) and columns [70, 330) of the NC scene.
@@ -53,16 +54,6 @@ def expected_sample(image_path, label_path, window):
     image = np.where(image_nodata, 0, image).astype(np.float32)
     mask = np.where(image_nodata | (labels == NODATA), 0, labels).astype(np.int64)
     return image, mask
-
-
-def coverage(shape, windows):
-    counts = np.zeros(shape, np.int32)
-    scene = Window(0, 0, *shape)
-    for window in windows:
-        inner = window.intersection(scene)
-        if inner is not None:
-            counts[inner.slices] += 1
-    return counts
 
 
 # ---------------------------------------------------------------------------- sliding

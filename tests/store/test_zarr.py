@@ -109,4 +109,6 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     np.testing.assert_allclose(back.scores.values, expected, atol=1e-5, equal_nan=True)
     top2 = np.sort(np.nan_to_num(expected, nan=0.0), axis=0)[-2:]
     decided = top2[1] - top2[0] > 1e-4
-    np.testing.assert_array_equal(back.class_ids.values[decided], nc_labels.class_ids.values[decided])
+    np.testing.assert_array_equal(
+        back.class_ids.values[decided], nc_labels.class_ids.values[decided]
+    )
