@@ -10,7 +10,7 @@ import numpy as np
 import shapely
 import xarray as xr
 
-from geoxr.errors import CRSMismatchError
+from geoxr.errors import CRSMismatchError, WindowError
 from geoxr.grid import Grid, Window, aoi_union
 from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.label.class_config import ClassConfig
@@ -20,18 +20,27 @@ __all__ = ["SemanticSegmentationLabels", "class_ids_from_scores"]
 
 
 def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
-    """Arg-max class per pixel of ``(class, y, x)`` scores; ``null_class_id`` where all are NaN.
+    """Arg-max class per pixel of ``(class, y, x)`` scores, never the null class.
+
+    The null class means "no prediction": it wins only where every other score is
+    NaN. Ties keep the lower class id. One pass per class over ``(y, x)`` planes.
 
     Examples
     --------
-    >>> s = np.array([[[0.2, np.nan]], [[0.8, np.nan]]], dtype=np.float32)
+    >>> s = np.array([[[0.2, np.nan]], [[0.7, np.nan]], [[0.9, np.nan]]], dtype=np.float32)
     >>> class_ids_from_scores(s, 2)
     array([[1, 2]], dtype=uint8)
     """
-    missing = np.isnan(scores).all(axis=0)
-    ids = np.nan_to_num(scores, nan=-np.inf).argmax(axis=0)
-    ids[missing] = null_class_id
-    return ids.astype(np.uint8 if scores.shape[0] <= 256 else np.int32)
+    dtype = np.uint8 if scores.shape[0] <= 256 else np.int32
+    ids = np.full(scores.shape[1:], null_class_id, dtype)
+    best = np.full(scores.shape[1:], -np.inf, np.float32)
+    for class_id in range(scores.shape[0]):
+        if class_id == null_class_id:
+            continue
+        better = scores[class_id] > best  # NaN never compares greater
+        ids[better] = class_id
+        np.copyto(best, scores[class_id], where=better)
+    return ids
 
 
 def _georeferenced(
@@ -103,6 +112,11 @@ class SemanticSegmentationLabels:
 
     def __getitem__(self, window: Window) -> np.ndarray:
         """Class ids of one window (inside the scene), computed."""
+        if not self.grid.extent.contains(window):
+            raise WindowError(
+                f"{window} reaches outside the labels' extent {self.grid.extent}; ask for a "
+                "window inside the scene."
+            )
         return np.asarray(self.class_ids.isel(window.isel()).values)
 
     @classmethod

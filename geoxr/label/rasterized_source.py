@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import shapely
 import xarray as xr
 from dask.base import tokenize
 
-from geoxr.errors import ClassConfigError
+from geoxr.errors import ClassConfigError, GeoxrWarning
 from geoxr.grid import Grid, Window
 from geoxr.label.rasterize import rasterize_window
 from geoxr.read import RasterSource, VectorSource
 
 __all__ = ["RasterizedSource"]
+
+
+def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of a geometry (e.g. of a GeometryCollection left by make_valid)."""
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
 class RasterizedSource(RasterSource):
@@ -63,7 +71,16 @@ class RasterizedSource(RasterSource):
         chunk_size: int = 2048,
     ) -> None:
         gdf = vector_source.get_geodataframe(crs=grid.crs)
-        gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+        polygonal = gdf.geometry.apply(_polygonal_part)
+        dropped = int(polygonal.is_empty.sum())
+        if dropped:
+            warnings.warn(
+                f"{dropped} of {len(gdf)} features of {vector_source.uri!r} have no polygon and "
+                "are not rasterized; buffer points and lines first (BufferTransformer).",
+                GeoxrWarning,
+                stacklevel=2,
+            )
+        gdf = gdf.set_geometry(polygonal)[~polygonal.is_empty]
         if class_id_column is not None and class_id_column in gdf.columns:
             ids = pd.to_numeric(gdf[class_id_column], errors="coerce")
         else:

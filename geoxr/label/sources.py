@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from geoxr.errors import ClassConfigError
 from geoxr.grid import Grid, Window
@@ -67,31 +70,39 @@ class SemanticSegmentationLabelSource:
         return self.get_label_arr(window)
 
     def _to_class_ids(self, values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
-        ids = np.where(invalid, self.null_class_id, values).astype(np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self.class_config)):
-            bad = np.unique(ids[(ids < 0) | (ids >= len(self.class_config))])[:10].tolist()
+        any_invalid = bool(invalid.any())
+        if any_invalid:
+            values = np.where(invalid, self.null_class_id, values)
+        # Range checks on the raster's own (often uint8) values: cheaper than on int64.
+        n = len(self.class_config)
+        if values.size and (values.min() < 0 or values.max() >= n):
+            ids = values.astype(np.int64)
+            bad = np.unique(ids[(ids < 0) | (ids >= n)])[:10].tolist()
             raise ClassConfigError(
                 f"Label raster {self.raster_source!r} holds class ids {bad} that the class config "
                 f"({len(self.class_config)} classes: {list(self.class_config.names)}) does not "
                 "have. Add the classes, or declare the value as the label raster's nodata."
             )
-        return ids
+        return values.astype(np.int64)
 
     @property
     def data(self) -> xr.DataArray:
         """Lazy ``(y, x)`` int64 class ids over the whole scene, one task per block."""
-        raster = self.raster_source
-        values = raster.data.isel(band=0)
-        nodata = raster.nodata
+        values = self.raster_source.data.isel(band=0)
+        chunks = values.chunks or tuple((n,) for n in values.shape)
 
-        def block_ids(block: np.ndarray) -> np.ndarray:
-            invalid = np.isnan(block) if block.dtype.kind == "f" else np.zeros(block.shape, bool)
-            if nodata is not None:
-                invalid |= block == nodata
-            return self._to_class_ids(np.nan_to_num(block), invalid)
+        def block_ids(block_info: dict[Any, Any] | None = None) -> np.ndarray:
+            # The same windowed read as chips: masks, nodata and transformers agree.
+            assert block_info is not None
+            (r0, r1), (c0, c1) = block_info[None]["array-location"]
+            return self.get_label_arr(Window(r0, c0, r1 - r0, c1 - c0))
 
         ids = da.map_blocks(
-            block_ids, da.asarray(values.data), dtype=np.int64, meta=np.array((), np.int64)
+            block_ids,
+            chunks=chunks,
+            dtype=np.int64,
+            meta=np.array((), np.int64),
+            name="geoxr-label-ids-" + tokenize(self.raster_source, self.class_config, chunks),
         )
         out = values.copy(data=ids).rename("class_id")
         return out.rio.write_nodata(self.null_class_id, encoded=False)

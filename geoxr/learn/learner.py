@@ -6,7 +6,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,13 @@ def build_model(cfg: SemanticSegmentationLearnerConfig) -> nn.Module:
         f"Config names model {m.name!r}, which geoxr cannot build; pass the module with "
         "model=... (its weights are checked against it)."
     )
+
+
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it."""
+    tmp = path.with_name(f".{path.name}.partial")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 class SemanticSegmentationLearner:
@@ -106,12 +113,23 @@ class SemanticSegmentationLearner:
         self.null_class_id = null_class_id
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
-        self.optimizer = self._build_optimizer()
+        self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
         self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         if resume and (self.output_dir / CHECKPOINT_NAME).exists():
             self.load_checkpoint()
 
     # ----------------------------------------------------------------- building
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer, built on first use.
+
+        Inference never pays for it, nor for the ``torch._dynamo`` import that
+        building a torch optimizer costs (~1.5 s per process).
+        """
+        if self._optimizer is None:
+            self._optimizer = self._build_optimizer()
+        return self._optimizer
+
     def _build_optimizer(self) -> torch.optim.Optimizer:
         s = self.cfg.solver
         params = self.model.parameters()
@@ -239,17 +257,22 @@ class SemanticSegmentationLearner:
 
     # ------------------------------------------------------------- persistence
     def _save_epoch(self) -> None:
-        torch.save(self.model.state_dict(), self.output_dir / LAST_MODEL_NAME)
         checkpoint = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self._scheduler is None else self._scheduler.state_dict(),
         }
-        tmp = self.output_dir / f".{CHECKPOINT_NAME}.partial"
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, self.output_dir / CHECKPOINT_NAME)
-        (self.output_dir / HISTORY_NAME).write_text(json.dumps(self.history, indent=2))
+        # Each file is written under a temporary name, then renamed: a crash never leaves
+        # a truncated checkpoint, state dict or history behind.
+        _atomic(
+            self.output_dir / LAST_MODEL_NAME, lambda p: torch.save(self.model.state_dict(), p)
+        )
+        _atomic(self.output_dir / CHECKPOINT_NAME, lambda p: torch.save(checkpoint, p))
+        _atomic(
+            self.output_dir / HISTORY_NAME,
+            lambda p: p.write_text(json.dumps(self.history, indent=2)),
+        )
 
     def load_checkpoint(self) -> None:
         """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
+from rasterio.env import get_gdal_config, set_gdal_config
 
 from geoxr.grid import ChipGrid, Window
 from geoxr.label.blend import BlendMode, ScoreAccumulator
@@ -12,6 +15,19 @@ from geoxr.read import RasterSource
 from geoxr.read._base import invalid_pixels
 
 __all__ = ["predict_block"]
+
+#: GDAL block cache while predicting: every input tile is read once, so GDAL's
+#: default cache (5% of RAM) only makes RSS grow with the scene, up to that 5%.
+PREDICT_GDAL_CACHE_BYTES = 64 * 2**20
+
+
+def _cap_gdal_cache() -> None:
+    """Cap this process's GDAL block cache, unless the user set ``GDAL_CACHEMAX``."""
+    if "GDAL_CACHEMAX" in os.environ:
+        return
+    current = get_gdal_config("GDAL_CACHEMAX")
+    if current is None or int(current) > PREDICT_GDAL_CACHE_BYTES:
+        set_gdal_config("GDAL_CACHEMAX", PREDICT_GDAL_CACHE_BYTES)
 
 
 def _halo(chips: list[Window]) -> Window:
@@ -41,24 +57,70 @@ def predict_block(
     input is nodata get NaN scores.
     """
     learner = load_cached(model)
+    _cap_gdal_cache()
     num_classes = len(learner.cfg.class_config.ensure_null_class())
     chips = chip_grid.touching(block)
     halo = _halo(chips)
     chip = source.read(halo)
     invalid = invalid_pixels(chip)
+    any_invalid = bool(invalid.any())
+    raw = chip.data
     stats = learner.cfg.norm_stats
     if stats is not None:
-        image = stats.normalize(chip.data, valid=~invalid)
-    else:
-        image = chip.data.astype(np.float32) * ~invalid
+        means = np.asarray(stats.means, np.float32).reshape(-1, 1, 1)
+        stds = np.asarray(stats.stds, np.float32).reshape(-1, 1, 1)
     acc = ScoreAccumulator(num_classes, block, blend=blend)
+    # Chips that no other chip overlaps inside this block are copied, not blended
+    # (a pixel covered by a single chip keeps that chip's value anyway).
+    single = _single_cover(chips, block)
+    out = np.full((num_classes, *block.shape), np.nan, np.float32)
+    buf = np.empty((batch_size, *raw.shape[:-2], *chip_grid.size), np.float32)
     for start in range(0, len(chips), batch_size):
         batch = chips[start : start + batch_size]
-        x = np.stack([image[(..., *c.shift(-halo.ymin, -halo.xmin).slices)] for c in batch])
+        x = buf[: len(batch)]
+        # Stack the raw (e.g. uint8) chips straight into a reused float32 batch, then
+        # normalise the batch in place: no float32 copy of the whole halo.
+        for i, c in enumerate(batch):
+            np.copyto(x[i], raw[(..., *c.shift(-halo.ymin, -halo.xmin).slices)], casting="unsafe")
+        if stats is not None:
+            x -= means
+            x /= stds
+        if any_invalid:  # invalid pixels are 0 (assigned: NaN nodata * 0 would stay NaN)
+            for i, c in enumerate(batch):
+                x[i][..., invalid[c.shift(-halo.ymin, -halo.xmin).slices]] = 0.0
         scores = learner.predict(torch.from_numpy(x)).numpy()
         for window, chip_scores in zip(batch, scores, strict=True):
-            acc.add(window, chip_scores)
-    out = acc.result()
-    inner = block.shift(-halo.ymin, -halo.xmin)
-    out[:, invalid[inner.slices]] = np.nan
+            if window in single:
+                inner = window.intersection(block)
+                assert inner is not None
+                src = inner.shift(-window.ymin, -window.xmin).slices
+                out[(slice(None), *inner.shift(-block.ymin, -block.xmin).slices)] = chip_scores[
+                    (slice(None), *src)
+                ]
+            else:
+                acc.add(window, chip_scores)
+    if len(single) < len(chips):
+        blended = acc.result()
+        covered = acc.weights > 0
+        out[:, covered] = blended[:, covered]
+    if any_invalid:
+        inner = block.shift(-halo.ymin, -halo.xmin)
+        out[:, invalid[inner.slices]] = np.nan
     return out.astype(out_dtype, copy=False)
+
+
+def _single_cover(chips: list[Window], block: Window) -> set[Window]:
+    """The chips whose part inside ``block`` no other chip of ``chips`` overlaps."""
+    rows = sorted({(c.ymin, c.ymax) for c in chips})
+    cols = sorted({(c.xmin, c.xmax) for c in chips})
+
+    def alone(spans: list[tuple[int, int]], lo: int, hi: int) -> set[tuple[int, int]]:
+        return {
+            s
+            for s in spans
+            if all(o == s or o[1] <= max(s[0], lo) or o[0] >= min(s[1], hi) for o in spans)
+        }
+
+    ok_rows = alone(rows, block.ymin, block.ymax)
+    ok_cols = alone(cols, block.xmin, block.xmax)
+    return {c for c in chips if (c.ymin, c.ymax) in ok_rows and (c.xmin, c.xmax) in ok_cols}

@@ -44,9 +44,18 @@ def block_chunks(length: int, block: int) -> tuple[int, ...]:
 def _bundle_of(learner_or_bundle: SemanticSegmentationLearner | str | os.PathLike[str]) -> Path:
     """The bundle path to send to workers (saving an in-memory learner once)."""
     if isinstance(learner_or_bundle, SemanticSegmentationLearner):
-        # Workers load models from bundles; an in-memory learner is saved once, here.
-        folder = Path(tempfile.mkdtemp(prefix="geoxr-predict-"))
-        return learner_or_bundle.save_model_bundle(folder / "model-bundle.zip")
+        # Workers load models from bundles: an in-memory learner is saved once, under a
+        # name made from its config and weights, so the same model keeps the same path
+        # (and the same dask keys, which a resumed Zarr write relies on).
+        state = learner_or_bundle.model.state_dict()
+        digest = tokenize(
+            learner_or_bundle.cfg.to_dict(),
+            [(k, v.detach().cpu().numpy()) for k, v in state.items()],
+        )
+        path = Path(tempfile.gettempdir()) / f"geoxr-predict-{digest}" / "model-bundle.zip"
+        if not path.exists():
+            learner_or_bundle.save_model_bundle(path)
+        return path
     return Path(learner_or_bundle)
 
 
@@ -95,6 +104,12 @@ def predict_scene(
         For a bundle trained with a custom ``nn.Module``: a picklable zero-argument
         callable that builds that architecture on each worker.
 
+    Notes
+    -----
+    Every input tile is read once, so GDAL's block cache only makes memory grow
+    with the scene: block tasks cap it at 64 MiB in their process unless
+    ``GDAL_CACHEMAX`` is set in the environment.
+
     Returns
     -------
     SemanticSegmentationLabels
@@ -138,7 +153,7 @@ def predict_scene(
         meta=np.array((), out_dtype),
         name="geoxr-predict-"
         + tokenize(
-            bundle, os.path.getmtime(bundle), raster_source, chip_size, stride, blend, dtype
+            bundle, os.path.getmtime(bundle), raster_source, chip_size, stride, blend, dtype, block
         ),
     )
     grid = raster_source.grid

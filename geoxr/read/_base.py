@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from affine import Affine
+from dask.base import tokenize
 from rasterio.crs import CRS
 
 from geoxr.errors import WindowError
@@ -34,6 +35,8 @@ def invalid_pixels(chip: np.ma.MaskedArray) -> np.ndarray:
     >>> invalid_pixels(chip)
     array([[ True, False]])
     """
+    if np.ma.getmask(chip) is np.ma.nomask:
+        return np.zeros(chip.shape[-2:], bool)
     mask = np.ma.getmaskarray(chip)
     return np.asarray(mask.reshape(-1, *mask.shape[-2:]).any(axis=0))
 
@@ -79,7 +82,16 @@ class _ChunkReader:
         bands, rows, cols = key
         window = Window.from_box(rows.start, cols.start, rows.stop, cols.stop)
         chip = self.source._read_inside(window)[bands]
-        return fill_masked(chip, self.source.nodata)
+        nodata = self.source.nodata
+        if self.source.raster_transformers and chip.dtype.kind == "f":
+            # Transformers re-derive the mask from the values (mask_of): keep true NaN as
+            # NaN and mark every other masked pixel with the declared nodata.
+            values = chip.data.copy()
+            values[np.ma.getmaskarray(chip) & ~np.isnan(values)] = (
+                np.nan if nodata is None else nodata
+            )
+            return values
+        return fill_masked(chip, nodata)
 
 
 class RasterSource(ABC):
@@ -121,9 +133,6 @@ class RasterSource(ABC):
             values = np.zeros((*self.chip_prefix, *window.shape), self.dtype)
             return np.ma.MaskedArray(values, mask=np.ones(values.shape, bool))
         chip = self._read_inside(inner)
-        if self.raster_transformers and chip.dtype.kind == "f":
-            # Transformers see what the lazy .data holds: NaN at every masked float pixel.
-            chip = np.ma.MaskedArray(chip.filled(np.nan), mask=np.ma.getmaskarray(chip))
         for transformer in self.raster_transformers:
             chip = transformer.transform(chip)
         if inner == window:
@@ -208,7 +217,7 @@ class RasterSource(ABC):
         array = da.from_array(
             _ChunkReader(self),
             chunks=(-1, *chunks),
-            name=f"geoxr-read-{token}",
+            name=f"geoxr-read-{tokenize(token, chunks)}",
             lock=False,
             asarray=False,
             fancy=False,

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 import rasterio
 from rasterio.dtypes import dtype_rev, typename_fwd
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 
@@ -50,6 +50,8 @@ def dataset(path: str, target_grid: Grid | None = None, resampling: str = "neare
     if handle is None:
         handle = open_checked(path)
         if target_grid is not None:
+            # Without a nodata value or alpha, a warped read cannot tell uncovered pixels apart.
+            has_alpha = any(MaskFlags.alpha in f for f in handle.mask_flag_enums)
             handle = WarpedVRT(
                 handle,
                 crs=target_grid.crs,
@@ -57,6 +59,7 @@ def dataset(path: str, target_grid: Grid | None = None, resampling: str = "neare
                 width=target_grid.width,
                 height=target_grid.height,
                 resampling=Resampling[resampling],
+                add_alpha=handle.nodata is None and not has_alpha,
             )
         handles[key] = handle
     return handle
@@ -117,6 +120,20 @@ def mosaic_vrt(paths: Sequence[str]) -> str:
         bands.append(
             f'<VRTRasterBand dataType="{gdal_type}" band="{band}">{nd}{"".join(sources)}'
             "</VRTRasterBand>"
+        )
+    # A dataset mask made of each file's mask: gaps between files are invalid, not 0.
+    mask_sources = "".join(
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(path)}</SourceFilename>'
+        "<SourceBand>mask,1</SourceBand>"
+        f'<SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>'
+        f'<DstRect xOff="{round((grid.transform.c - left) / xres)}" '
+        f'yOff="{round((top - grid.transform.f) / yres)}" '
+        f'xSize="{grid.width}" ySize="{grid.height}"/></SimpleSource>'
+        for path, grid, *_ in infos
+    )
+    if nodata is None:  # no NoDataValue to mark the gaps
+        bands.append(
+            f'<MaskBand><VRTRasterBand dataType="Byte">{mask_sources}</VRTRasterBand></MaskBand>'
         )
     geotransform = ", ".join(repr(v) for v in (left, xres, 0.0, top, 0.0, -yres))
     return (

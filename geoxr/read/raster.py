@@ -165,6 +165,8 @@ class RasterioSource(RasterSource):
         file_window = window.shift(self._offset.row_off, self._offset.col_off).to_rasterio()
         indexes = [c + 1 for c in self.channels]
         values = ds.read(indexes, window=file_window)
+        if self.nodata is None and values.dtype.kind != "f" and not self._dataset_mask:
+            return np.ma.MaskedArray(values)  # every value is data: no mask to build
         invalid = mask_of(values, self.nodata)
         if self._dataset_mask:
             invalid |= ds.read_masks(indexes, window=file_window) == 0
@@ -181,6 +183,9 @@ class RasterioSource(RasterSource):
         return (
             type(self).__name__,
             self._path,
+            [
+                os.path.getmtime(u) for u in self.uris if os.path.exists(u)
+            ],  # a changed file is new work
             self.target_grid,
             self.resampling,
             self._offset,

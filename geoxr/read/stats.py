@@ -41,7 +41,7 @@ class BandStats:
         stds = np.asarray(self.stds, np.float32).reshape(shape)
         out = (chip.astype(np.float32) - means) / stds
         if valid is not None:
-            out *= valid
+            out = np.where(valid, out, np.float32(0))
         return out
 
     def to_dict(self) -> dict[str, list[float]]:

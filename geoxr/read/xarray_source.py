@@ -81,7 +81,9 @@ class XarraySource(RasterSource):
 
     def _raw_data(self) -> xr.DataArray:
         array = self._array
-        if self.nodata is not None and array.dtype.kind == "f":
+        if self.nodata is not None and array.dtype.kind == "f" and not self.raster_transformers:
+            # NaN marks nodata in float .data; transformers instead get the declared value,
+            # as chips do, so that only true NaN is NaN to them.
             array = array.where(array != self.nodata)
         return self._georeference(
             array.data, name=self.label, band_numbers=array["band"].values.tolist()

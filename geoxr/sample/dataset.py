@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from geoxr.grid import Window
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
@@ -65,9 +65,7 @@ class GeoDataset(Dataset[Sample]):
         self.scene = scene
         self.windows = list(windows)
         if normalize == "stats":
-            normalize = compute_band_stats(
-                scene.raster_source.data, nodata=scene.raster_source.nodata
-            )
+            normalize = compute_band_stats(scene.raster_source.data)  # nodata: data.rio.nodata
         self.normalize = normalize
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
@@ -95,8 +93,12 @@ class GeoDataset(Dataset[Sample]):
         if len(indices) < 2:
             return [self[i] for i in indices]
         if self._pool is None or self._pool_pid != os.getpid():
-            # A pool inherited through fork (DataLoader workers) has no live threads.
-            self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+            # A pool inherited through fork (DataLoader workers) has no live threads; each
+            # worker process gets its share of the cores.
+            worker = get_worker_info()
+            processes = 1 if worker is None else worker.num_workers
+            threads = max(1, min(4, (os.cpu_count() or 1) // processes))
+            self._pool = ThreadPoolExecutor(max_workers=threads)
             self._pool_pid = os.getpid()
         return list(self._pool.map(self.__getitem__, indices))
 
@@ -108,11 +110,13 @@ class GeoDataset(Dataset[Sample]):
     def _sample(self, window: Window) -> Sample:
         chip = self.scene.raster_source.read(window)
         invalid = invalid_pixels(chip)
-        valid = ~invalid
+        any_invalid = bool(invalid.any())
         if self.normalize is not None:
-            image = self.normalize.normalize(chip.data, valid=valid)
+            image = self.normalize.normalize(chip.data)
         else:
-            image = chip.data.astype(np.float32) * valid
+            image = chip.data.astype(np.float32)
+        if any_invalid:
+            image[..., invalid] = 0
         x = torch.from_numpy(image)
         label_source = self.scene.label_source
         if label_source is None:
@@ -121,7 +125,9 @@ class GeoDataset(Dataset[Sample]):
             labels = label_source.get_label_arr(window)
             if self.scene.aoi is not None:
                 invalid |= aoi_window_mask(self.scene.aoi, self.scene.grid, window)
-            labels[invalid] = label_source.null_class_id
+                any_invalid = bool(invalid.any())
+            if any_invalid:
+                labels[invalid] = label_source.null_class_id
             y = torch.from_numpy(labels)
         if self.out_size is not None and tuple(x.shape[-2:]) != self.out_size:
             x = F.interpolate(x[None], size=self.out_size, mode="bilinear", align_corners=False)[0]

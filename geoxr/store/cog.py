@@ -100,7 +100,8 @@ def write_cog_labels(
     from tqdm.auto import tqdm
 
     path = Path(path)
-    outputs = [(path, labels.class_ids.data, "uint8", Resampling.nearest)]
+    ids_dtype = "uint8" if len(labels.class_config) <= 256 else "uint16"
+    outputs = [(path, labels.class_ids.data, ids_dtype, Resampling.nearest)]
     if scores_path is not None:
         if labels.scores is None:
             raise ValueError("These labels have no scores; leave scores_path=None.")
@@ -124,7 +125,7 @@ def write_cog_labels(
         for tiff, (_, array, dtype, _) in zip(tiffs, outputs, strict=True):
             count = 1 if array.ndim == 2 else array.shape[0]
             profile = _profile(labels, count=count, dtype=dtype, blocksize=blocksize)
-            profile["nodata"] = labels.null_class_id if dtype == "uint8" else np.nan
+            profile["nodata"] = np.nan if dtype == "float32" else labels.null_class_id
             dst = rasterio.open(tiff, "w", **profile)
             dst.update_tags(**{CLASS_CONFIG_TAG: config_tag})
             handles.append(dst)
@@ -145,6 +146,7 @@ def write_cog_labels(
         finally:
             for dst in handles:
                 dst.close()
+        cogs = []
         for tiff, (final, _, _, resampling) in zip(tiffs, outputs, strict=True):
             cog = work / f"{final.name}.cog"
             rasterio.shutil.copy(
@@ -156,6 +158,8 @@ def write_cog_labels(
                 overview_resampling=resampling.name,
                 BIGTIFF="IF_SAFER",
             )
+            cogs.append((cog, final))
+        for cog, final in reversed(cogs):  # every COG built; scores first, class ids last
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(cog, final)
     finally:

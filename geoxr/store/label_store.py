@@ -100,7 +100,11 @@ class SemanticSegmentationLabelStore:
         if self.vector_output is not None:
             v = self.vector_output
             write_vector_labels(
-                labels, v.uri, class_ids=v.class_ids, simplify=v.simplify, min_area=v.min_area
+                self.get_labels(),
+                v.uri,
+                class_ids=v.class_ids,
+                simplify=v.simplify,
+                min_area=v.min_area,
             )
         return self.uri
 

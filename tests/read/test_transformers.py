@@ -64,17 +64,27 @@ def test_minmax_transformer_uses_global_extremes(nc_stack, nc_windows):
 
 
 def test_cast_and_nan_transformers(nc_stack, nc_windows):
-    source = geoxr.RasterioSource(
-        nc_stack, raster_transformers=[geoxr.NanTransformer(0.0), geoxr.CastTransformer("int16")]
+    # A float raster with both true NaN and a declared nodata value (-99999).
+    values = geoxr.RasterioSource(nc_stack).data.values.copy()
+    values[:, 200:210, 200:260] = np.nan
+    values = np.nan_to_num(values, nan=-99999.0)
+    values[:, 200:210, 200:260] = np.nan
+    data = geoxr.RasterioSource(nc_stack).data.copy(data=values).rio.write_nodata(-99999.0)
+    source = geoxr.XarraySource(
+        data.chunk({"y": 128, "x": 128}),
+        raster_transformers=[geoxr.NanTransformer(0.0), geoxr.CastTransformer("int16")],
     )
-    assert source.dtype == np.int16
+    assert source.dtype == np.int16 and source.nodata == -99999.0
     assert_lazy_equals_chips(source, nc_windows)
-    # the -99999 nodata was read as masked, NaN-filled in .data, then the NanTransformer made it 0 data
-    chip = source.read(nc_windows[0])
-    with rasterio.open(nc_stack) as ds:
-        raw = ds.read(window=nc_windows[0].to_rasterio())
-    assert not chip.mask.any()
-    np.testing.assert_array_equal(chip.data, np.where(raw == -99999, 0, raw).astype(np.int16))
+    chip = source.read(geoxr.Window(190, 190, 40, 80))
+    # NaN became the value 0 and is data; the declared nodata stays masked (as in Raster Vision)
+    assert not chip.mask[:, 10:20, 10:70].any() and (chip.data[:, 10:20, 10:70] == 0).all()
+    nodata = values[:, 190:230, 190:270] == -99999.0
+    np.testing.assert_array_equal(chip.mask, nodata)
+    expected = values[:, 190:230, 190:270]
+    np.testing.assert_array_equal(
+        chip.data[~chip.mask], np.nan_to_num(expected)[~nodata].astype(np.int16)
+    )
 
 
 def test_reclass_transformer_on_the_label_raster(nc_strata, nc_windows):

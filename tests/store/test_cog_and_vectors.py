@@ -17,6 +17,16 @@ def nc_labels(nc_bundle, nc_stack):
     )
 
 
+@pytest.fixture(scope="module")
+def nc_land_cover(nc_stack, nc_strata, nc_class_config):
+    """The real NC land-cover map as labels (class ids only), in 128-pixel blocks."""
+    scene = geoxr.make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=nc_class_config)
+    ids = scene.label_source.data.chunk({"y": 128, "x": 128}).astype(np.uint8)
+    return geoxr.SemanticSegmentationLabels(
+        grid=scene.grid, class_config=nc_class_config, class_ids=ids
+    )
+
+
 def test_cog_is_valid_georeferenced_and_equal(tmp_path, nc_labels, nc_stack):
     ids_path, scores_path = tmp_path / "ids.tif", tmp_path / "scores.tif"
     write_cog_labels(nc_labels, ids_path, scores_path=scores_path, blocksize=128, progress=False)
@@ -41,7 +51,8 @@ def test_missing_cog_is_an_incomplete_output(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".parquet"])
-def test_polygons_rasterize_back_to_the_class_ids(tmp_path, nc_labels, suffix):
+def test_polygons_rasterize_back_to_the_class_ids(tmp_path, nc_land_cover, suffix):
+    nc_labels = nc_land_cover
     path = write_vector_labels(nc_labels, tmp_path / f"classes{suffix}")
     gdf = gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path)
     assert CRS.from_user_input(gdf.crs) == nc_labels.grid.crs
@@ -58,7 +69,8 @@ def test_polygons_rasterize_back_to_the_class_ids(tmp_path, nc_labels, suffix):
     }
 
 
-def test_vector_simplify_and_min_area(tmp_path, nc_labels):
+def test_vector_simplify_and_min_area(tmp_path, nc_land_cover):
+    nc_labels = nc_land_cover
     full = gpd.read_file(write_vector_labels(nc_labels, tmp_path / "a.geojson"))
     small = gpd.read_file(
         write_vector_labels(nc_labels, tmp_path / "b.geojson", min_area=28.5**2 * 50, simplify=30)
