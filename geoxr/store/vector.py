@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
 
 from geoxr.grid import Grid, Window
@@ -35,14 +33,11 @@ def polygonize_block(
     """Polygons of each wanted class in one block of class ids (pixel-exact outlines)."""
     transform = grid.window_transform(window)
     rows: list[tuple[int, shapely.Geometry]] = []
-    with warnings.catch_warnings():
-        # rasterio wraps the mask array in a dataset without a transform and warns about
-        # it; the polygons themselves use ``transform``.
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        for class_id in class_ids:
-            mask = ids == class_id
-            if mask.any():
-                for geom, _ in shapes(mask.astype(np.uint8), mask=mask, transform=transform):
+    for class_id in class_ids:
+        inside = (ids == class_id).astype(np.uint8)
+        if inside.any():
+            for geom, value in shapes(inside, transform=transform):
+                if value == 1:
                     rows.append((int(class_id), shapely.geometry.shape(geom)))
     frame = pd.DataFrame(rows, columns=["class_id", "geometry"])
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=_vector_crs(grid))
