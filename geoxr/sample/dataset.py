@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from geoxr.grid import Window
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, compute_band_stats
 from geoxr.read._base import invalid_pixels
+from geoxr.sample._batch_reader import BatchReader
 
 __all__ = ["GeoDataset", "Sample", "Transform"]
 
@@ -69,8 +68,7 @@ class GeoDataset(Dataset[Sample]):
         self.normalize = normalize
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid: int | None = None
+        self._reader = BatchReader(self.__getitem__, self.__len__)
 
     @classmethod
     def from_uris(cls, image_uri: str | Sequence[str], **kwargs: Any) -> GeoDataset:
@@ -89,23 +87,10 @@ class GeoDataset(Dataset[Sample]):
         return self._sample(self.windows[index])
 
     def __getitems__(self, indices: Sequence[int]) -> list[Sample]:
-        """Fetch a batch, reading its windows in parallel threads (GDAL drops the GIL)."""
+        """Fetch a batch: its windows are read in parallel threads, the next batch ahead."""
         if len(indices) < 2:
             return [self[i] for i in indices]
-        if self._pool is None or self._pool_pid != os.getpid():
-            # A pool inherited through fork (DataLoader workers) has no live threads; each
-            # worker process gets its share of the cores.
-            worker = get_worker_info()
-            processes = 1 if worker is None else worker.num_workers
-            threads = max(1, min(4, (os.cpu_count() or 1) // processes))
-            self._pool = ThreadPoolExecutor(max_workers=threads)
-            self._pool_pid = os.getpid()
-        return list(self._pool.map(self.__getitem__, indices))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_pool"] = state["_pool_pid"] = None
-        return state
+        return self._reader.fetch(indices)
 
     def _sample(self, window: Window) -> Sample:
         chip = self.scene.raster_source.read(window)
