@@ -61,3 +61,22 @@ def test_shift_transformer_moves_labels_in_map_units(sn4_buildings):
         shapely.equals_exact(shapely.affinity.translate(g, 2.0, -1.5), h, 1e-9)
         for g, h in zip(a.geometry, b.geometry, strict=True)
     )
+
+
+def test_lines_buffered_per_class_polygons_pass_through():
+    gdf = gpd.GeoDataFrame(
+        {"class_id": [1, 2, 3]},
+        geometry=[
+            shapely.LineString([(0, 0), (100, 0)]),
+            shapely.LineString([(0, 50), (0, 150)]),
+            shapely.box(0, 0, 5, 5),
+        ],
+        crs="EPSG:32616",
+    )
+    out = geoxr.BufferTransformer(["LineString"], class_bufs={1: 2.0}, default_buf=5.0).transform(
+        gdf
+    )
+    assert list(out.geom_type) == ["Polygon", "Polygon", "Polygon"]
+    assert out.area[0] == pytest.approx(100 * 4 + np.pi * 4, rel=0.01)
+    assert out.area[1] == pytest.approx(100 * 10 + np.pi * 25, rel=0.01)
+    assert out.geometry[2].equals(gdf.geometry[2])
