@@ -48,12 +48,7 @@ def make_raster(
     values = (rng.random(shape) * 200 + 1).astype(dtype)
     transform = transform or Affine(0.5, 0, 733601.0, 0, -0.5, 3725139.0)
     grid = Grid(_crs(crs), transform, (shape[1], shape[2]))
-    data = xr.DataArray(
-        values,
-        dims=("band", "y", "x"),
-        coords={"band": np.arange(1, shape[0] + 1), **grid.coords()},
-    )
-    data = data.rio.write_crs(grid.crs).rio.write_transform(transform)
+    data = grid.wrap(values, coords={"band": np.arange(1, shape[0] + 1)})
     data = data.rio.write_nodata(nodata, encoded=False)
     return data.chunk(chunks) if chunks else data
 

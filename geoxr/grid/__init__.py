@@ -4,6 +4,7 @@ This package owns every pixel <-> map conversion in geoxr; other modules ask it.
 """
 
 from geoxr.grid._aoi import AOIMode, aoi_union, filter_windows
+from geoxr.grid._blocks import block_windows, window_of_block
 from geoxr.grid._plan import ChipGrid, PadDirection, random_windows, sliding_windows
 from geoxr.grid._window import Grid, Window
 
@@ -14,7 +15,9 @@ __all__ = [
     "PadDirection",
     "Window",
     "aoi_union",
+    "block_windows",
     "filter_windows",
     "random_windows",
     "sliding_windows",
+    "window_of_block",
 ]

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import rasterio.windows
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import shapely
+import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
 from geoxr.errors import NoGeoreferenceError, WindowError
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 __all__ = ["Grid", "Window"]
 
@@ -265,6 +264,34 @@ class Grid:
             "y": t.f + t.e * (np.arange(self.height) + 0.5),
             "x": t.c + t.a * (np.arange(self.width) + 0.5),
         }
+
+    def wrap(
+        self,
+        values: Any,
+        *,
+        dims: tuple[str, ...] = ("band", "y", "x"),
+        name: str | None = None,
+        coords: Mapping[str, Any] | None = None,
+    ) -> xr.DataArray:
+        """``values`` (numpy or dask, ending in ``y, x``) as a DataArray on this grid.
+
+        Pixel-centre ``x``/``y`` coordinates, CRS and transform are written through
+        rioxarray, as ``rioxarray.open_rasterio`` does.
+
+        Examples
+        --------
+        >>> from affine import Affine
+        >>> g = Grid(CRS.from_epsg(3857), Affine(10, 0, 0, 0, -10, 20), (2, 3))
+        >>> a = g.wrap(np.zeros((2, 3)), dims=("y", "x"))
+        >>> a.rio.crs.to_epsg(), a.rio.transform() == g.transform, a.x.values.tolist()
+        (3857, True, [5.0, 15.0, 25.0])
+        """
+        data = xr.DataArray(
+            values, dims=dims, coords={**(coords or {}), **self.coords()}, name=name
+        )
+        data = data.rio.write_crs(self.crs).rio.write_transform(self.transform)
+        assert isinstance(data, xr.DataArray)
+        return data
 
     def aligned_with(self, other: Grid, *, tolerance: float = 1e-6) -> bool:
         """Whether ``other`` has the same CRS, transform (within ``tolerance`` px) and shape."""

@@ -11,7 +11,7 @@ import shapely
 import xarray as xr
 
 from geoxr.errors import CRSMismatchError, WindowError
-from geoxr.grid import Grid, Window, aoi_union
+from geoxr.grid import Grid, Window, aoi_union, window_of_block
 from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.label.class_config import ClassConfig
 from geoxr.label.rasterize import aoi_window_mask
@@ -41,13 +41,6 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
         ids[better] = class_id
         np.copyto(best, scores[class_id], where=better)
     return ids
-
-
-def _georeferenced(
-    values: Any, grid: Grid, dims: tuple[str, ...], name: str, **coords: Any
-) -> xr.DataArray:
-    data = xr.DataArray(values, dims=dims, coords={**coords, **grid.coords()}, name=name)
-    return data.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
 
 
 class SemanticSegmentationLabels:
@@ -98,16 +91,15 @@ class SemanticSegmentationLabels:
         """``(y, x)`` class ids (lazy arg-max of the scores unless given)."""
         if self._class_ids is None:
             assert self.scores is not None
-            scores = self.scores.data
             ids = da.map_blocks(
                 class_ids_from_scores,
-                scores if isinstance(scores, da.Array) else da.from_array(scores),
+                da.asarray(self.scores.data),
                 self.null_class_id,
                 drop_axis=0,
                 dtype=np.uint8 if len(self.class_config) <= 256 else np.int32,
             )
-            self._class_ids = _georeferenced(ids, self.grid, ("y", "x"), "class_id")
-            self._class_ids = self._class_ids.rio.write_nodata(self.null_class_id, encoded=False)
+            wrapped = self.grid.wrap(ids, dims=("y", "x"), name="class_id")
+            self._class_ids = wrapped.rio.write_nodata(self.null_class_id, encoded=False)
         return self._class_ids
 
     def __getitem__(self, window: Window) -> np.ndarray:
@@ -146,7 +138,8 @@ class SemanticSegmentationLabels:
         >>> labels.class_ids.values.tolist()[0]
         [1, 1, 1, 1]
         """
-        n = len(class_config.ensure_null_class())
+        classes = class_config.ensure_null_class()
+        n = len(classes)
         acc = ScoreAccumulator(n, grid.extent, blend=blend)
         for window, chip_scores in zip(windows, predictions, strict=True):
             if chip_scores.shape != (n, *window.shape):
@@ -155,9 +148,11 @@ class SemanticSegmentationLabels:
                     f"{(n, *window.shape)} (one channel per class, null class included)."
                 )
             acc.add(window, np.asarray(chip_scores, np.float32))
-        names = list(class_config.ensure_null_class().names)
-        blended = _georeferenced(
-            acc.result(), grid, ("class", "y", "x"), "scores", **{"class": names}
+        blended = grid.wrap(
+            acc.result(),
+            dims=("class", "y", "x"),
+            name="scores",
+            coords={"class": list(classes.names)},
         )
         return cls(grid=grid, class_config=class_config, scores=blended)
 
@@ -169,16 +164,11 @@ class SemanticSegmentationLabels:
         grid = self.grid
 
         def outside(block_info: dict[Any, Any] | None = None) -> np.ndarray:
-            assert block_info is not None
-            (r0, r1), (c0, c1) = block_info[None]["array-location"]
-            return aoi_window_mask(aoi, grid, Window(r0, c0, r1 - r0, c1 - c0))
+            return aoi_window_mask(aoi, grid, window_of_block(block_info))
 
         ids = self.class_ids
-        chunks = ids.chunks or ((grid.height,), (grid.width,))
-        mask = da.map_blocks(outside, chunks=chunks, dtype=bool, meta=np.array((), bool))
-        ids_data = (
-            ids.data if isinstance(ids.data, da.Array) else da.from_array(ids.data, chunks=chunks)
-        )
+        ids_data = da.asarray(ids.data)
+        mask = da.map_blocks(outside, chunks=ids_data.chunks, dtype=bool, meta=np.array((), bool))
         new_ids = ids.copy(data=da.where(mask, self.null_class_id, ids_data).astype(ids.dtype))
         new_scores = None
         if self.scores is not None:

@@ -124,9 +124,8 @@ class RasterizedSource(RasterSource):
         )[None]
         return np.ma.MaskedArray(values, mask=np.zeros(values.shape, bool))
 
-    def _raw_data(self) -> xr.DataArray:
-        token = tokenize(self.__dask_tokenize__())
-        return self._lazy_reads(token, self._chunks, name="labels", band_numbers=[1])
+    def _lazy_data(self) -> xr.DataArray:
+        return self._lazy_reads(self._chunks, name="labels", band_numbers=[1])
 
     def __dask_tokenize__(self) -> object:
         return (

@@ -10,7 +10,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from geoxr.errors import ClassConfigError
-from geoxr.grid import Grid, Window
+from geoxr.grid import Grid, Window, window_of_block
 from geoxr.label.class_config import ClassConfig
 from geoxr.read import RasterSource
 
@@ -93,9 +93,7 @@ class SemanticSegmentationLabelSource:
 
         def block_ids(block_info: dict[Any, Any] | None = None) -> np.ndarray:
             # The same windowed read as chips: masks, nodata and transformers agree.
-            assert block_info is not None
-            (r0, r1), (c0, c1) = block_info[None]["array-location"]
-            return self.get_label_arr(Window(r0, c0, r1 - r0, c1 - c0))
+            return self.get_label_arr(window_of_block(block_info))
 
         ids = da.map_blocks(
             block_ids,

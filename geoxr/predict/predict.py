@@ -11,12 +11,11 @@ from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
-import xarray as xr
 from dask.base import tokenize
 from torch import nn
 
 from geoxr.errors import WindowError
-from geoxr.grid import ChipGrid, Window
+from geoxr.grid import ChipGrid, window_of_block
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.label.blend import BlendMode
 from geoxr.learn import SemanticSegmentationLearner
@@ -142,9 +141,7 @@ def predict_scene(
     )
 
     def task(block_info: dict[Any, Any] | None = None) -> np.ndarray:
-        assert block_info is not None
-        _, (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        return run_block(Window(r0, c0, r1 - r0, c1 - c0))
+        return run_block(window_of_block(block_info))
 
     scores = da.map_blocks(
         task,
@@ -157,11 +154,7 @@ def predict_scene(
         ),
     )
     grid = raster_source.grid
-    data = xr.DataArray(
-        scores,
-        dims=("class", "y", "x"),
-        coords={"class": list(classes.names), **grid.coords()},
-        name="scores",
+    data = grid.wrap(
+        scores, dims=("class", "y", "x"), name="scores", coords={"class": list(classes.names)}
     )
-    data = data.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
     return SemanticSegmentationLabels(grid=grid, class_config=cfg.class_config, scores=data)

@@ -14,12 +14,7 @@ from rasterio.crs import CRS
 
 from geoxr.errors import WindowError
 from geoxr.grid import Grid, Window
-from geoxr.read.transformers import (
-    RasterTransformer,
-    apply_transformers,
-    fill_masked,
-    output_nodata,
-)
+from geoxr.read.transformers import RasterTransformer, fill_masked, output_nodata
 
 __all__ = ["BBox", "RasterSource", "invalid_pixels", "resolve_bbox", "resolve_channels"]
 
@@ -70,35 +65,30 @@ def resolve_channels(channel_order: Sequence[int] | None, count: int, *, label: 
 
 
 class _ChunkReader:
-    """Array-like that dask slices block by block; each block is one ``_read_inside`` call."""
+    """Array-like that dask slices block by block; each block is one :meth:`RasterSource.read`.
+
+    Blocks are the very chips ``read`` returns (transformers included), filled with
+    ``data_nodata`` (NaN for floats), so ``.data`` and chips agree by construction.
+    """
 
     def __init__(self, source: RasterSource) -> None:
         self.source = source
-        self.shape = (len(source.channels), *source.grid.shape)
-        self.dtype = source._raw_dtype
+        self.shape = (source.num_channels, *source.grid.shape)
+        self.dtype = source.dtype
         self.ndim = 3
 
     def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
-        bands, rows, cols = key
+        _, rows, cols = key  # the band axis is always whole (one chunk)
         window = Window.from_box(rows.start, cols.start, rows.stop, cols.stop)
-        chip = self.source._read_inside(window)[bands]
-        nodata = self.source.nodata
-        if self.source.raster_transformers and chip.dtype.kind == "f":
-            # Transformers re-derive the mask from the values (mask_of): keep true NaN as
-            # NaN and mark every other masked pixel with the declared nodata.
-            values = chip.data.copy()
-            values[np.ma.getmaskarray(chip) & ~np.isnan(values)] = (
-                np.nan if nodata is None else nodata
-            )
-            return values
-        return fill_masked(chip, nodata)
+        return fill_masked(self.source.read(window), self.source.data_nodata)
 
 
 class RasterSource(ABC):
     """A georeferenced raster read lazily (``.data``) or window by window (``.read``).
 
     Subclasses implement :meth:`_read_inside` (a window inside the extent, as a
-    masked array) and :meth:`_raw_data` (the lazy array before transformers).
+    masked array, before transformers) and :meth:`_lazy_data` (the lazy array,
+    transformers included; :meth:`_lazy_reads` builds it from :meth:`read`).
     """
 
     grid: Grid
@@ -111,17 +101,17 @@ class RasterSource(ABC):
         """Read ``self.channels`` of a window that lies inside the extent."""
 
     @abstractmethod
-    def _raw_data(self) -> xr.DataArray:
-        """The lazy ``(band, y, x)`` array of ``self.channels``, before transformers."""
+    def _lazy_data(self) -> xr.DataArray:
+        """The lazy ``(band, y, x)`` array, transformers included."""
 
     @property
     def data(self) -> xr.DataArray:
         """The whole raster as a lazy, georeferenced ``(band, y, x)`` DataArray.
 
         Building it reads no pixel. Invalid pixels are NaN for float rasters and
-        the declared ``nodata`` for integer rasters (see :meth:`nodata_mask`).
+        :attr:`data_nodata` for integer rasters (see :meth:`nodata_mask`).
         """
-        return apply_transformers(self._raw_data(), self.raster_transformers, nodata=self.nodata)
+        return self._lazy_data()
 
     def read(self, window: Window) -> np.ma.MaskedArray:
         """Read one window as a masked ``(band, y, x)`` chip, without a dask graph.
@@ -207,35 +197,30 @@ class RasterSource(ABC):
 
     def _lazy_reads(
         self,
-        token: str,
         chunks: tuple[int | tuple[int, ...], int | tuple[int, ...]],
         *,
         name: str,
         band_numbers: Sequence[int],
     ) -> xr.DataArray:
-        """A lazy array whose every block is one windowed read of this source."""
+        """A lazy array whose every block is one :meth:`read` of this source."""
         array = da.from_array(
             _ChunkReader(self),
             chunks=(-1, *chunks),
-            name=f"geoxr-read-{tokenize(token, chunks)}",
+            name=f"geoxr-read-{tokenize(self, chunks)}",
             lock=False,
             asarray=False,
             fancy=False,
-            meta=np.array((), self._raw_dtype),
+            meta=np.array((), self.dtype),
         )
+        if self.num_channels != len(band_numbers):  # a transformer changed the band count
+            band_numbers = range(1, self.num_channels + 1)
         return self._georeference(array, name=name, band_numbers=band_numbers)
 
     def _georeference(
         self, array: object, *, name: str, band_numbers: Sequence[int]
     ) -> xr.DataArray:
-        """Wrap a ``(band, y, x)`` array with coordinates, CRS and transform via rioxarray."""
-        data = xr.DataArray(
-            array,
-            dims=("band", "y", "x"),
-            coords={"band": list(band_numbers), **self.grid.coords()},
-            name=name,
-        )
-        data = data.rio.write_crs(self.grid.crs).rio.write_transform(self.grid.transform)
-        is_float = np.issubdtype(self._raw_dtype, np.floating)
-        nodata = np.nan if is_float else self.nodata
+        """A ``(band, y, x)`` array on this source's grid, with its nodata (NaN for floats)."""
+        data = self.grid.wrap(array, name=name, coords={"band": list(band_numbers)})
+        floats = np.issubdtype(data.dtype, np.floating)
+        nodata = np.nan if floats else output_nodata(data.dtype, self.nodata)
         return data.rio.write_nodata(nodata, encoded=False)

@@ -125,14 +125,19 @@ class MultiRasterSource(RasterSource):
         mask = np.concatenate([np.ma.getmaskarray(c) for c in chips])
         return np.ma.MaskedArray(values[self.channels], mask=mask[self.channels])
 
-    def _raw_data(self) -> xr.DataArray:
-        token = tokenize(self.__dask_tokenize__())
+    def _lazy_data(self) -> xr.DataArray:
         return self._lazy_reads(
-            token, self._chunks, name="stack", band_numbers=[c + 1 for c in self.channels]
+            self._chunks, name="stack", band_numbers=[c + 1 for c in self.channels]
         )
 
     def __dask_tokenize__(self) -> object:
-        return (type(self).__name__, [tokenize(s) for s in self.sources], self.channels, self.grid)
+        return (
+            type(self).__name__,
+            [tokenize(s) for s in self.sources],
+            self.channels,
+            self.grid,
+            [repr(t) for t in self.raster_transformers],
+        )
 
     def __repr__(self) -> str:
         return f"MultiRasterSource({[repr(s) for s in self.sources]}, bands={self.num_channels})"

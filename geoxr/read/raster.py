@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from dask.base import tokenize
 from rasterio.enums import MaskFlags, Resampling
 
 from geoxr.grid import Grid, Window
@@ -172,20 +171,20 @@ class RasterioSource(RasterSource):
             invalid |= ds.read_masks(indexes, window=file_window) == 0
         return np.ma.MaskedArray(values, mask=invalid)
 
-    def _raw_data(self) -> xr.DataArray:
-        token = tokenize(self.__dask_tokenize__())
+    def _lazy_data(self) -> xr.DataArray:
         stem = os.path.splitext(os.path.basename(self.uris[0]))[0]
         return self._lazy_reads(
-            token, self._chunks, name=stem, band_numbers=[c + 1 for c in self.channels]
+            self._chunks, name=stem, band_numbers=[c + 1 for c in self.channels]
         )
 
     def __dask_tokenize__(self) -> object:
+        mtimes = [
+            os.path.getmtime(u) for u in self.uris if os.path.exists(u)
+        ]  # changed file: new work
         return (
             type(self).__name__,
             self._path,
-            [
-                os.path.getmtime(u) for u in self.uris if os.path.exists(u)
-            ],  # a changed file is new work
+            mtimes,
             self.target_grid,
             self.resampling,
             self._offset,

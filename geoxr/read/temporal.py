@@ -92,18 +92,14 @@ class TemporalMultiRasterSource(RasterSource):
         values = np.stack([np.ma.getdata(c).astype(self._dtype) for c in chips])
         return np.ma.MaskedArray(values, mask=np.stack([np.ma.getmaskarray(c) for c in chips]))
 
-    def _raw_data(self) -> xr.DataArray:
+    def _lazy_data(self) -> xr.DataArray:
+        """Lazy ``(time, band, y, x)`` with datetime ``time`` coordinates."""
         dates = [s.data.astype(self._dtype) for s in self.sources]
         data = xr.concat(
             dates, dim=pd.Index(self.times, name="time"), coords="minimal", join="override"
         )
         data.name = "time_series"
         return data
-
-    @property
-    def data(self) -> xr.DataArray:
-        """Lazy ``(time, band, y, x)`` DataArray with datetime ``time`` coordinates."""
-        return self._raw_data()
 
     def __dask_tokenize__(self) -> object:
         return (type(self).__name__, [tokenize(s) for s in self.sources], list(self.times))

@@ -11,7 +11,7 @@ from dask.base import tokenize
 from geoxr.errors import NoGeoreferenceError
 from geoxr.grid import Grid, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
-from geoxr.read.transformers import RasterTransformer, mask_of
+from geoxr.read.transformers import RasterTransformer, apply_transformers, mask_of
 
 __all__ = ["XarraySource"]
 
@@ -79,15 +79,20 @@ class XarraySource(RasterSource):
         values = np.asarray(self._array.isel(window.isel()).values)
         return np.ma.MaskedArray(values, mask=mask_of(values, self.nodata))
 
-    def _raw_data(self) -> xr.DataArray:
+    def _lazy_data(self) -> xr.DataArray:
+        # The user's own graph is kept; transformers run on it block by block, masking
+        # blocks exactly as _read_inside masks chips (mask_of).
         array = self._array
-        if self.nodata is not None and array.dtype.kind == "f" and not self.raster_transformers:
-            # NaN marks nodata in float .data; transformers instead get the declared value,
-            # as chips do, so that only true NaN is NaN to them.
-            array = array.where(array != self.nodata)
-        return self._georeference(
-            array.data, name=self.label, band_numbers=array["band"].values.tolist()
-        )
+        band_numbers = array["band"].values.tolist()
+        if self.raster_transformers:
+            return apply_transformers(
+                self._georeference(array.data, name=self.label, band_numbers=band_numbers),
+                self.raster_transformers,
+                nodata=self.nodata,
+            )
+        if self.nodata is not None and array.dtype.kind == "f":
+            array = array.where(array != self.nodata)  # NaN marks nodata in float .data
+        return self._georeference(array.data, name=self.label, band_numbers=band_numbers)
 
     def __dask_tokenize__(self) -> object:
         return (

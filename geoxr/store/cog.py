@@ -16,7 +16,7 @@ import rasterio.shutil
 from rasterio.enums import Resampling
 
 from geoxr.errors import IncompleteOutputError
-from geoxr.grid import Window
+from geoxr.grid import Window, block_windows
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.read import RasterioSource
 from geoxr.store._compute import distributed_client
@@ -24,15 +24,6 @@ from geoxr.store._compute import distributed_client
 __all__ = ["read_cog_labels", "write_cog_labels"]
 
 CLASS_CONFIG_TAG = "GEOXR_CLASS_CONFIG"
-
-
-def _block_windows(chunks: tuple[tuple[int, ...], tuple[int, ...]]) -> list[Window]:
-    rows, cols = (np.cumsum((0, *c)) for c in chunks)
-    return [
-        Window(int(rows[i]), int(cols[j]), int(rows[i + 1] - rows[i]), int(cols[j + 1] - cols[j]))
-        for i in range(len(chunks[0]))
-        for j in range(len(chunks[1]))
-    ]
 
 
 def _computed_blocks(
@@ -119,7 +110,7 @@ def write_cog_labels(
     try:
         tiffs = [work / f"{i}.tif" for i in range(len(outputs))]
         ids_chunks = labels.class_ids.chunks or tuple((n,) for n in labels.grid.shape)
-        windows = _block_windows((tuple(ids_chunks[0]), tuple(ids_chunks[1])))
+        windows = [window for _, window in block_windows(ids_chunks)]
         config_tag = json.dumps(labels.class_config.to_dict())
         handles = []
         for tiff, (_, array, dtype, _) in zip(tiffs, outputs, strict=True):

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dask
+import dask.array as da
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from rasterio.features import shapes
 
-from geoxr.grid import Grid, Window
+from geoxr.grid import Grid, Window, block_windows
 from geoxr.label import SemanticSegmentationLabels
 
 __all__ = ["polygonize_block", "write_vector_labels"]
@@ -81,19 +82,11 @@ def write_vector_labels(
         for i in (class_ids if class_ids is not None else range(len(labels.class_config)))
         if i != labels.null_class_id
     ]
-    ids = labels.class_ids
-    chunks = ids.chunks or tuple((n,) for n in ids.shape)
-    rows, cols = (np.cumsum((0, *c)) for c in chunks)
-    tasks = []
-    for i in range(len(chunks[0])):
-        for j in range(len(chunks[1])):
-            window = Window.from_box(rows[i], cols[j], rows[i + 1], cols[j + 1])
-            block = (
-                ids.data[window.slices]
-                if hasattr(ids.data, "dask")
-                else np.asarray(ids.data)[window.slices]
-            )
-            tasks.append(dask.delayed(polygonize_block)(block, labels.grid, window, wanted))
+    ids = da.asarray(labels.class_ids.data)
+    tasks = [
+        dask.delayed(polygonize_block)(ids[window.slices], labels.grid, window, wanted)
+        for _, window in block_windows(ids.chunks)
+    ]
     parts = [p for p in dask.compute(*tasks) if len(p)]
     crs = _vector_crs(labels.grid)
     if parts:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from geoxr.errors import IncompleteOutputError
-from geoxr.grid import Grid
+from geoxr.grid import Grid, Window, block_windows
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.store._compute import compute_tasks
 
@@ -64,27 +63,16 @@ def _job_token(ds: xr.Dataset) -> str:
     )
 
 
-def _blocks(
-    chunks: tuple[tuple[int, ...], tuple[int, ...]],
-) -> list[tuple[int, int, slice, slice]]:
-    starts = [np.cumsum((0, *c)) for c in chunks]
-    return [
-        (i, j, slice(starts[0][i], starts[0][i + 1]), slice(starts[1][j], starts[1][j + 1]))
-        for i, j in itertools.product(range(len(chunks[0])), range(len(chunks[1])))
-    ]
-
-
 def _write_block(
     arrays: dict[str, np.ndarray],
     *,
     path: str,
-    rows: slice,
-    cols: slice,
+    window: Window,
     block: tuple[int, int],
     on_block: BlockCallback | None,
 ) -> None:
     for name, values in arrays.items():
-        zarr.open_array(f"{path}/{name}", mode="r+")[(..., rows, cols)] = values
+        zarr.open_array(f"{path}/{name}", mode="r+")[(..., *window.slices)] = values
     # Marked after the data is written: a marked block is complete.
     zarr.open_array(f"{path}/{PROGRESS}", mode="r+")[block] = 1
     if on_block is not None:
@@ -144,7 +132,6 @@ def write_zarr_labels(
     for var in ds.data_vars.values():
         var.encoding.pop("grid_mapping", None)
         var.attrs["grid_mapping"] = "spatial_ref"  # CF: where the CRS lives
-    blocks = _blocks(chunks)
     if path.exists() and resume:
         root = zarr.open_group(str(path), mode="r")
         if root.attrs.get(JOB_ATTR) != token:
@@ -187,13 +174,13 @@ def write_zarr_labels(
         )
         done = np.zeros((len(chunks[0]), len(chunks[1])), bool)
     tasks = []
-    for i, j, rows, cols in blocks:
-        if done[i, j]:
+    for block, window in block_windows(chunks):
+        if done[block]:
             continue
-        arrays = {name: var.data[..., rows, cols] for name, var in ds.data_vars.items()}
+        arrays = {name: var.data[(..., *window.slices)] for name, var in ds.data_vars.items()}
         tasks.append(
             dask.delayed(_write_block, pure=False)(
-                arrays, path=str(path), rows=rows, cols=cols, block=(i, j), on_block=on_block
+                arrays, path=str(path), window=window, block=block, on_block=on_block
             )
         )
     compute_tasks(tasks, progress=progress, desc=f"writing {len(tasks)} blocks to {path}")

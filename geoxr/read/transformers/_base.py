@@ -1,4 +1,4 @@
-"""The raster transformer interface and its lazy, block-wise application."""
+"""The raster transformer interface and its lazy, block-wise application to a DataArray."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import dask.array as da
 import numpy as np
 import xarray as xr
+
+from geoxr.grid import Grid
 
 __all__ = ["RasterTransformer", "apply_transformers", "fill_masked", "mask_of", "output_nodata"]
 
@@ -119,16 +121,8 @@ def apply_transformers(
     if bands == data.sizes["band"]:
         result = data.copy(data=out)
     else:
-        result = xr.DataArray(
-            out,
-            dims=data.dims,
-            coords={
-                **{k: v for k, v in data.coords.items() if "band" not in v.dims},
-                "band": np.arange(1, bands + 1),
-            },
-            name=data.name,
-        )
-        result = result.rio.write_crs(data.rio.crs).rio.write_transform(data.rio.transform())
+        grid = Grid.from_dataarray(data)
+        result = grid.wrap(out, name=str(data.name), coords={"band": np.arange(1, bands + 1)})
     result.rio.write_nodata(
         np.nan if out_nodata is None and dtype.kind == "f" else out_nodata,
         encoded=False,
