@@ -13,6 +13,7 @@ from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.predict.model_cache import ModelRef, load_cached
 from geoxr.read import RasterSource
 from geoxr.read._base import invalid_pixels
+from geoxr.read.stats import model_input
 
 __all__ = ["predict_block"]
 
@@ -65,10 +66,6 @@ def predict_block(
     invalid = invalid_pixels(chip)
     any_invalid = bool(invalid.any())
     raw = chip.data
-    stats = learner.cfg.norm_stats
-    if stats is not None:
-        means = np.asarray(stats.means, np.float32).reshape(-1, 1, 1)
-        stds = np.asarray(stats.stds, np.float32).reshape(-1, 1, 1)
     acc = ScoreAccumulator(num_classes, block, blend=blend)
     # Chips that no other chip overlaps inside this block are copied, not blended
     # (a pixel covered by a single chip keeps that chip's value anyway).
@@ -78,16 +75,16 @@ def predict_block(
     for start in range(0, len(chips), batch_size):
         batch = chips[start : start + batch_size]
         x = buf[: len(batch)]
-        # Stack the raw (e.g. uint8) chips straight into a reused float32 batch, then
-        # normalise the batch in place: no float32 copy of the whole halo.
-        for i, c in enumerate(batch):
-            np.copyto(x[i], raw[(..., *c.shift(-halo.ymin, -halo.xmin).slices)], casting="unsafe")
-        if stats is not None:
-            x -= means
-            x /= stds
-        if any_invalid:  # invalid pixels are 0 (assigned: NaN nodata * 0 would stay NaN)
-            for i, c in enumerate(batch):
-                x[i][..., invalid[c.shift(-halo.ymin, -halo.xmin).slices]] = 0.0
+        # Each raw (e.g. uint8) chip goes straight into a slot of a reused float32 batch:
+        # no float32 copy of the whole halo.
+        for slot, c in zip(x, batch, strict=True):
+            cut = c.shift(-halo.ymin, -halo.xmin).slices
+            model_input(
+                raw[(..., *cut)],
+                learner.cfg.norm_stats,
+                invalid=invalid[cut] if any_invalid else None,
+                out=slot,
+            )
         scores = learner.predict(torch.from_numpy(x)).numpy()
         for window, chip_scores in zip(batch, scores, strict=True):
             if window in single:

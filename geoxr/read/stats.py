@@ -9,7 +9,7 @@ import dask
 import numpy as np
 import xarray as xr
 
-__all__ = ["BandStats", "compute_band_stats"]
+__all__ = ["BandStats", "compute_band_stats", "model_input"]
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,8 @@ class BandStats:
 
     def normalize(self, chip: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndarray:
         """``(chip - mean) / std`` per band (axis -3) as float32; invalid pixels become 0."""
-        if chip.shape[-3] != len(self.means):
-            raise ValueError(
-                f"Chip has {chip.shape[-3]} bands but the stats have {len(self.means)}; compute "
-                "stats on the same bands (channel_order) as the chips."
-            )
-        shape = (-1, 1, 1)
-        means = np.asarray(self.means, np.float32).reshape(shape)
-        stds = np.asarray(self.stds, np.float32).reshape(shape)
-        out = (chip.astype(np.float32) - means) / stds
-        if valid is not None:
-            out = np.where(valid, out, np.float32(0))
-        return out
+        invalid = None if valid is None else ~np.asarray(valid, bool)
+        return model_input(chip, self, invalid=invalid)
 
     def to_dict(self) -> dict[str, list[float]]:
         """JSON-ready form."""
@@ -52,6 +42,51 @@ class BandStats:
     def from_dict(cls, d: dict[str, Any]) -> BandStats:
         """Inverse of :meth:`to_dict`."""
         return cls(tuple(float(v) for v in d["means"]), tuple(float(v) for v in d["stds"]))
+
+
+def model_input(
+    values: np.ndarray,
+    stats: BandStats | None,
+    *,
+    invalid: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """What a model sees of a chip: float32, standardised per band, 0 at invalid pixels.
+
+    The one place chips become model input, for training samples and for
+    block-wise prediction alike.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(..., band, y, x)`` chip values of any dtype.
+    stats : BandStats, optional
+        Per-band mean and std; ``None`` keeps raw values (as float32).
+    invalid : numpy.ndarray, optional
+        ``(y, x)`` booleans: pixels set to 0 (assigned, so NaN nodata becomes 0 too).
+    out : numpy.ndarray, optional
+        float32 array of the same shape to write into (e.g. a slot of a batch).
+
+    Examples
+    --------
+    >>> chip = np.array([[[12, 8]]], np.uint8)
+    >>> model_input(chip, BandStats((10.0,), (2.0,)), invalid=np.array([[False, True]]))
+    array([[[1., 0.]]], dtype=float32)
+    """
+    if out is None:
+        out = np.empty(values.shape, np.float32)
+    np.copyto(out, values, casting="unsafe")
+    if stats is not None:
+        if values.shape[-3] != len(stats.means):
+            raise ValueError(
+                f"Chip has {values.shape[-3]} bands but the stats have {len(stats.means)}; "
+                "compute stats on the same bands (channel_order) as the chips."
+            )
+        out -= np.asarray(stats.means, np.float32).reshape(-1, 1, 1)
+        out /= np.asarray(stats.stds, np.float32).reshape(-1, 1, 1)
+    if invalid is not None:
+        out[..., invalid] = 0
+    return out
 
 
 def _valid(data: xr.DataArray, nodata: float | None) -> xr.DataArray:

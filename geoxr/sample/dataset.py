@@ -6,7 +6,6 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -15,6 +14,7 @@ from geoxr.grid import Window
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, compute_band_stats
 from geoxr.read._base import invalid_pixels
+from geoxr.read.stats import model_input
 from geoxr.sample._batch_reader import BatchReader
 
 __all__ = ["GeoDataset", "Sample", "Transform"]
@@ -96,12 +96,7 @@ class GeoDataset(Dataset[Sample]):
         chip = self.scene.raster_source.read(window)
         invalid = invalid_pixels(chip)
         any_invalid = bool(invalid.any())
-        if self.normalize is not None:
-            image = self.normalize.normalize(chip.data)
-        else:
-            image = chip.data.astype(np.float32)
-        if any_invalid:
-            image[..., invalid] = 0
+        image = model_input(chip.data, self.normalize, invalid=invalid if any_invalid else None)
         x = torch.from_numpy(image)
         label_source = self.scene.label_source
         if label_source is None:
