@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
 from geoxr.grid import Window
 
-__all__ = ["BlendMode", "ScoreAccumulator", "chip_weights"]
+__all__ = ["BlendMode", "ScoreAccumulator", "chip_weights", "single_cover"]
 
 BlendMode = Literal["cosine", "uniform"]
 
@@ -35,8 +36,39 @@ def chip_weights(shape: tuple[int, int], blend: BlendMode = "cosine") -> np.ndar
     return np.outer(rows, cols).astype(np.float32)
 
 
+def single_cover(chips: Sequence[Window], target: Window) -> set[Window]:
+    """The chips whose part inside ``target`` no other chip of ``chips`` overlaps.
+
+    Chips come from a regular grid (rows and columns of equal spans), so this is
+    decided per axis.
+
+    Examples
+    --------
+    >>> chips = [Window(0, 0, 4, 4), Window(0, 4, 4, 4), Window(0, 6, 4, 4)]
+    >>> sorted(c.col_off for c in single_cover(chips, Window(0, 0, 4, 10)))
+    [0]
+    """
+    rows = sorted({(c.ymin, c.ymax) for c in chips})
+    cols = sorted({(c.xmin, c.xmax) for c in chips})
+
+    def alone(spans: list[tuple[int, int]], lo: int, hi: int) -> set[tuple[int, int]]:
+        return {
+            s
+            for s in spans
+            if all(o == s or o[1] <= max(s[0], lo) or o[0] >= min(s[1], hi) for o in spans)
+        }
+
+    ok_rows = alone(rows, target.ymin, target.ymax)
+    ok_cols = alone(cols, target.xmin, target.xmax)
+    return {c for c in chips if (c.ymin, c.ymax) in ok_rows and (c.xmin, c.xmax) in ok_cols}
+
+
 class ScoreAccumulator:
-    """Weighted sum of chip scores over one target window (a block or a whole scene).
+    """Weighted mean of chip scores over one target window (a block or a whole scene).
+
+    When the chips to come are given, those that no other chip overlaps inside
+    the target are copied rather than blended (a pixel under a single chip keeps
+    that chip's value anyway), which spares the weighting for non-overlapping grids.
 
     Examples
     --------
@@ -48,10 +80,19 @@ class ScoreAccumulator:
            [1. , 0.5, 0. ]], dtype=float32)
     """
 
-    def __init__(self, num_classes: int, target: Window, *, blend: BlendMode = "cosine") -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        target: Window,
+        *,
+        chips: Sequence[Window] | None = None,
+        blend: BlendMode = "cosine",
+    ) -> None:
         self.target = target
         self.blend = blend
-        self.sums = np.zeros((num_classes, *target.shape), np.float32)
+        self._alone = set() if chips is None else single_cover(chips, target)
+        self._out = np.full((num_classes, *target.shape), np.nan, np.float32)
+        self._sums: np.ndarray | None = None
         self.weights = np.zeros(target.shape, np.float32)
         self._chip_weights: dict[tuple[int, int], np.ndarray] = {}
 
@@ -60,24 +101,23 @@ class ScoreAccumulator:
         inner = chip.intersection(self.target)
         if inner is None:
             return
+        src = (slice(None), *inner.shift(-chip.ymin, -chip.xmin).slices)
+        dst = (slice(None), *inner.shift(-self.target.ymin, -self.target.xmin).slices)
+        if chip in self._alone:
+            self._out[dst] = scores[src]
+            return
         weights = self._chip_weights.get(chip.shape)
         if weights is None:
             weights = self._chip_weights[chip.shape] = chip_weights(chip.shape, self.blend)
-        src = (
-            slice(inner.ymin - chip.ymin, inner.ymax - chip.ymin),
-            slice(inner.xmin - chip.xmin, inner.xmax - chip.xmin),
-        )
-        dst = (
-            slice(inner.ymin - self.target.ymin, inner.ymax - self.target.ymin),
-            slice(inner.xmin - self.target.xmin, inner.xmax - self.target.xmin),
-        )
-        w = weights[src]
-        self.sums[(slice(None), *dst)] += scores[(slice(None), *src)] * w
-        self.weights[dst] += w
+        if self._sums is None:
+            self._sums = np.zeros_like(self._out)
+        w = weights[src[1:]]
+        self._sums[dst] += scores[src] * w
+        self.weights[dst[1:]] += w
 
     def result(self) -> np.ndarray:
         """Blended ``(class, h, w)`` float32 scores; NaN where no chip reached."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = self.sums / self.weights
-        out[:, self.weights == 0] = np.nan
-        return out
+        if self._sums is not None:
+            blended = self.weights > 0
+            self._out[:, blended] = self._sums[:, blended] / self.weights[blended]
+        return self._out

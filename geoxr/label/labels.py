@@ -140,7 +140,7 @@ class SemanticSegmentationLabels:
         """
         classes = class_config.ensure_null_class()
         n = len(classes)
-        acc = ScoreAccumulator(n, grid.extent, blend=blend)
+        acc = ScoreAccumulator(n, grid.extent, chips=windows, blend=blend)
         for window, chip_scores in zip(windows, predictions, strict=True):
             if chip_scores.shape != (n, *window.shape):
                 raise ValueError(

@@ -66,11 +66,7 @@ def predict_block(
     invalid = invalid_pixels(chip)
     any_invalid = bool(invalid.any())
     raw = chip.data
-    acc = ScoreAccumulator(num_classes, block, blend=blend)
-    # Chips that no other chip overlaps inside this block are copied, not blended
-    # (a pixel covered by a single chip keeps that chip's value anyway).
-    single = _single_cover(chips, block)
-    out = np.full((num_classes, *block.shape), np.nan, np.float32)
+    acc = ScoreAccumulator(num_classes, block, chips=chips, blend=blend)
     buf = np.empty((batch_size, *raw.shape[:-2], *chip_grid.size), np.float32)
     for start in range(0, len(chips), batch_size):
         batch = chips[start : start + batch_size]
@@ -87,37 +83,8 @@ def predict_block(
             )
         scores = learner.predict(torch.from_numpy(x)).numpy()
         for window, chip_scores in zip(batch, scores, strict=True):
-            if window in single:
-                inner = window.intersection(block)
-                assert inner is not None
-                src = inner.shift(-window.ymin, -window.xmin).slices
-                out[(slice(None), *inner.shift(-block.ymin, -block.xmin).slices)] = chip_scores[
-                    (slice(None), *src)
-                ]
-            else:
-                acc.add(window, chip_scores)
-    if len(single) < len(chips):
-        blended = acc.result()
-        covered = acc.weights > 0
-        out[:, covered] = blended[:, covered]
+            acc.add(window, chip_scores)
+    out = acc.result()
     if any_invalid:
-        inner = block.shift(-halo.ymin, -halo.xmin)
-        out[:, invalid[inner.slices]] = np.nan
+        out[:, invalid[block.shift(-halo.ymin, -halo.xmin).slices]] = np.nan
     return out.astype(out_dtype, copy=False)
-
-
-def _single_cover(chips: list[Window], block: Window) -> set[Window]:
-    """The chips whose part inside ``block`` no other chip of ``chips`` overlaps."""
-    rows = sorted({(c.ymin, c.ymax) for c in chips})
-    cols = sorted({(c.xmin, c.xmax) for c in chips})
-
-    def alone(spans: list[tuple[int, int]], lo: int, hi: int) -> set[tuple[int, int]]:
-        return {
-            s
-            for s in spans
-            if all(o == s or o[1] <= max(s[0], lo) or o[0] >= min(s[1], hi) for o in spans)
-        }
-
-    ok_rows = alone(rows, block.ymin, block.ymax)
-    ok_cols = alone(cols, block.xmin, block.xmax)
-    return {c for c in chips if (c.ymin, c.ymax) in ok_rows and (c.xmin, c.xmax) in ok_cols}
