@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import shapely
@@ -16,16 +16,13 @@ from geoxr.read._base import RasterSource, resolve_channels
 from geoxr.read.raster import RasterioSource
 from geoxr.read.transformers import RasterTransformer
 
-__all__ = ["align_to", "check_overlap", "MultiRasterSource"]
+__all__ = ["MultiRasterSource", "align_to", "check_overlap", "read_all"]
 
 
 def check_overlap(source: RasterSource, grid: Grid, *, what: str) -> None:
     """Raise if ``source`` does not overlap ``grid`` (bounds compared in ``grid.crs``)."""
     bounds = transform_bounds(source.crs, grid.crs, *source.bounds, densify_pts=21)
-    if (
-        not shapely.box(*bounds).intersects(shapely.box(*grid.bounds))
-        or shapely.box(*bounds).intersection(shapely.box(*grid.bounds)).area == 0
-    ):
+    if shapely.box(*bounds).intersection(shapely.box(*grid.bounds)).area == 0:
         raise CRSMismatchError(
             f"{what} {source!r} (bounds {tuple(round(b, 3) for b in bounds)} in {grid.crs}) does "
             f"not overlap the primary grid (bounds {grid.bounds}). Check the files cover the "
@@ -45,6 +42,18 @@ def align_to(source: RasterSource, grid: Grid, *, resampling: str, what: str) ->
         f"on the primary grid {grid.crs.to_string()} {grid.shape}. Open it with RasterioSource "
         "(warped per window through GDAL), or reproject it with `data.rio.reproject_match(...)`."
     )
+
+
+def read_all(
+    sources: Sequence[RasterSource],
+    window: Window,
+    dtype: np.dtype,
+    combine: Callable[[list[np.ndarray]], np.ndarray],
+) -> np.ma.MaskedArray:
+    """One window of every source, as ``dtype``, joined by ``combine`` (values and masks)."""
+    chips = [s.read(window) for s in sources]
+    values = combine([np.ma.getdata(c).astype(dtype, copy=False) for c in chips])
+    return np.ma.MaskedArray(values, mask=combine([np.ma.getmaskarray(c) for c in chips]))
 
 
 class MultiRasterSource(RasterSource):
@@ -120,10 +129,7 @@ class MultiRasterSource(RasterSource):
         return np.dtype(self._dtype)
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
-        chips = [s.read(window) for s in self.sources]
-        values = np.concatenate([np.ma.getdata(c).astype(self._dtype) for c in chips])
-        mask = np.concatenate([np.ma.getmaskarray(c) for c in chips])
-        return np.ma.MaskedArray(values[self.channels], mask=mask[self.channels])
+        return read_all(self.sources, window, self._dtype, np.concatenate)[self.channels]
 
     def _lazy_data(self) -> xr.DataArray:
         return self._lazy_reads(

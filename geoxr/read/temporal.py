@@ -12,7 +12,7 @@ from dask.base import tokenize
 from geoxr.errors import BandCountError
 from geoxr.grid import Window
 from geoxr.read._base import RasterSource
-from geoxr.read.multi import align_to
+from geoxr.read.multi import align_to, read_all
 
 __all__ = ["TemporalMultiRasterSource"]
 
@@ -88,9 +88,7 @@ class TemporalMultiRasterSource(RasterSource):
         return (len(self.sources), self.num_channels)
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
-        chips = [s.read(window) for s in self.sources]
-        values = np.stack([np.ma.getdata(c).astype(self._dtype) for c in chips])
-        return np.ma.MaskedArray(values, mask=np.stack([np.ma.getmaskarray(c) for c in chips]))
+        return read_all(self.sources, window, self._dtype, np.stack)
 
     def _lazy_data(self) -> xr.DataArray:
         """Lazy ``(time, band, y, x)`` with datetime ``time`` coordinates."""
