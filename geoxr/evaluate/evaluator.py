@@ -69,8 +69,7 @@ class SemanticSegmentationEvaluator:
                 f"Truth is on {Grid.from_dataarray(truth_ids)} but the prediction is on "
                 f"{prediction.grid}; evaluate on the prediction's scene grid."
             )
-        null = self.class_config.null_class_id
-        assert null is not None
+        null = self.class_config.ignore_class_id
         n = len(self.class_config)
         cm = np.asarray(confusion_matrix_lazy(truth_ids, pred_ids, n, ignore=[null]).compute())
         metrics = segmentation_metrics(cm, list(self.class_config.names), ignore_index=null)

@@ -87,6 +87,17 @@ class ClassConfig:
         """Id of the null class, or ``None``."""
         return None if self.null_class is None else self.names.index(self.null_class)
 
+    @property
+    def ignore_class_id(self) -> int:
+        """Id of the null class of :meth:`ensure_null_class`: the ignore index of training.
+
+        Examples
+        --------
+        >>> ClassConfig(["a", "b"]).ignore_class_id, ClassConfig(["n", "a"], null_class="n").ignore_class_id
+        (2, 0)
+        """
+        return self.names.index(self.null_class) if self.null_class else len(self.names)
+
     def get_class_id(self, name: str) -> int:
         """Id of a class name."""
         try:

@@ -74,9 +74,7 @@ class SemanticSegmentationLabels:
             raise ValueError("SemanticSegmentationLabels needs scores, class_ids or both.")
         self.grid = grid
         self.class_config = class_config.ensure_null_class()
-        null = self.class_config.null_class_id
-        assert null is not None
-        self.null_class_id = null
+        self.null_class_id = class_config.ignore_class_id
         for name, arr in (("scores", scores), ("class_ids", class_ids)):
             if arr is not None and not Grid.from_dataarray(arr).aligned_with(grid):
                 raise CRSMismatchError(

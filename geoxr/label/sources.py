@@ -52,9 +52,7 @@ class SemanticSegmentationLabelSource:
             )
         self.raster_source = raster_source
         self.class_config = class_config.ensure_null_class()
-        null_class_id = self.class_config.null_class_id
-        assert null_class_id is not None  # ensure_null_class() guarantees one
-        self.null_class_id = null_class_id
+        self.null_class_id = class_config.ignore_class_id
 
     @property
     def grid(self) -> Grid:

@@ -108,9 +108,8 @@ class SemanticSegmentationLearner:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
-        null_class_id = cfg.class_config.ensure_null_class().null_class_id
-        assert null_class_id is not None  # ensure_null_class() guarantees one
-        self.null_class_id = null_class_id
+        self.classes = cfg.class_config.ensure_null_class()  # what the model outputs
+        self.null_class_id = cfg.class_config.ignore_class_id
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
@@ -238,7 +237,7 @@ class SemanticSegmentationLearner:
             raise ValueError("No dataset to validate on; pass ds=... or valid_ds=...")
         loss_fn = loss_fn or self._loss_fn()
         self.model.eval()
-        n = len(self.cfg.class_config.ensure_null_class())
+        n = len(self.classes)
         cm = torch.zeros(n, n, dtype=torch.int64)
         loss_sum, weight = 0.0, 0
         for x, y in tqdm(self._loader(ds, shuffle=False), desc="valid", disable=not self.progress):
@@ -251,7 +250,7 @@ class SemanticSegmentationLearner:
             cm += confusion_matrix(
                 y.cpu(), logits.argmax(1).cpu(), n, ignore_index=self.null_class_id
             )
-        names = list(self.cfg.class_config.ensure_null_class().names)
+        names = list(self.classes.names)
         metrics = segmentation_metrics(cm.numpy(), names, ignore_index=self.null_class_id)
         return {"valid_loss": loss_sum / max(weight, 1), **metrics}
 
@@ -330,11 +329,11 @@ class SemanticSegmentationLearner:
         """Class probabilities ``(N, classes, H, W)`` for a normalised batch."""
         self.model.eval()
         logits = self.model(x.to(self.device))
-        expected = len(self.cfg.class_config.ensure_null_class())
+        expected = len(self.classes)
         if logits.ndim != 4 or logits.shape[1] != expected:
             raise ValueError(
                 f"The model returned shape {tuple(logits.shape)}; expected (N, {expected}, H, W): "
-                f"one channel per class of {list(self.cfg.class_config.ensure_null_class().names)} "
+                f"one channel per class of {list(self.classes.names)} "
                 "(the null class included)."
             )
         return torch.softmax(logits, dim=1).cpu()

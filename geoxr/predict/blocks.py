@@ -59,7 +59,7 @@ def predict_block(
     """
     learner = load_cached(model)
     _cap_gdal_cache()
-    num_classes = len(learner.cfg.class_config.ensure_null_class())
+    num_classes = len(learner.classes)
     chips = chip_grid.touching(block)
     halo = _halo(chips)
     chip = source.read(halo)

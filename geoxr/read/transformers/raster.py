@@ -234,7 +234,6 @@ class RGBClassTransformer(RasterTransformer):
     """
 
     def __init__(self, class_config: Any) -> None:
-        config = class_config.ensure_null_class()
         colors = [tuple(c) for c in class_config.colors]
         if len(set(colors)) != len(colors):
             raise ClassConfigError(
@@ -242,7 +241,7 @@ class RGBClassTransformer(RasterTransformer):
                 f"{dict(zip(class_config.names, colors, strict=True))}."
             )
         self.colors = colors
-        self.null_class_id = int(config.null_class_id)
+        self.null_class_id = class_config.ignore_class_id
 
     def transform(self, chip: np.ma.MaskedArray) -> np.ma.MaskedArray:
         """``(3, h, w)`` RGB to ``(1, h, w)`` uint8 class ids."""
