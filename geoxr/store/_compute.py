@@ -23,23 +23,23 @@ def distributed_client() -> Any:
         return None
 
 
-def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> None:
-    """Compute ``tasks`` on the active scheduler; show progress when asked."""
-    if not tasks:
-        return
+def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> list[Any]:
+    """Compute ``tasks`` on the active scheduler (a distributed Client if one is active).
+
+    ``dask.compute`` already runs on an active Client; the Client is asked for
+    directly only to show its progress bar, since tqdm's dask callback sees the
+    local schedulers alone.
+    """
+    if not progress or not tasks:
+        return list(dask.compute(*tasks))
     client = distributed_client()
     if client is not None:
+        from distributed import progress as show_progress
+
         futures = client.compute(list(tasks))
-        if progress:
-            from distributed import progress as show_progress
+        show_progress(futures, notebook=False)
+        return list(client.gather(futures))
+    from tqdm.dask import TqdmCallback
 
-            show_progress(futures, notebook=False)
-        client.gather(futures)
-        return
-    if progress:
-        from tqdm.dask import TqdmCallback
-
-        with TqdmCallback(desc=desc, mininterval=1.0):
-            dask.compute(*tasks)
-    else:
-        dask.compute(*tasks)
+    with TqdmCallback(desc=desc, mininterval=1.0):
+        return list(dask.compute(*tasks))

@@ -19,7 +19,6 @@ from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Window, block_windows
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.read import RasterioSource
-from geoxr.store._compute import distributed_client
 
 __all__ = ["read_cog_labels", "write_cog_labels"]
 
@@ -30,14 +29,9 @@ def _computed_blocks(
     arrays: list[Any], windows: list[Window], group: int
 ) -> Iterator[tuple[Window, list[np.ndarray]]]:
     """Blocks of all ``arrays`` per window, computed ``group`` windows at a time (bounded memory)."""
-    client = distributed_client()
     for start in range(0, len(windows), group):
         batch = windows[start : start + group]
-        parts = [[a[(..., *w.slices)] for a in arrays] for w in batch]
-        if client is not None:
-            values = client.gather(client.compute(parts))
-        else:
-            values = dask.compute(*parts)
+        values = dask.compute(*[[a[(..., *w.slices)] for a in arrays] for w in batch])
         yield from zip(batch, values, strict=True)
 
 
