@@ -33,6 +33,7 @@ import rasterio
 import rasterio.env
 import rasterio.windows
 import torch
+from _rasters import is_cached_raster
 from affine import Affine
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -157,23 +158,6 @@ def _profile(size: int, count: int) -> dict[str, object]:
     )
 
 
-def _is_valid(path: Path, size: int, count: int) -> bool:
-    """Whether a cached raster exists with the expected shape, bands, tiles and codec."""
-    if not path.exists():
-        return False
-    try:
-        with rasterio.open(path) as ds:
-            return (
-                ds.shape == (size, size)
-                and ds.count == count
-                and ds.block_shapes[0] == (TILE, TILE)
-                and str(ds.compression).lower().endswith("deflate")
-                and ds.crs == rasterio.crs.CRS.from_user_input(CRS)
-            )
-    except rasterio.errors.RasterioIOError:
-        return False
-
-
 def ensure_data(workdir: Path, size: int, *, seed: int = 0) -> Data:
     """Generate the image and label rasters once (one row of tiles at a time), or reuse them.
 
@@ -185,7 +169,9 @@ def ensure_data(workdir: Path, size: int, *, seed: int = 0) -> Data:
     labels = workdir / f"chips_labels_{size}.tif"
     meta_path = workdir / f"chips_data_{size}.json"
     generated = False
-    if _is_valid(image, size, 3) and _is_valid(labels, size, 1):
+    if is_cached_raster(image, size=size, count=3, tile=TILE, crs=CRS) and is_cached_raster(
+        labels, size=size, count=1, tile=TILE, crs=CRS
+    ):
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         generation_s = float(meta.get("generation_s", float("nan")))
     else:

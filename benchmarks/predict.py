@@ -73,6 +73,7 @@ import rasterio
 import rasterio.shutil
 import rasterio.windows
 import torch
+from _rasters import is_cached_raster
 from affine import Affine
 from torch import nn
 
@@ -203,24 +204,6 @@ def cog_path(workdir: Path, size: int) -> Path:
     return workdir / f"scene_{size}.cog.tif"
 
 
-def _is_valid_cog(path: Path, size: int) -> bool:
-    """Whether ``path`` is a finished input COG of this size (shape, tiles, codec, CRS)."""
-    if not path.is_file():
-        return False
-    try:
-        with rasterio.open(path) as ds:
-            return (
-                ds.shape == (size, size)
-                and ds.count == 3
-                and ds.block_shapes[0] == (TILE, TILE)
-                and str(ds.compression).lower().endswith("deflate")
-                and ds.crs == rasterio.crs.CRS.from_user_input(CRS)
-                and ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-            )
-    except rasterio.errors.RasterioIOError:
-        return False
-
-
 def ensure_cog(workdir: Path, size: int, *, seed: int = SEED) -> tuple[Path, float | None]:
     """Generate the input COG of ``size`` once, or reuse it; returns (path, seconds or None).
 
@@ -230,7 +213,7 @@ def ensure_cog(workdir: Path, size: int, *, seed: int = SEED) -> tuple[Path, flo
     """
     workdir.mkdir(parents=True, exist_ok=True)
     cog = cog_path(workdir, size)
-    if _is_valid_cog(cog, size):
+    if is_cached_raster(cog, size=size, count=3, tile=TILE, crs=CRS, cog=True):
         return cog, None
     print(f"Generating {size} x {size} COG in {workdir} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
@@ -266,7 +249,9 @@ def check_disk(workdir: Path, sizes: Sequence[int], *, keep_outputs: bool) -> No
     workdir.mkdir(parents=True, exist_ok=True)
     need = 0.0
     for size in sizes:
-        if not _is_valid_cog(cog_path(workdir, size), size):
+        if not is_cached_raster(
+            cog_path(workdir, size), size=size, count=3, tile=TILE, crs=CRS, cog=True
+        ):
             need += 2 * 0.85 * 3 * size**2  # the COG plus the temporary tiled GeoTIFF
     outputs = [11 * s**2 for s in sizes]
     need += sum(outputs) if keep_outputs else max(outputs, default=0)
