@@ -102,38 +102,39 @@ def mosaic_vrt(paths: Sequence[str]) -> str:
     width = round((max(rights) - left) / xres)
     height = round((top - min(bottoms)) / yres)
     gdal_type = typename_fwd[dtype_rev[dtype]]
+
+    def source(kind: str, path: str, grid: Grid, band: str, extra: str = "") -> str:
+        """One file placed in the mosaic: ``band`` of ``path`` at its offset."""
+        xoff = round((grid.transform.c - left) / xres)
+        yoff = round((top - grid.transform.f) / yres)
+        size = f'xSize="{grid.width}" ySize="{grid.height}"'
+        return (
+            f'<{kind}><SourceFilename relativeToVRT="0">{escape(path)}</SourceFilename>'
+            f'<SourceBand>{band}</SourceBand><SrcRect xOff="0" yOff="0" {size}/>'
+            f'<DstRect xOff="{xoff}" yOff="{yoff}" {size}/>{extra}</{kind}>'
+        )
+
     bands = []
     for band in range(1, count + 1):
-        sources = []
-        for path, grid, *_, src_nodata in infos:
-            xoff = round((grid.transform.c - left) / xres)
-            yoff = round((top - grid.transform.f) / yres)
-            nd = f"<NODATA>{src_nodata}</NODATA>" if src_nodata is not None else ""
-            sources.append(
-                f'<ComplexSource><SourceFilename relativeToVRT="0">{escape(path)}</SourceFilename>'
-                f"<SourceBand>{band}</SourceBand>"
-                f'<SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>'
-                f'<DstRect xOff="{xoff}" yOff="{yoff}" xSize="{grid.width}" ySize="{grid.height}"/>'
-                f"{nd}</ComplexSource>"
+        sources = "".join(
+            source(
+                "ComplexSource",
+                path,
+                grid,
+                str(band),
+                f"<NODATA>{src_nodata}</NODATA>" if src_nodata is not None else "",
             )
+            for path, grid, *_, src_nodata in infos
+        )
         nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
         bands.append(
-            f'<VRTRasterBand dataType="{gdal_type}" band="{band}">{nd}{"".join(sources)}'
-            "</VRTRasterBand>"
+            f'<VRTRasterBand dataType="{gdal_type}" band="{band}">{nd}{sources}</VRTRasterBand>'
         )
-    # A dataset mask made of each file's mask: gaps between files are invalid, not 0.
-    mask_sources = "".join(
-        f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(path)}</SourceFilename>'
-        "<SourceBand>mask,1</SourceBand>"
-        f'<SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>'
-        f'<DstRect xOff="{round((grid.transform.c - left) / xres)}" '
-        f'yOff="{round((top - grid.transform.f) / yres)}" '
-        f'xSize="{grid.width}" ySize="{grid.height}"/></SimpleSource>'
-        for path, grid, *_ in infos
-    )
-    if nodata is None:  # no NoDataValue to mark the gaps
+    if nodata is None:
+        # No NoDataValue marks the gaps: a dataset mask made of each file's mask does.
+        masks = "".join(source("SimpleSource", path, grid, "mask,1") for path, grid, *_ in infos)
         bands.append(
-            f'<MaskBand><VRTRasterBand dataType="Byte">{mask_sources}</VRTRasterBand></MaskBand>'
+            f'<MaskBand><VRTRasterBand dataType="Byte">{masks}</VRTRasterBand></MaskBand>'
         )
     geotransform = ", ".join(repr(v) for v in (left, xres, 0.0, top, 0.0, -yres))
     return (
