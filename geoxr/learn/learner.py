@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
@@ -140,8 +141,10 @@ class SemanticSegmentationLearner:
             return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
         return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
 
-    def _build_scheduler(self, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    def _build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         s = self.cfg.solver
+        assert self.train_ds is not None
+        steps_per_epoch = math.ceil(len(self.train_ds) / s.batch_size)
         total = max(1, s.num_epochs * steps_per_epoch)
         sched = torch.optim.lr_scheduler
         if s.lr_schedule == "cosine":
@@ -154,9 +157,8 @@ class SemanticSegmentationLearner:
 
     def _loss_fn(self) -> nn.Module:
         weights = self.cfg.solver.class_weights
-        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
         return nn.CrossEntropyLoss(
-            weight=None if weight is None else weight.to(self.device),
+            weight=None if weights is None else torch.tensor(weights, device=self.device),
             ignore_index=self.null_class_id,
         )
 
@@ -186,9 +188,8 @@ class SemanticSegmentationLearner:
         if self.train_ds is None:
             raise ValueError("This learner has no train_ds; pass train_ds=... to train.")
         epochs = self.cfg.solver.num_epochs if epochs is None else epochs
-        loader = self._loader(self.train_ds, shuffle=True)
         if self._scheduler is None:
-            self._scheduler = self._build_scheduler(len(loader))
+            self._scheduler = self._build_scheduler()
         loss_fn = self._loss_fn()
         while self.epoch < epochs:
             start = time.perf_counter()
@@ -256,17 +257,16 @@ class SemanticSegmentationLearner:
 
     # ------------------------------------------------------------- persistence
     def _save_epoch(self) -> None:
+        state = self.model.state_dict()
         checkpoint = {
             "epoch": self.epoch,
-            "model": self.model.state_dict(),
+            "model": state,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self._scheduler is None else self._scheduler.state_dict(),
         }
         # Each file is written under a temporary name, then renamed: a crash never leaves
         # a truncated checkpoint, state dict or history behind.
-        _atomic(
-            self.output_dir / LAST_MODEL_NAME, lambda p: torch.save(self.model.state_dict(), p)
-        )
+        _atomic(self.output_dir / LAST_MODEL_NAME, lambda p: torch.save(state, p))
         _atomic(self.output_dir / CHECKPOINT_NAME, lambda p: torch.save(checkpoint, p))
         _atomic(
             self.output_dir / HISTORY_NAME,
@@ -281,7 +281,7 @@ class SemanticSegmentationLearner:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch = int(checkpoint["epoch"])
         if checkpoint.get("scheduler") is not None and self.train_ds is not None:
-            self._scheduler = self._build_scheduler(len(self._loader(self.train_ds, shuffle=True)))
+            self._scheduler = self._build_scheduler()
             self._scheduler.load_state_dict(checkpoint["scheduler"])
         history = self.output_dir / HISTORY_NAME
         self.history = json.loads(history.read_text())[: self.epoch] if history.exists() else []
@@ -358,7 +358,7 @@ class SemanticSegmentationLearner:
         )
         index = 0
         for x, _ in tqdm(loader, desc="predict", disable=not self.progress):
-            scores = self.predict(x).numpy().astype(np.float32)
+            scores = self.predict(x).numpy()
             for chip_scores in scores:
                 yield ds.windows[index], chip_scores
                 index += 1
