@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from distributed import Client
 
         client = Client(args.scheduler)
-    train_scene, valid_scene, predict_scene = _scenes(args, out)
+    train_scene, valid_scene, target_scene = _scenes(args, out)
     size = args.chip_size
     train_ds = geoxr.SemanticSegmentationSlidingWindowGeoDataset(
         train_scene, size=size, stride=size // 2, normalize="stats"
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     trained = time.perf_counter()
 
     labels = geoxr.predict_scene(
-        bundle, predict_scene.raster_source, chip_size=size, stride=size // 2
+        bundle, target_scene.raster_source, chip_size=size, stride=size // 2
     )
     zarr_store = geoxr.SemanticSegmentationLabelStore(out / "predictions.zarr", resume=False)
     cog_store = geoxr.SemanticSegmentationLabelStore(out / "predictions.tif", write_scores=False)
@@ -126,11 +126,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cog_store.save(zarr_store.get_labels())  # the COG is made from the Zarr store: no recompute
     predicted = time.perf_counter()
 
-    assert predict_scene.label_source is not None
+    assert target_scene.label_source is not None
     evaluator = geoxr.SemanticSegmentationEvaluator(cfg.class_config)
-    metrics = evaluator.evaluate(predict_scene.label_source, zarr_store.get_labels())
+    metrics = evaluator.evaluate(target_scene.label_source, zarr_store.get_labels())
     evaluator.save(metrics, out / "metrics.json")
-    height, width = predict_scene.grid.shape
+    height, width = target_scene.grid.shape
     summary = {
         "train": {
             "windows": len(train_ds),
