@@ -50,6 +50,7 @@ Run ``python benchmarks/predict.py --help``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -318,6 +319,7 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         elif stale is not None:
             stale.unlink(missing_ok=True)
     threads_seen = _torch_threads_in_dask_task()
+    gc.collect()  # the collection imports made due now, not inside the timed part
     start, cpu_start = time.perf_counter(), time.process_time()
     labels = geoxr.predict_scene(
         bundle,
@@ -364,6 +366,7 @@ def child_model(args: argparse.Namespace) -> dict[str, Any]:
     batches = [torch.from_numpy(pool[i]) for i in range(pool_batches)]
     for x in batches[:2]:  # warm-up: oneDNN primitive creation, allocator
         learner.predict(x)
+    gc.collect()
     done = 0
     start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(timed_batches):

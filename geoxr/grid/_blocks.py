@@ -30,8 +30,10 @@ def block_windows(chunks: Sequence[Sequence[int]]) -> list[tuple[tuple[int, int]
     ]
 
 
-def window_of_block(block_info: Mapping[Any, Any] | None) -> Window:
+def window_of_block(block_info: Mapping[Any, Any] | None, arg: int | None = None) -> Window:
     """The ``(y, x)`` window of the block a ``dask.array.map_blocks`` function computes.
+
+    ``arg`` picks the input whose block it is (by position); by default the output's.
 
     Examples
     --------
@@ -40,5 +42,5 @@ def window_of_block(block_info: Mapping[Any, Any] | None) -> Window:
     """
     if block_info is None:
         raise ValueError("window_of_block needs the block_info dask passes to map_blocks.")
-    (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
+    (r0, r1), (c0, c1) = block_info[arg]["array-location"][-2:]
     return Window(r0, c0, r1 - r0, c1 - c0)

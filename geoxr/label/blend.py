@@ -118,6 +118,6 @@ class ScoreAccumulator:
     def result(self) -> np.ndarray:
         """Blended ``(class, h, w)`` float32 scores; NaN where no chip reached."""
         if self._sums is not None:
-            blended = self.weights > 0
-            self._out[:, blended] = self._sums[:, blended] / self.weights[blended]
+            # Whole planes with a mask: no gather/scatter of the blended pixels.
+            np.divide(self._sums, self.weights, out=self._out, where=self.weights > 0)
         return self._out

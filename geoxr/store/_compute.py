@@ -2,13 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import dask
+import dask.array as da
+import numpy as np
 from dask.delayed import Delayed
 
-__all__ = ["compute_tasks", "distributed_client"]
+from geoxr.grid import window_of_block
+
+__all__ = ["compute_blocks", "compute_tasks", "distributed_client", "map_blocks_delayed"]
+
+BlockFunction = Callable[..., Any]
+
+
+def _call_on_block(
+    func: BlockFunction, names: Sequence[str], *values: np.ndarray, block_info: Any = None
+) -> np.ndarray:
+    """Run ``func`` on one block; its result boxed in a ``(1, 1)`` object array."""
+    block = tuple(block_info[None]["chunk-location"])
+    window = window_of_block(block_info, arg=0)
+    result = np.empty((1, 1), object)
+    result[0, 0] = func(dict(zip(names, values, strict=True)), window=window, block=block)
+    return result
+
+
+def map_blocks_delayed(
+    func: BlockFunction, arrays: Mapping[str, da.Array]
+) -> dict[tuple[int, int], Delayed]:
+    """``func({name: block}, window=..., block=(row, col))`` for every ``(y, x)`` block.
+
+    One task per block in one graph (``dask.array.map_blocks``), handed out as one
+    Delayed per block, so a caller can compute any subset of the blocks (a resumed
+    write skips finished ones) while blocks the arrays share (scores and the class
+    ids made from them) are computed once; :func:`compute_blocks` computes them and
+    gives ``func``'s results.
+    The arrays share their ``(y, x)`` chunks; leading dimensions become one chunk.
+    Building it walks the graph once, not once per block.
+
+    Examples
+    --------
+    >>> x = da.ones((3, 4, 6), chunks=(1, 2, 3))
+    >>> tasks = map_blocks_delayed(lambda b, window, block: int(b["x"].sum()), {"x": x})
+    >>> sorted(tasks)
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    >>> compute_blocks(tasks, progress=False, desc="sums")[1, 1]
+    18
+    """
+    names = list(arrays)
+    inputs = [a.rechunk({i: -1 for i in range(a.ndim - 2)}) for a in arrays.values()]
+    rows, cols = inputs[0].chunks[-2:]
+    boxed = da.map_blocks(
+        partial(_call_on_block, func, names),
+        *inputs,
+        drop_axis=list(range(max(a.ndim for a in inputs) - 2)),
+        chunks=((1,) * len(rows), (1,) * len(cols)),
+        dtype=object,
+        meta=np.empty((0, 0), object),
+    )
+    blocks = boxed.to_delayed()
+    return {(i, j): blocks[i, j] for i in range(len(rows)) for j in range(len(cols))}
+
+
+def compute_blocks(
+    tasks: Mapping[tuple[int, int], Delayed], *, progress: bool, desc: str
+) -> dict[tuple[int, int], Any]:
+    """Compute block tasks of :func:`map_blocks_delayed`: ``{block: func's result}``."""
+    boxed = compute_tasks(list(tasks.values()), progress=progress, desc=desc)
+    return {block: box[0, 0] for block, box in zip(tasks, boxed, strict=True)}
 
 
 def distributed_client() -> Any:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
-import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
@@ -14,8 +14,9 @@ import pandas as pd
 import shapely
 from rasterio.features import shapes
 
-from geoxr.grid import Grid, Window, block_windows
+from geoxr.grid import Grid, Window
 from geoxr.label import SemanticSegmentationLabels
+from geoxr.store._compute import compute_blocks, map_blocks_delayed
 
 __all__ = ["polygonize_block", "write_vector_labels"]
 
@@ -42,6 +43,18 @@ def polygonize_block(
                     rows.append((int(class_id), shapely.geometry.shape(geom)))
     frame = pd.DataFrame(rows, columns=["class_id", "geometry"])
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=_vector_crs(grid))
+
+
+def _polygonize_ids_block(
+    blocks: dict[str, np.ndarray],
+    *,
+    window: Window,
+    block: tuple[int, int],
+    grid: Grid,
+    class_ids: Sequence[int],
+) -> gpd.GeoDataFrame:
+    """:func:`polygonize_block` as a :func:`map_blocks_delayed` block function."""
+    return polygonize_block(blocks["ids"], grid, window, class_ids)
 
 
 def write_vector_labels(
@@ -82,12 +95,12 @@ def write_vector_labels(
         for i in (class_ids if class_ids is not None else range(len(labels.class_config)))
         if i != labels.null_class_id
     ]
-    ids = da.asarray(labels.class_ids.data)
-    tasks = [
-        dask.delayed(polygonize_block)(ids[window.slices], labels.grid, window, wanted)
-        for _, window in block_windows(ids.chunks)
-    ]
-    parts = [p for p in dask.compute(*tasks) if len(p)]
+    tasks = map_blocks_delayed(
+        partial(_polygonize_ids_block, grid=labels.grid, class_ids=wanted),
+        {"ids": da.asarray(labels.class_ids.data)},
+    )
+    results = compute_blocks(tasks, progress=False, desc="polygonizing")
+    parts = [p for p in results.values() if len(p)]
     crs = _vector_crs(labels.grid)
     if parts:
         merged = pd.concat(parts, ignore_index=True).dissolve(by="class_id", as_index=False)

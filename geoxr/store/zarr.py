@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Hashable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,9 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from geoxr.errors import IncompleteOutputError
-from geoxr.grid import Grid, Window, block_windows
+from geoxr.grid import Grid, Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
-from geoxr.store._compute import compute_tasks
+from geoxr.store._compute import compute_blocks, map_blocks_delayed
 
 __all__ = ["read_zarr_labels", "write_zarr_labels"]
 
@@ -66,15 +67,16 @@ def _job_token(ds: xr.Dataset) -> str:
 def _write_block(
     arrays: dict[str, np.ndarray],
     *,
-    path: str,
+    targets: dict[str, zarr.Array],
+    done: zarr.Array,
     window: Window,
     block: tuple[int, int],
     on_block: BlockCallback | None,
 ) -> None:
     for name, values in arrays.items():
-        zarr.open_array(f"{path}/{name}", mode="r+")[(..., *window.slices)] = values
+        targets[name][(..., *window.slices)] = values
     # Marked after the data is written: a marked block is complete.
-    zarr.open_array(f"{path}/{PROGRESS}", mode="r+")[block] = 1
+    done[block] = 1
     if on_block is not None:
         on_block(block)
 
@@ -161,7 +163,9 @@ def write_zarr_labels(
                 BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
             )
         ds.attrs[JOB_ATTR] = token
-        ds.to_zarr(
+        # Metadata and coordinates only (data comes block by block): a template of lazy
+        # zeros, so xarray does not build a write graph of the whole prediction.
+        xr.zeros_like(ds).to_zarr(
             path, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding
         )
         root = zarr.open_group(str(path), mode="r+")
@@ -173,17 +177,22 @@ def write_zarr_labels(
             fill_value=0,
         )
         done = np.zeros((len(chunks[0]), len(chunks[1])), bool)
-    tasks = []
-    for block, window in block_windows(chunks):
-        if done[block]:
-            continue
-        arrays = {name: var.data[(..., *window.slices)] for name, var in ds.data_vars.items()}
-        tasks.append(
-            dask.delayed(_write_block, pure=False)(
-                arrays, path=str(path), window=window, block=block, on_block=on_block
-            )
-        )
-    compute_tasks(tasks, progress=progress, desc=f"writing {len(tasks)} blocks to {path}")
+    # Opened once here (metadata read once), not in every block task; the arrays pickle
+    # as their metadata and store path, so distributed workers get them as they are.
+    # Every block is predicted, so zarr's check for chunks equal to the fill value (a
+    # pass over each chunk) would only cost: chunks are always written.
+    variables = {str(name): var.data for name, var in ds.data_vars.items()}
+    targets = {
+        name: zarr.open_array(f"{path}/{name}", mode="r+", config={"write_empty_chunks": True})
+        for name in variables
+    }
+    progress_array = zarr.open_array(f"{path}/{PROGRESS}", mode="r+")
+    tasks = map_blocks_delayed(
+        partial(_write_block, targets=targets, done=progress_array, on_block=on_block),
+        variables,
+    )
+    todo = {block: task for block, task in tasks.items() if not done[block]}
+    compute_blocks(todo, progress=progress, desc=f"writing {len(todo)} blocks to {path}")
     root = zarr.open_group(str(path), mode="r+")
     root.attrs[COMPLETE_ATTR] = True
     if PROGRESS in root:

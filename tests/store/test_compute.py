@@ -1,0 +1,45 @@
+"""Block tasks from one graph: every block once, any subset on its own."""
+
+from __future__ import annotations
+
+import threading
+
+import dask.array as da
+import numpy as np
+
+from geoxr.grid import Window
+from geoxr.store._compute import compute_blocks, map_blocks_delayed
+
+
+def test_block_tasks_share_upstream_blocks_and_compute_only_the_subset_asked() -> None:
+    calls: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def scores_block(block_info: dict | None = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
+        with lock:
+            calls.append((r0, c0))
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        return np.stack([rows, cols, rows + cols]).astype(np.float32)
+
+    scores = da.map_blocks(
+        scores_block, chunks=((3,), (4, 4, 2), (5, 5)), dtype=np.float32, meta=np.array(())
+    )
+    ids = scores.argmax(axis=0)  # a second array made from the same blocks
+
+    def summary(blocks: dict[str, np.ndarray], *, window: Window, block: tuple[int, int]):
+        assert blocks["scores"].shape == (3, *window.shape)
+        assert blocks["ids"].shape == window.shape
+        return block, window, float(blocks["scores"][2].sum()), int(blocks["ids"].max())
+
+    tasks = map_blocks_delayed(summary, {"scores": scores, "ids": ids})
+    assert sorted(tasks) == [(i, j) for i in range(3) for j in range(2)]
+    assert calls == []  # building the tasks computes nothing
+
+    results = compute_blocks({b: tasks[b] for b in [(0, 1), (2, 0)]}, progress=False, desc="t")
+    assert sorted(calls) == [(0, 5), (8, 0)]  # two blocks, each once for both arrays
+    block, window, total, top = results[2, 0]
+    assert (block, window) == ((2, 0), Window(8, 0, 2, 5))
+    rows, cols = np.mgrid[8:10, 0:5]
+    assert total == float((rows + cols).sum())
+    assert top == 2  # rows + cols is the largest score wherever rows and cols are >= 0
