@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -11,9 +13,15 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from geoxr.grid import window_of_block
+from geoxr.grid import Window, block_windows, window_of_block
 
-__all__ = ["compute_blocks", "compute_tasks", "distributed_client", "map_blocks_delayed"]
+__all__ = [
+    "compute_blocks",
+    "compute_tasks",
+    "distributed_client",
+    "map_blocks_delayed",
+    "stream_blocks",
+]
 
 BlockFunction = Callable[..., Any]
 
@@ -30,7 +38,7 @@ def _call_on_block(
 
 
 def map_blocks_delayed(
-    func: BlockFunction, arrays: Mapping[str, da.Array]
+    func: BlockFunction, arrays: Mapping[str, da.Array], *, name: str | None = None
 ) -> dict[tuple[int, int], Delayed]:
     """``func({name: block}, window=..., block=(row, col))`` for every ``(y, x)`` block.
 
@@ -38,9 +46,10 @@ def map_blocks_delayed(
     Delayed per block, so a caller can compute any subset of the blocks (a resumed
     write skips finished ones) while blocks the arrays share (scores and the class
     ids made from them) are computed once; :func:`compute_blocks` computes them and
-    gives ``func``'s results.
-    The arrays share their ``(y, x)`` chunks; leading dimensions become one chunk.
-    Building it walks the graph once, not once per block.
+    gives ``func``'s results. Building it walks the graph once, not once per block.
+    Blocks follow the first array's ``(y, x)`` chunks (the others are rechunked to
+    them); leading dimensions become one chunk. ``name`` names the tasks (default: a
+    hash of the arguments).
 
     Examples
     --------
@@ -52,8 +61,11 @@ def map_blocks_delayed(
     18
     """
     names = list(arrays)
-    inputs = [a.rechunk({i: -1 for i in range(a.ndim - 2)}) for a in arrays.values()]
-    rows, cols = inputs[0].chunks[-2:]
+    rows, cols = next(iter(arrays.values())).chunks[-2:]
+    inputs = [
+        a.rechunk({**{i: -1 for i in range(a.ndim - 2)}, a.ndim - 2: rows, a.ndim - 1: cols})
+        for a in arrays.values()
+    ]
     boxed = da.map_blocks(
         partial(_call_on_block, func, names),
         *inputs,
@@ -61,6 +73,7 @@ def map_blocks_delayed(
         chunks=((1,) * len(rows), (1,) * len(cols)),
         dtype=object,
         meta=np.empty((0, 0), object),
+        name=name,
     )
     blocks = boxed.to_delayed()
     return {(i, j): blocks[i, j] for i in range(len(rows)) for j in range(len(cols))}
@@ -72,6 +85,66 @@ def compute_blocks(
     """Compute block tasks of :func:`map_blocks_delayed`: ``{block: func's result}``."""
     boxed = compute_tasks(list(tasks.values()), progress=progress, desc=desc)
     return {block: box[0, 0] for block, box in zip(tasks, boxed, strict=True)}
+
+
+def stream_blocks(
+    func: BlockFunction,
+    arrays: Mapping[str, da.Array],
+    consume: Callable[[Any, Window, tuple[int, int]], None],
+    *,
+    progress: bool,
+    desc: str,
+) -> None:
+    """Hand ``func``'s result for every block to ``consume(result, window, block)`` here.
+
+    Results are consumed as blocks finish and then dropped, so memory stays bounded
+    by the blocks in flight, and the graph is built once (see
+    :func:`map_blocks_delayed`). ``consume`` runs in this process, one call at a
+    time, so it may write to a file handle opened here (a GDAL dataset): on dask's
+    local threaded or synchronous scheduler it runs, under a lock, in the task that
+    computed the block; with a ``dask.distributed`` Client the blocks are computed
+    on the cluster and consumed here as they arrive.
+
+    Examples
+    --------
+    >>> x = da.arange(24).reshape(4, 6).rechunk((2, 3))
+    >>> out = np.zeros((4, 6), int)
+    >>> def put(total, window, block):
+    ...     out[window.slices] = total
+    >>> stream_blocks(lambda b, window, block: b["x"].sum(), {"x": x}, put,
+    ...               progress=False, desc="sums")
+    >>> out[:, ::3].tolist()
+    [[24, 42], [24, 42], [96, 114], [96, 114]]
+    """
+    client = distributed_client()
+    if client is None:
+        lock = threading.Lock()
+
+        def compute_and_consume(
+            blocks: dict[str, np.ndarray], *, window: Window, block: tuple[int, int]
+        ) -> None:
+            result = func(blocks, window=window, block=block)
+            with lock:
+                consume(result, window, block)
+
+        tasks = map_blocks_delayed(
+            compute_and_consume, arrays, name=f"geoxr-stream-{uuid.uuid4().hex}"
+        )
+        compute_tasks(list(tasks.values()), progress=progress, desc=desc)
+        return
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    tasks = map_blocks_delayed(func, arrays)
+    futures = client.compute(list(tasks.values()))
+    block_of = {future.key: block for future, block in zip(futures, tasks, strict=True)}
+    windows = dict(block_windows(next(iter(arrays.values())).chunks))
+    with tqdm(total=len(futures), desc=desc, disable=not progress) as bar:
+        for future, boxed in as_completed(futures, with_results=True):
+            block = block_of[future.key]
+            consume(boxed[0, 0], windows[block], block)
+            future.release()
+            bar.update()
 
 
 def distributed_client() -> Any:

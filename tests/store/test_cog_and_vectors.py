@@ -2,6 +2,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from distributed import Client, LocalCluster
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rio_cogeo.cogeo import cog_validate
@@ -43,6 +44,31 @@ def test_cog_is_valid_georeferenced_and_equal(tmp_path, nc_labels, nc_stack):
     np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
     np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
     assert back.class_config == nc_labels.class_config
+
+
+def test_cog_written_from_a_local_cluster_equals_the_threaded_write(tmp_path, nc_labels):
+    paths = {}
+    for where in ("threads", "cluster"):
+        ids_path, scores_path = tmp_path / where / "ids.tif", tmp_path / where / "scores.tif"
+        if where == "threads":
+            write_cog_labels(nc_labels, ids_path, scores_path=scores_path, progress=False)
+        else:
+            with (
+                LocalCluster(
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                ) as cluster,
+                Client(cluster),
+            ):
+                write_cog_labels(nc_labels, ids_path, scores_path=scores_path, progress=False)
+        paths[where] = (ids_path, scores_path)
+    for local, remote in zip(paths["threads"], paths["cluster"], strict=True):
+        assert cog_validate(str(remote))[0]
+        with rasterio.open(local) as a, rasterio.open(remote) as b:
+            assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape)
+            # Workers run torch with one thread: scores may differ in the last bits.
+            np.testing.assert_allclose(a.read(), b.read(), atol=1e-5, equal_nan=True)
+    with rasterio.open(paths["threads"][0]) as a, rasterio.open(paths["cluster"][0]) as b:
+        np.testing.assert_array_equal(a.read(), b.read())  # class ids: exactly
 
 
 def test_missing_cog_is_an_incomplete_output(tmp_path):
