@@ -1,4 +1,4 @@
-"""Run write tasks on the active dask scheduler, with a progress bar."""
+"""Block tasks of the label writers: one dask graph, any subset, computed or streamed."""
 
 from __future__ import annotations
 
