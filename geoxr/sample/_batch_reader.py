@@ -3,63 +3,111 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from torch.utils.data import get_worker_info
 
-__all__ = ["BatchReader"]
+__all__ = ["BatchReader", "split_by_place"]
 
 T = TypeVar("T")
 
 
+def split_by_place(
+    indices: Iterable[int], place: Callable[[int], Hashable], lanes: int
+) -> list[list[int]]:
+    """``indices`` in ``lanes`` near-equal runs of neighbouring places.
+
+    The indices are ordered by ``place`` (for windows: their column, then row) and
+    cut into consecutive runs, so each run covers one band of the scene.
+
+    Examples
+    --------
+    >>> split_by_place([0, 1, 2, 3, 4], lambda i: -i, 2)
+    [[4, 3, 2], [1, 0]]
+    """
+    ordered = sorted(indices, key=place)
+    size, extra = divmod(len(ordered), lanes)
+    runs, start = [], 0
+    for lane in range(lanes):
+        stop = start + size + (lane < extra)
+        runs.append(ordered[start:stop])
+        start = stop
+    return runs
+
+
 class BatchReader(Generic[T]):
-    """Loads the items of a batch in a thread pool, and reads the next batch ahead.
+    """Loads the items of a batch in reader threads, and reads the next batch ahead.
+
+    Each reader thread keeps its own GDAL handles, and GDAL caches decoded tiles
+    per handle. Given ``place`` (where in the scene an item lies), each thread is
+    a *lane* with a queue of its own: the items of a batch are ordered by place
+    and each lane gets one band of them, the left-most to the first lane, and so
+    on. A tile shared by overlapping windows (random windows touch up to four tiles
+    each) is then mostly decoded once, in the lane that owns its part of the scene,
+    instead of once per thread. Without ``place`` all threads share one queue,
+    which balances best when items share nothing.
 
     When a batch is a run of consecutive indices (a sequential sampler: prediction,
     validation, benchmarks), the batch this process will be asked for next is
     submitted right away (in a DataLoader worker: the run ``num_workers`` batches
     on), so its reads overlap the caller's collation and model step. Any other
     order is served as asked, without read-ahead. Results never depend on the
-    read-ahead: it only moves when items are loaded.
+    lanes or the read-ahead: they only move where and when items are loaded.
 
-    The pool lives in one process: after a fork (DataLoader workers) a new one is
-    made, sized to the worker's share of the cores.
+    The lanes live in one process: after a fork (DataLoader workers) new ones are
+    made, as many as the worker's share of the cores.
     """
 
-    def __init__(self, load: Callable[[int], T], length: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        load: Callable[[int], T],
+        length: Callable[[], int],
+        place: Callable[[int], Hashable] | None = None,
+    ) -> None:
         self.load = load
         self.length = length
-        self._pool: ThreadPoolExecutor | None = None
+        self.place = place
+        self._lanes: list[ThreadPoolExecutor] = []
         self._pid: int | None = None
         self._ahead: dict[int, Future[T]] = {}
         self._processes = 1
 
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None or self._pid != os.getpid():
+    def _reader_lanes(self) -> list[ThreadPoolExecutor]:
+        if not self._lanes or self._pid != os.getpid():
             worker = get_worker_info()
             self._processes = 1 if worker is None else worker.num_workers
             threads = max(1, min(4, (os.cpu_count() or 1) // self._processes))
-            self._pool = ThreadPoolExecutor(max_workers=threads)
+            if self.place is None:  # one queue for all threads: the best balance
+                self._lanes = [ThreadPoolExecutor(max_workers=threads)]
+            else:
+                self._lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(threads)]
             self._pid = os.getpid()
             self._ahead = {}
-        return self._pool
+        return self._lanes
+
+    def _submit(self, indices: Sequence[int]) -> dict[int, Future[T]]:
+        lanes = self._reader_lanes()
+        runs = split_by_place(indices, self.place or (lambda i: i), len(lanes))
+        return {
+            i: lane.submit(self.load, i)
+            for lane, run in zip(lanes, runs, strict=True)
+            for i in run
+        }
 
     def fetch(self, indices: Sequence[int]) -> list[T]:
         """The items of ``indices``, in order."""
-        pool = self._executor()
-        futures = [
-            self._ahead.pop(i) if i in self._ahead else pool.submit(self.load, i) for i in indices
-        ]
+        self._reader_lanes()
+        futures = {i: self._ahead.pop(i) for i in indices if i in self._ahead}
         self._ahead.clear()  # anything not asked for now was a wrong guess
+        futures.update(self._submit([i for i in indices if i not in futures]))
         n = len(indices)
         if n and list(indices) == list(range(indices[0], indices[0] + n)):
             start = indices[0] + n * self._processes
-            stop = min(start + n, self.length())
-            self._ahead = {i: pool.submit(self.load, i) for i in range(start, stop)}
-        return [f.result() for f in futures]
+            self._ahead = self._submit(range(start, min(start + n, self.length())))
+        return [futures[i].result() for i in indices]
 
     def __getstate__(self) -> dict[str, object]:
         # Threads and futures stay in their process; a copy starts with none.
-        return {**self.__dict__, "_pool": None, "_pid": None, "_ahead": {}}
+        return {**self.__dict__, "_lanes": [], "_pid": None, "_ahead": {}}

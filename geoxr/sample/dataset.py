@@ -52,6 +52,10 @@ class GeoDataset(Dataset[Sample]):
         ``transform(image, mask) -> (image, mask)``, applied last (augmentation).
     """
 
+    #: Whether windows of the plan may read the same tiles (overlapping or random
+    #: windows): reader threads then each take one band of the scene.
+    _windows_share_tiles = True
+
     def __init__(
         self,
         scene: Scene,
@@ -68,7 +72,8 @@ class GeoDataset(Dataset[Sample]):
         self.normalize = normalize
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
-        self._reader = BatchReader(self.__getitem__, self.__len__)
+        place = self._place if self._windows_share_tiles else None
+        self._reader = BatchReader(self.__getitem__, self.__len__, place)
 
     @classmethod
     def from_uris(cls, image_uri: str | Sequence[str], **kwargs: Any) -> GeoDataset:
@@ -86,8 +91,17 @@ class GeoDataset(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         return self._sample(self.windows[index])
 
+    def _place(self, index: int) -> tuple[int, int]:
+        """Where window ``index`` lies (column, row): reader threads each take a band."""
+        window = self.windows[index]
+        return window.xmin, window.ymin
+
     def __getitems__(self, indices: Sequence[int]) -> list[Sample]:
-        """Fetch a batch: its windows are read in parallel threads, the next batch ahead."""
+        """Fetch a batch: its windows are read in parallel threads, the next batch ahead.
+
+        Where windows may share tiles, each thread reads one band of the scene, so a
+        shared tile is mostly decoded once.
+        """
         if len(indices) < 2:
             return [self[i] for i in indices]
         return self._reader.fetch(indices)

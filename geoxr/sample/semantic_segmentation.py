@@ -72,6 +72,8 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
         if scene.aoi is not None:
             mode: AOIMode = "within" if within_aoi else "intersects"
             windows = filter_windows(windows, scene.grid, scene.aoi, mode=mode)
+        steps, sizes = (s if isinstance(s, tuple) else (s, s) for s in (stride, size))
+        self._windows_share_tiles = any(step < n for step, n in zip(steps, sizes, strict=True))
         super().__init__(
             scene, windows, transform=transform, normalize=normalize, out_size=out_size
         )
