@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -12,11 +12,11 @@ from torch.utils.data import get_worker_info
 __all__ = ["BatchReader", "split_by_place"]
 
 T = TypeVar("T")
+#: Where item ``i`` lies, as a sortable tuple (for windows: column, then row).
+Place = Callable[[int], tuple[int, ...]]
 
 
-def split_by_place(
-    indices: Iterable[int], place: Callable[[int], Hashable], lanes: int
-) -> list[list[int]]:
+def split_by_place(indices: Iterable[int], place: Place, lanes: int) -> list[list[int]]:
     """``indices`` in ``lanes`` near-equal runs of neighbouring places.
 
     The indices are ordered by ``place`` (for windows: their column, then row) and
@@ -24,7 +24,7 @@ def split_by_place(
 
     Examples
     --------
-    >>> split_by_place([0, 1, 2, 3, 4], lambda i: -i, 2)
+    >>> split_by_place([0, 1, 2, 3, 4], lambda i: (-i,), 2)
     [[4, 3, 2], [1, 0]]
     """
     ordered = sorted(indices, key=place)
@@ -64,7 +64,7 @@ class BatchReader(Generic[T]):
         self,
         load: Callable[[int], T],
         length: Callable[[], int],
-        place: Callable[[int], Hashable] | None = None,
+        place: Place | None = None,
     ) -> None:
         self.load = load
         self.length = length
@@ -89,7 +89,7 @@ class BatchReader(Generic[T]):
 
     def _submit(self, indices: Sequence[int]) -> dict[int, Future[T]]:
         lanes = self._reader_lanes()
-        runs = split_by_place(indices, self.place or (lambda i: i), len(lanes))
+        runs = split_by_place(indices, self.place or (lambda i: (i,)), len(lanes))
         return {
             i: lane.submit(self.load, i)
             for lane, run in zip(lanes, runs, strict=True)
