@@ -178,9 +178,8 @@ class RasterioSource(RasterSource):
         )
 
     def __dask_tokenize__(self) -> object:
-        mtimes = [
-            os.path.getmtime(u) for u in self.uris if os.path.exists(u)
-        ]  # changed file: new work
+        # A file changed on disk is new work: its modification time is part of the token.
+        mtimes = [os.path.getmtime(u) for u in self.uris if os.path.exists(u)]
         return (
             type(self).__name__,
             self._path,

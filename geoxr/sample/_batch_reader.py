@@ -98,7 +98,7 @@ class BatchReader(Generic[T]):
 
     def fetch(self, indices: Sequence[int]) -> list[T]:
         """The items of ``indices``, in order."""
-        self._reader_lanes()
+        self._reader_lanes()  # after a fork, drops the parent's read-ahead before it is used
         futures = {i: self._ahead.pop(i) for i in indices if i in self._ahead}
         self._ahead.clear()  # anything not asked for now was a wrong guess
         futures.update(self._submit([i for i in indices if i not in futures]))

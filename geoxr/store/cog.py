@@ -28,7 +28,7 @@ def _block_values(
     blocks: dict[str, np.ndarray], *, window: Window, block: tuple[int, int]
 ) -> list[np.ndarray]:
     """The blocks of every output, in order (a :func:`stream_blocks` block function)."""
-    return [blocks[str(i)] for i in range(len(blocks))]
+    return list(blocks.values())
 
 
 def _profile(
