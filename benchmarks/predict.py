@@ -9,7 +9,7 @@ pixels), and a model bundle of a tiny random-initialised convolutional net
   ``geoxr.predict_scene(bundle, geoxr.RasterioSource(cog), chip_size=256, stride=256,
   batch_size=16, model_factory=TinyNet)`` written with ``geoxr.SemanticSegmentationLabelStore(out.zarr,
   progress=False).save(labels)`` (``--output cog``: ``out.tif``, class ids and
-  scores COGs) on dask's default threaded scheduler. Wall time from the
+  scores COGs; ``--output cog-ids``: the class ids COG alone) on dask's default threaded scheduler. Wall time from the
   ``predict_scene`` call to the finished store gives scene Mpx/s. The parent
   samples the RSS of the subprocess and all its descendants every 50 ms (summed)
   and keeps the maximum; ``ru_maxrss`` of the subprocess (``os.wait4``) is a
@@ -312,7 +312,9 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     bundle = workdir / BUNDLE_NAME
     warm_page_cache(cog)
     uri = workdir / ("out.zarr" if args.output == "zarr" else "out.tif")
-    store = geoxr.SemanticSegmentationLabelStore(uri, progress=False, resume=False)
+    store = geoxr.SemanticSegmentationLabelStore(
+        uri, progress=False, resume=False, write_scores=args.output != "cog-ids"
+    )
     for stale in (uri, store.scores_uri):
         if stale is not None and stale.is_dir():
             shutil.rmtree(stale)
@@ -658,10 +660,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--output",
-        choices=("zarr", "cog", "both"),
+        choices=("zarr", "cog", "cog-ids", "both"),
         default="zarr",
-        help="label store(s) to time: out.zarr, out.tif (+ out-scores.tif) or both, each "
-        "in its own subprocess (zarr)",
+        help="label store(s) to time: out.zarr, out.tif + out-scores.tif (cog), out.tif "
+        "alone (cog-ids: class ids, no scores) or zarr and cog, each in its own "
+        "subprocess (zarr)",
     )
     p.add_argument(
         "--rounds",

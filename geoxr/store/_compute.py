@@ -103,7 +103,9 @@ def stream_blocks(
     time, so it may write to a file handle opened here (a GDAL dataset): on dask's
     local threaded or synchronous scheduler it runs, under a lock, in the task that
     computed the block; with a ``dask.distributed`` Client the blocks are computed
-    on the cluster and consumed here as they arrive.
+    on the cluster and consumed here as they arrive. Once this returns or raises
+    (a block failed), ``consume`` is not called again, so the caller may close
+    its files.
 
     Examples
     --------
@@ -119,18 +121,26 @@ def stream_blocks(
     client = distributed_client()
     if client is None:
         lock = threading.Lock()
+        returned = False
 
         def compute_and_consume(
             blocks: dict[str, np.ndarray], *, window: Window, block: tuple[int, int]
         ) -> None:
             result = func(blocks, window=window, block=block)
             with lock:
-                consume(result, window, block)
+                if not returned:
+                    consume(result, window, block)
 
         tasks = map_blocks_delayed(
             compute_and_consume, arrays, name=f"geoxr-stream-{uuid.uuid4().hex}"
         )
-        compute_tasks(list(tasks.values()), progress=progress, desc=desc)
+        try:
+            compute_tasks(list(tasks.values()), progress=progress, desc=desc)
+        finally:
+            # When a block fails, dask raises here while other blocks may still be
+            # running: none may consume once this returns (the caller closes its files).
+            with lock:
+                returned = True
         return
     from distributed import as_completed
     from tqdm.auto import tqdm

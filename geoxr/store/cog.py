@@ -3,54 +3,141 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
+import dask.array as da
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.enums import Resampling
+from affine import Affine
+from rasterio.io import DatasetWriter
+from rasterio.windows import Window as RioWindow
 
 from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.read import RasterioSource
 from geoxr.store._compute import stream_blocks
+from geoxr.store._overviews import (
+    aligned_tile,
+    overview_factors,
+    overview_vrt,
+    pyramid,
+    write_remaining_levels,
+)
 
 __all__ = ["read_cog_labels", "write_cog_labels"]
 
 CLASS_CONFIG_TAG = "GEOXR_CLASS_CONFIG"
 
 
-def _block_values(
-    blocks: dict[str, np.ndarray], *, window: Window, block: tuple[int, int]
-) -> list[np.ndarray]:
-    """The blocks of every output, in order (a :func:`stream_blocks` block function)."""
-    return list(blocks.values())
+@dataclass(frozen=True)
+class _Output:
+    """One COG to write: its path, the lazy array, its dtype, nodata and overviews."""
+
+    path: Path
+    array: da.Array
+    dtype: str
+    nodata: float
+    average: bool  # overviews: mean ignoring NaN (scores), else nearest (class ids)
 
 
-def _profile(
-    labels: SemanticSegmentationLabels, *, count: int, dtype: str, blocksize: int
-) -> dict[str, Any]:
-    return {
-        "driver": "GTiff",
-        "width": labels.grid.width,
-        "height": labels.grid.height,
-        "count": count,
-        "dtype": dtype,
-        "crs": labels.grid.crs,
-        "transform": labels.grid.transform,
-        "tiled": True,
-        "blockxsize": blocksize,
-        "blockysize": blocksize,
-        # A temporary file the COG is made from: fast to write (blocks are written one
-        # at a time), still compressed so it does not take the scene's raw size on disk.
-        "compress": "zstd",
-        "zstd_level": 1,
-        "BIGTIFF": "IF_SAFER",
-    }
+def _open_levels(
+    output: _Output,
+    paths: list[Path],
+    *,
+    labels: SemanticSegmentationLabels,
+    factors: tuple[int, ...],
+    tiles: list[int],
+) -> list[DatasetWriter]:
+    """Temporary tiled GeoTIFFs of each level of ``output`` (factor 1: full resolution)."""
+    grid = labels.grid
+    handles = []
+    try:
+        for factor, tile, level in zip(factors, tiles, paths, strict=True):
+            handles.append(
+                rasterio.open(
+                    level,
+                    "w",
+                    driver="GTiff",
+                    width=math.ceil(grid.width / factor),
+                    height=math.ceil(grid.height / factor),
+                    count=1 if output.array.ndim == 2 else output.array.shape[0],
+                    dtype=output.dtype,
+                    nodata=output.nodata,
+                    crs=grid.crs,
+                    transform=grid.transform * Affine.scale(factor),
+                    tiled=True,
+                    blockxsize=tile,
+                    blockysize=tile,
+                    # Files the COG is made from: fast to write, still compressed so
+                    # they do not take the scene's raw size on disk.
+                    compress="zstd",
+                    zstd_level=1,
+                    BIGTIFF="IF_SAFER",
+                )
+            )
+    except Exception:
+        for dst in handles:
+            dst.close()
+        raise
+    handles[0].update_tags(**{CLASS_CONFIG_TAG: json.dumps(labels.class_config.to_dict())})
+    return handles
+
+
+def _block_levels(
+    blocks: dict[str, np.ndarray],
+    *,
+    window: Window,
+    block: tuple[int, int],
+    averages: tuple[bool, ...],
+    levels: int,
+) -> list[list[np.ndarray]]:
+    """Each output's block and its first ``levels`` overviews (a :func:`stream_blocks` function)."""
+    out = []
+    for value, average in zip(blocks.values(), averages, strict=True):
+        value = value if value.ndim == 3 else value[None]
+        out.append([value, *pyramid(value, levels, average=average)])
+    return out
+
+
+def _write_levels(
+    handles: list[DatasetWriter],
+    values: list[np.ndarray],
+    *,
+    window: Window,
+    factors: tuple[int, ...],
+) -> None:
+    """Write a block's ``values`` at each level (the first ``len(values)`` of ``handles``)."""
+    for factor, dst, value in zip(factors, handles, values, strict=False):
+        origin = (window.col_off // factor, window.row_off // factor)
+        dst.write(value, window=RioWindow(*origin, value.shape[-1], value.shape[-2]))
+
+
+def _make_cog(
+    source: Path, cog: Path, *, output: _Output, overviews: bool, blocksize: int
+) -> None:
+    """Lay ``source`` (with its overviews, if any) out as a DEFLATE-compressed COG."""
+    # Float scores: the floating-point predictor makes DEFLATE worth it (about
+    # 0.8 of the raw size where plain DEFLATE keeps it all), and level 1
+    # compresses them as well as the default level 6, in 3/4 of the time.
+    floats = {"predictor": 3, "level": 1} if output.dtype == "float32" else {}
+    rasterio.shutil.copy(
+        source,
+        cog,
+        driver="COG",
+        compress="DEFLATE",
+        blocksize=blocksize,
+        num_threads="ALL_CPUS",  # compression on every core
+        overviews="FORCE_USE_EXISTING" if overviews else "NONE",
+        BIGTIFF="IF_SAFER",
+        **floats,
+    )
 
 
 def write_cog_labels(
@@ -64,12 +151,15 @@ def write_cog_labels(
     """Write class ids (uint8, colour map from the class config) as a valid COG.
 
     Each block is written, as soon as it is computed, into a tiled temporary
-    GeoTIFF (ZSTD level 1: fast to write); GDAL's COG driver then adds overviews,
-    compresses with DEFLATE on every core and lays the file out as a COG under a
-    temporary name, renamed to ``path`` only when complete. Memory stays bounded by
-    the blocks in flight, whatever the scene size; the temporary files take about
-    as much disk again as the outputs. Runs on dask's local threaded scheduler or a
-    ``dask.distributed`` Client (blocks are then written here as they arrive).
+    GeoTIFF (ZSTD level 1: fast to write), and so are its overview pixels
+    (computed in the block's own task: the mean of the scores, ignoring NaN, and
+    the nearest class id), one temporary GeoTIFF per overview level. GDAL's COG
+    driver then takes those overviews as they are, compresses with DEFLATE on
+    every core and lays the file out as a COG under a temporary name, renamed to
+    ``path`` only when complete. Memory stays bounded by the blocks in flight,
+    whatever the scene size; the temporary files take about as much disk again as
+    the outputs. Runs on dask's local threaded scheduler or a ``dask.distributed``
+    Client (blocks are then written here as they arrive).
 
     Parameters
     ----------
@@ -80,78 +170,75 @@ def write_cog_labels(
     scores_path : str or path, optional
         Also write the float32 class scores (one band per class) as a COG here.
     blocksize : int
-        Internal tile size.
+        Internal tile size (a multiple of 16).
     progress : bool
         Show a progress bar.
     """
     path = Path(path)
     ids_dtype = "uint8" if len(labels.class_config) <= 256 else "uint16"
-    outputs = [(path, labels.class_ids.data, ids_dtype, Resampling.nearest)]
+    null = labels.null_class_id
+    outputs = [_Output(path, labels.class_ids.data, ids_dtype, null, average=False)]
     if scores_path is not None:
         if labels.scores is None:
             raise ValueError("These labels have no scores; leave scores_path=None.")
-        outputs.append(
-            (
-                Path(scores_path),
-                labels.scores.data.astype("float32"),
-                "float32",
-                Resampling.average,
-            )
-        )
+        scores = labels.scores.data.astype("float32")
+        outputs.append(_Output(Path(scores_path), scores, "float32", np.nan, average=True))
+    overview_levels = overview_factors(labels.grid.width, labels.grid.height, blocksize)
+    factors = (1, *overview_levels)
+    tiles = [aligned_tile(labels.class_ids.data.chunks, f, blocksize) for f in factors]
+    # Levels the blocks fill whole tiles of are written from the blocks' tasks; any
+    # after them (blocks of a size with few factors of 2) from the level before.
+    blockwise = next((k for k, tile in enumerate(tiles[1:]) if tile is None), len(tiles) - 1)
     work = path.with_name(f".{path.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        tiffs = [work / f"{i}.tif" for i in range(len(outputs))]
-        config_tag = json.dumps(labels.class_config.to_dict())
-        handles = []
-        for tiff, (_, array, dtype, _) in zip(tiffs, outputs, strict=True):
-            count = 1 if array.ndim == 2 else array.shape[0]
-            profile = _profile(labels, count=count, dtype=dtype, blocksize=blocksize)
-            profile["nodata"] = np.nan if dtype == "float32" else labels.null_class_id
-            dst = rasterio.open(tiff, "w", **profile)
-            dst.update_tags(**{CLASS_CONFIG_TAG: config_tag})
-            handles.append(dst)
+        levels = [[work / f"{i}.{f}.tif" for f in factors] for i in range(len(outputs))]
+        handles: list[list[DatasetWriter]] = []
         try:
-            handles[0].write_colormap(
+            for output, paths in zip(outputs, levels, strict=True):
+                handles.append(
+                    _open_levels(
+                        output,
+                        paths,
+                        labels=labels,
+                        factors=factors,
+                        tiles=[tile or blocksize for tile in tiles],
+                    )
+                )
+            handles[0][0].write_colormap(
                 1, {i: (*c, 255) for i, c in enumerate(labels.class_config.colors)}
             )
 
-            def write(values: list[np.ndarray], window: Window, block: tuple[int, int]) -> None:
-                for dst, value in zip(handles, values, strict=True):
-                    dst.write(
-                        value if value.ndim == 3 else value[None], window=window.to_rasterio()
-                    )
+            def write(values: list[list[np.ndarray]], window: Window, block: object) -> None:
+                for output_handles, output_values in zip(handles, values, strict=True):
+                    _write_levels(output_handles, output_values, window=window, factors=factors)
 
             stream_blocks(
-                _block_values,
-                {str(i): array for i, (_, array, _, _) in enumerate(outputs)},
+                partial(
+                    _block_levels,
+                    averages=tuple(output.average for output in outputs),
+                    levels=blockwise,
+                ),
+                {str(i): output.array for i, output in enumerate(outputs)},
                 write,
                 progress=progress,
                 desc=f"writing {path.name}",
             )
         finally:
-            for dst in handles:
+            for dst in (dst for output_handles in handles for dst in output_handles):
                 dst.close()
         cogs = []
-        for tiff, (final, _, dtype, resampling) in zip(tiffs, outputs, strict=True):
-            cog = work / f"{final.name}.cog"
-            # Float scores: the floating-point predictor makes DEFLATE worth it (about
-            # 0.8 of the raw size where plain DEFLATE keeps it all), and level 1
-            # compresses them as well as the default level 6, in 3/4 of the time.
-            floats = {"predictor": 3, "level": 1} if dtype == "float32" else {}
-            rasterio.shutil.copy(
-                tiff,
-                cog,
-                driver="COG",
-                compress="DEFLATE",
-                blocksize=blocksize,
-                num_threads="ALL_CPUS",  # compression on every core
-                overview_resampling=resampling.name,
-                BIGTIFF="IF_SAFER",
-                **floats,
+        for output, paths in zip(outputs, levels, strict=True):
+            write_remaining_levels(paths, blockwise + 1, average=output.average)
+            source = paths[0]
+            if overview_levels:
+                source = overview_vrt(paths[0], paths[1:], paths[0].with_suffix(".vrt"))
+            cog = work / f"{output.path.name}.cog"
+            _make_cog(
+                source, cog, output=output, overviews=bool(overview_levels), blocksize=blocksize
             )
-            cogs.append((cog, final))
+            cogs.append((cog, output.path))
         for cog, final in reversed(cogs):  # every COG built; scores first, class ids last
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(cog, final)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import dask.array as da
 import numpy as np
+import pytest
 
 from geoxr.grid import Window
-from geoxr.store._compute import compute_blocks, map_blocks_delayed
+from geoxr.store._compute import compute_blocks, map_blocks_delayed, stream_blocks
 
 
 def test_block_tasks_share_upstream_blocks_and_compute_only_the_subset_asked() -> None:
@@ -43,3 +45,26 @@ def test_block_tasks_share_upstream_blocks_and_compute_only_the_subset_asked() -
     rows, cols = np.mgrid[8:10, 0:5]
     assert total == float((rows + cols).sum())
     assert top == 2  # rows + cols is the largest score wherever rows and cols are >= 0
+
+
+def test_no_block_is_consumed_once_a_failed_stream_has_raised() -> None:
+    x = da.zeros((4, 8), chunks=(4, 1))  # 8 blocks on 2 threads
+    consumed: list[tuple[int, int]] = []
+
+    def slow_or_failing(blocks: dict[str, np.ndarray], *, window: Window, block: tuple[int, int]):
+        if block == (0, 0):
+            raise RuntimeError("block (0, 0) failed")
+        time.sleep(0.2)
+        return block
+
+    with pytest.raises(RuntimeError, match=r"block \(0, 0\) failed"):
+        stream_blocks(
+            slow_or_failing,
+            {"x": x},
+            lambda result, window, block: consumed.append(block),
+            progress=False,
+            desc="t",
+        )
+    after_raise = list(consumed)
+    time.sleep(0.6)  # blocks still running when it raised finish now
+    assert consumed == after_raise
