@@ -1,5 +1,6 @@
 """SAMPLE: window datasets for torch."""
 
+from geoxr.sample._batch import Chip
 from geoxr.sample.dataset import GeoDataset
 from geoxr.sample.semantic_segmentation import (
     SemanticSegmentationRandomWindowGeoDataset,
@@ -7,6 +8,7 @@ from geoxr.sample.semantic_segmentation import (
 )
 
 __all__ = [
+    "Chip",
     "GeoDataset",
     "SemanticSegmentationRandomWindowGeoDataset",
     "SemanticSegmentationSlidingWindowGeoDataset",

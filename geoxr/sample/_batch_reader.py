@@ -9,6 +9,8 @@ from typing import Generic, TypeVar
 
 from torch.utils.data import get_worker_info
 
+from geoxr.sample._batch import BatchBuffers, Slot
+
 __all__ = ["BatchReader", "split_by_place"]
 
 T = TypeVar("T")
@@ -40,6 +42,10 @@ def split_by_place(indices: Iterable[int], place: Place, lanes: int) -> list[lis
 class BatchReader(Generic[T]):
     """Loads the items of a batch in reader threads, and reads the next batch ahead.
 
+    ``load(index, slot)`` loads one item; ``slot`` is its place in the batch
+    being fetched, whose tensors it may write the item into (see
+    :class:`~geoxr.sample._batch.BatchBuffers`).
+
     Each reader thread keeps its own GDAL handles, and GDAL caches decoded tiles
     per handle. Given ``place`` (where in the scene an item lies), each thread is
     a *lane* with a queue of its own: the items of a batch are ordered by place
@@ -62,7 +68,7 @@ class BatchReader(Generic[T]):
 
     def __init__(
         self,
-        load: Callable[[int], T],
+        load: Callable[[int, Slot], T],
         length: Callable[[], int],
         place: Place | None = None,
     ) -> None:
@@ -90,8 +96,10 @@ class BatchReader(Generic[T]):
     def _submit(self, indices: Sequence[int]) -> dict[int, Future[T]]:
         lanes = self._reader_lanes()
         runs = split_by_place(indices, self.place or (lambda i: (i,)), len(lanes))
+        batch = BatchBuffers(len(indices))
+        position = {i: k for k, i in enumerate(indices)}
         return {
-            i: lane.submit(self.load, i)
+            i: lane.submit(self.load, i, Slot(batch, position[i]))
             for lane, run in zip(lanes, runs, strict=True)
             for i in run
         }

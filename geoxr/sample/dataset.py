@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -15,24 +16,27 @@ from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, compute_band_stats
 from geoxr.read._base import invalid_pixels
 from geoxr.read.stats import model_input
+from geoxr.sample._batch import Chip, Slot
 from geoxr.sample._batch_reader import BatchReader
 
 __all__ = ["GeoDataset", "Sample", "Transform"]
 
-Sample = tuple[torch.Tensor, torch.Tensor]
-Transform = Callable[[torch.Tensor, torch.Tensor], Sample]
+Sample = Chip
+Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 _SCENE_ARGS = set(inspect.signature(make_ss_scene).parameters) - {"image_uri"}
 
 
 class GeoDataset(Dataset[Sample]):
     """A torch Dataset over planned windows of one scene.
 
-    An item is ``(image, mask)``: a float32 ``(C, H, W)`` image tensor and an
-    int64 ``(H, W)`` tensor of class ids. The mask is the null class where the
-    image is nodata, outside the AOI or past the scene edge; without labels it is
-    a scalar NaN tensor, as in Raster Vision. Each item is one windowed GDAL read
-    of the image (and of the labels); batches fetched through a DataLoader read
-    their windows in parallel threads.
+    An item is ``(image, mask)`` (a :class:`~geoxr.sample.Chip`, a named tuple):
+    a float32 ``(C, H, W)`` image tensor and an int64 ``(H, W)`` tensor of class
+    ids. The mask is the null class where the image is nodata, outside the AOI or
+    past the scene edge; without labels it is a scalar NaN tensor, as in Raster
+    Vision. Each item is one windowed GDAL read of the image (and of the labels);
+    batches fetched through a DataLoader read their windows in parallel threads,
+    each straight into its slot of the batch's tensors, which the DataLoader's
+    default collation then hands over without another copy.
 
     The dataset holds only recipes (paths, windows, statistics), so it pickles
     to DataLoader workers and gives identical batches for any ``num_workers``.
@@ -73,7 +77,7 @@ class GeoDataset(Dataset[Sample]):
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
         place = self._place if self._windows_share_tiles else None
-        self._reader = BatchReader(self.__getitem__, self.__len__, place)
+        self._reader = BatchReader(self._load, self.__len__, place)
 
     @classmethod
     def from_uris(cls, image_uri: str | Sequence[str], **kwargs: Any) -> GeoDataset:
@@ -91,6 +95,9 @@ class GeoDataset(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         return self._sample(self.windows[index])
 
+    def _load(self, index: int, slot: Slot) -> Sample:
+        return self._sample(self.windows[index], slot)
+
     def _place(self, index: int) -> tuple[int, int]:
         """Where window ``index`` lies (column, row): reader threads each take a band."""
         window = self.windows[index]
@@ -106,15 +113,26 @@ class GeoDataset(Dataset[Sample]):
             return [self[i] for i in indices]
         return self._reader.fetch(indices)
 
-    def _sample(self, window: Window) -> Sample:
+    def _sample(self, window: Window, slot: Slot | None = None) -> Sample:
         chip = self.scene.raster_source.read(window)
         invalid = invalid_pixels(chip)
         any_invalid = bool(invalid.any())
-        image = model_input(chip.data, self.normalize, invalid=invalid if any_invalid else None)
-        x = torch.from_numpy(image)
         label_source = self.scene.label_source
+        views = None
+        if slot is not None and self.out_size is None and self.transform is None:
+            mask_layout = (
+                (chip.shape[-2:], torch.int64) if label_source is not None else ((), torch.float32)
+            )
+            views = slot.claim((chip.shape, torch.float32), mask_layout)
+        image = model_input(
+            chip.data,
+            self.normalize,
+            invalid=invalid if any_invalid else None,
+            out=None if views is None else views[0].numpy(),
+        )
+        x = torch.from_numpy(image) if views is None else views[0]
         if label_source is None:
-            y = torch.tensor(float("nan"))
+            y = torch.tensor(float("nan")) if views is None else views[1].fill_(float("nan"))
         else:
             labels = label_source.get_label_arr(window)
             if self.scene.aoi is not None:
@@ -122,7 +140,9 @@ class GeoDataset(Dataset[Sample]):
                 any_invalid = bool(invalid.any())
             if any_invalid:
                 labels[invalid] = label_source.null_class_id
-            y = torch.from_numpy(labels)
+            y = torch.from_numpy(labels) if views is None else views[1]
+            if views is not None:
+                np.copyto(views[1].numpy(), labels)
         if self.out_size is not None and tuple(x.shape[-2:]) != self.out_size:
             x = F.interpolate(x[None], size=self.out_size, mode="bilinear", align_corners=False)[0]
             if y.ndim == 2:
@@ -130,7 +150,7 @@ class GeoDataset(Dataset[Sample]):
                 y = y.long()
         if self.transform is not None:
             x, y = self.transform(x, y)
-        return x, y
+        return Chip(x, y)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scene={self.scene.id!r}, windows={len(self)})"

@@ -11,7 +11,7 @@ def _threads_by_item(place) -> tuple[list[int], dict[int, int]]:
     seen: dict[int, int] = {}
     lock = threading.Lock()
 
-    def load(i: int) -> int:
+    def load(i: int, slot: object) -> int:
         with lock:
             seen[i] = threading.get_ident()
         return i * i
