@@ -140,9 +140,11 @@ class GeoDataset(Dataset[Sample]):
                 any_invalid = bool(invalid.any())
             if any_invalid:
                 labels[invalid] = label_source.null_class_id
-            y = torch.from_numpy(labels) if views is None else views[1]
-            if views is not None:
+            if views is None:
+                y = torch.from_numpy(labels)
+            else:
                 np.copyto(views[1].numpy(), labels)
+                y = views[1]
         if self.out_size is not None and tuple(x.shape[-2:]) != self.out_size:
             x = F.interpolate(x[None], size=self.out_size, mode="bilinear", align_corners=False)[0]
             if y.ndim == 2:
