@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -128,26 +129,33 @@ def pyramid(values: np.ndarray, levels: int, *, average: bool) -> list[np.ndarra
 def write_remaining_levels(
     paths: Sequence[Path], first: int, *, average: bool, window: int = 2048
 ) -> None:
-    """Fill level files ``paths[first:]`` from the level before each, window by window.
+    """Fill level files ``paths[first:]`` from level ``first - 1``, in one windowed pass.
 
     ``paths[k]`` is the GeoTIFF of level ``k`` (``paths[0]`` the full resolution),
     already created at its size, as writable files. For levels the blocks could
-    not fill (see :func:`aligned_tile`); each is a quarter of the one before, so
-    this reads at most a third of what the blocks wrote. ``window`` (even) bounds
-    the pixels in memory.
+    not fill (see :func:`aligned_tile`): each window of level ``first - 1`` is read
+    once and its :func:`pyramid` written to every remaining level, as a block's
+    is. ``window`` bounds the pixels in memory; it is rounded up to a multiple of
+    ``2 ** levels``, so that every window halves into whole pixels.
     """
-    for level in range(max(first, 1), len(paths)):
-        with rasterio.open(paths[level - 1]) as src, rasterio.open(paths[level], "r+") as dst:
-            for row in range(0, src.height, window):
-                for col in range(0, src.width, window):
-                    read = RioWindow(
-                        col, row, min(window, src.width - col), min(window, src.height - row)
-                    )
-                    half = halve(src.read(window=read), average=average)
-                    dst.write(
-                        half,
-                        window=RioWindow(col // 2, row // 2, half.shape[-1], half.shape[-2]),
-                    )
+    levels = len(paths) - first
+    if levels <= 0:
+        return
+    window = math.lcm(window, 2**levels)
+    with ExitStack() as files:
+        src = files.enter_context(rasterio.open(paths[first - 1]))
+        dsts = [files.enter_context(rasterio.open(path, "r+")) for path in paths[first:]]
+        for row in range(0, src.height, window):
+            for col in range(0, src.width, window):
+                read = RioWindow(
+                    col, row, min(window, src.width - col), min(window, src.height - row)
+                )
+                values = src.read(window=read)
+                for k, (dst, level) in enumerate(
+                    zip(dsts, pyramid(values, levels, average=average), strict=True), start=1
+                ):
+                    origin = (col // 2**k, row // 2**k)
+                    dst.write(level, window=RioWindow(*origin, level.shape[-1], level.shape[-2]))
 
 
 def overview_vrt(path: Path, overviews: Sequence[Path], vrt: Path) -> Path:

@@ -187,7 +187,7 @@ def write_cog_labels(
     factors = (1, *overview_levels)
     tiles = [aligned_tile(labels.class_ids.data.chunks, f, blocksize) for f in factors]
     # Levels the blocks fill whole tiles of are written from the blocks' tasks; any
-    # after them (blocks of a size with few factors of 2) from the level before.
+    # after them (blocks of a size with few factors of 2) from the last of those.
     blockwise = next((k for k, tile in enumerate(tiles[1:]) if tile is None), len(tiles) - 1)
     work = path.with_name(f".{path.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
