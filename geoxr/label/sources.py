@@ -59,17 +59,24 @@ class SemanticSegmentationLabelSource:
         """The grid labels are on (the image grid)."""
         return self.raster_source.grid
 
-    def get_label_arr(self, window: Window) -> np.ndarray:
-        """``(y, x)`` int64 class ids of a window; null where there is no label."""
+    def get_label_arr(self, window: Window, *, out: np.ndarray | None = None) -> np.ndarray:
+        """``(y, x)`` int64 class ids of a window; null where there is no label.
+
+        ``out``, an int64 array of the window's shape, receives the ids (for
+        example a slot of a batch) instead of a new array.
+        """
         chip = self.raster_source.read(window)
-        return self._to_class_ids(chip.data[0], np.ma.getmaskarray(chip)[0])
+        mask = np.ma.getmask(chip)
+        invalid = None if mask is np.ma.nomask else np.asarray(mask)[0]
+        return self._to_class_ids(chip.data[0], invalid, out)
 
     def __getitem__(self, window: Window) -> np.ndarray:
         return self.get_label_arr(window)
 
-    def _to_class_ids(self, values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
-        any_invalid = bool(invalid.any())
-        if any_invalid:
+    def _to_class_ids(
+        self, values: np.ndarray, invalid: np.ndarray | None, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        if invalid is not None and invalid.any():
             values = np.where(invalid, self.null_class_id, values)
         # Range checks on the raster's own (often uint8) values: cheaper than on int64.
         n = len(self.class_config)
@@ -81,7 +88,10 @@ class SemanticSegmentationLabelSource:
                 f"({len(self.class_config)} classes: {list(self.class_config.names)}) does not "
                 "have. Add the classes, or declare the value as the label raster's nodata."
             )
-        return values.astype(np.int64)
+        if out is None:
+            return values.astype(np.int64)
+        np.copyto(out, values, casting="unsafe")  # as astype: float ids are truncated
+        return out
 
     @property
     def data(self) -> xr.DataArray:

@@ -86,5 +86,5 @@ def predict_block(
             acc.add(window, chip_scores)
     out = acc.result()
     if any_invalid:
-        out[:, invalid[block.shift(-halo.ymin, -halo.xmin).slices]] = np.nan
+        np.copyto(out, np.nan, where=invalid[block.shift(-halo.ymin, -halo.xmin).slices])
     return out.astype(out_dtype, copy=False)

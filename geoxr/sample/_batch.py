@@ -4,14 +4,14 @@ A DataLoader collates a batch by stacking its samples: one more copy of every
 pixel, in the main process (with ``num_workers=0``) where torch spreads the copy
 over its OpenMP threads, which then spin beside the reader threads. Here the
 reader threads write each sample into its slot of batch tensors allocated once
-per batch (in shared memory inside a DataLoader worker, where the batch is sent
-from), and collating samples that fill their batch's slots in order hands those
-tensors over without a copy. Anything else is stacked as usual.
+per batch (from a :class:`~geoxr.sample._buffer_pool.BufferPool`: in shared
+memory inside a DataLoader worker, where the batch is sent from), and collating
+samples that fill their batch's slots in order hands those tensors over without
+a copy. Anything else is stacked as usual.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import get_worker_info
 from torch.utils.data._utils.collate import collate, default_collate_fn_map
+
+from geoxr.sample._buffer_pool import BufferPool, Ticket, received, ticket
 
 __all__ = ["BatchBuffers", "Chip", "Slot", "collate_chips", "stacked"]
 
@@ -34,19 +36,27 @@ class Chip(NamedTuple):
     mask: torch.Tensor
 
 
-def _allocate(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    if get_worker_info() is None:
-        return torch.empty(shape, dtype=dtype)
-    # In a DataLoader worker, in shared memory: the batch is then sent as it is.
-    storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
-    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
+class _SentChip(Chip):
+    """A collated batch in a DataLoader worker: pickled with its storages' tickets."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _received_chip, (tuple(self), tuple(ticket(field) for field in self))
+
+
+def _received_chip(fields: tuple[torch.Tensor, ...], tickets: tuple[Ticket | None, ...]) -> Chip:
+    received(fields, tickets)
+    return Chip(*fields)
 
 
 class BatchBuffers:
-    """The tensors of one batch of ``size`` samples, allocated by the first claim."""
+    """The tensors of one batch of ``size`` samples, allocated by the first claim.
 
-    def __init__(self, size: int) -> None:
+    They come from ``pool`` where one is given, else they are allocated fresh.
+    """
+
+    def __init__(self, size: int, pool: BufferPool | None = None) -> None:
         self.size = size
+        self.pool = pool
         self._lock = threading.Lock()
         self._layout: Layout | None = None
         self._tensors: list[torch.Tensor] = []
@@ -56,10 +66,15 @@ class BatchBuffers:
         with self._lock:
             if self._layout is None:
                 self._layout = layout
-                self._tensors = [_allocate((self.size, *s), dtype) for s, dtype in layout]
+                self._tensors = [self._allocate((self.size, *s), dtype) for s, dtype in layout]
             elif layout != self._layout:
                 return None
         return [tensor[position] for tensor in self._tensors]
+
+    def _allocate(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        return (
+            torch.empty(shape, dtype=dtype) if self.pool is None else self.pool.empty(shape, dtype)
+        )
 
 
 @dataclass(frozen=True)
@@ -114,7 +129,7 @@ def collate_chips(
         fields.append(
             collate(list(samples), collate_fn_map=collate_fn_map) if whole is None else whole
         )
-    return Chip(*fields)
+    return Chip(*fields) if get_worker_info() is None else _SentChip(*fields)
 
 
 # torch's documented way to teach default_collate a type of its own.

@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 from torch.utils.data import get_worker_info
 
 from geoxr.sample._batch import BatchBuffers, Slot
+from geoxr.sample._buffer_pool import BufferPool
 
 __all__ = ["BatchReader", "split_by_place"]
 
@@ -79,6 +80,7 @@ class BatchReader(Generic[T]):
         self._pid: int | None = None
         self._ahead: dict[int, Future[T]] = {}
         self._processes = 1
+        self._pool: BufferPool | None = None
 
     def _reader_lanes(self) -> list[ThreadPoolExecutor]:
         if not self._lanes or self._pid != os.getpid():
@@ -91,12 +93,13 @@ class BatchReader(Generic[T]):
                 self._lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(threads)]
             self._pid = os.getpid()
             self._ahead = {}
+            self._pool = BufferPool()
         return self._lanes
 
     def _submit(self, indices: Sequence[int]) -> dict[int, Future[T]]:
         lanes = self._reader_lanes()
         runs = split_by_place(indices, self.place or (lambda i: (i,)), len(lanes))
-        batch = BatchBuffers(len(indices))
+        batch = BatchBuffers(len(indices), self._pool)
         position = {i: k for k, i in enumerate(indices)}
         return {
             i: lane.submit(self.load, i, Slot(batch, position[i]))
@@ -118,4 +121,4 @@ class BatchReader(Generic[T]):
 
     def __getstate__(self) -> dict[str, object]:
         # Threads and futures stay in their process; a copy starts with none.
-        return {**self.__dict__, "_lanes": [], "_pid": None, "_ahead": {}}
+        return {**self.__dict__, "_lanes": [], "_pid": None, "_ahead": {}, "_pool": None}

@@ -134,17 +134,15 @@ class GeoDataset(Dataset[Sample]):
         if label_source is None:
             y = torch.tensor(float("nan")) if views is None else views[1].fill_(float("nan"))
         else:
-            labels = label_source.get_label_arr(window)
+            labels = label_source.get_label_arr(
+                window, out=None if views is None else views[1].numpy()
+            )
             if self.scene.aoi is not None:
                 invalid |= aoi_window_mask(self.scene.aoi, self.scene.grid, window)
                 any_invalid = bool(invalid.any())
             if any_invalid:
-                labels[invalid] = label_source.null_class_id
-            if views is None:
-                y = torch.from_numpy(labels)
-            else:
-                np.copyto(views[1].numpy(), labels)
-                y = views[1]
+                np.copyto(labels, label_source.null_class_id, where=invalid)
+            y = torch.from_numpy(labels) if views is None else views[1]
         if self.out_size is not None and tuple(x.shape[-2:]) != self.out_size:
             x = F.interpolate(x[None], size=self.out_size, mode="bilinear", align_corners=False)[0]
             if y.ndim == 2:
