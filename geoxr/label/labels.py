@@ -38,7 +38,7 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
         if class_id == null_class_id:
             continue
         better = scores[class_id] > best  # NaN never compares greater
-        ids[better] = class_id
+        np.copyto(ids, class_id, where=better)  # ten times a boolean-index assignment
         np.copyto(best, scores[class_id], where=better)
     return ids
 

@@ -156,11 +156,11 @@ def write_zarr_labels(
             for name, var in ds.data_vars.items()
         }
         if "scores" in encoding:
-            # Float scores barely compress (zstd keeps ~89% of the bytes) and zstd costs
-            # ~40 ms of CPU per megapixel; LZ4 with byte shuffle keeps as little at
-            # about half the cost.
+            # Float scores barely compress. LZ4 on bit-shuffled floats keeps 0.80 of the
+            # bytes at no more CPU than writing them raw (16-20 ms per 3 x 1024² block);
+            # byte shuffle keeps 0.84 at 1.5-2x the CPU, zstd 0.80 at 2x.
             encoding["scores"]["compressors"] = (
-                BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
+                BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle"),
             )
         ds.attrs[JOB_ATTR] = token
         # Metadata and coordinates only (data comes block by block): a template of lazy
