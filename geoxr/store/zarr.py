@@ -183,7 +183,9 @@ def write_zarr_labels(
     # pass over each chunk) would only cost: chunks are always written.
     variables = {str(name): var.data for name, var in ds.data_vars.items()}
     targets = {
-        name: zarr.open_array(f"{path}/{name}", mode="r+", config={"write_empty_chunks": True})
+        name: zarr.open_array(f"{path}/{name}", mode="r+").with_config(
+            {"write_empty_chunks": True}
+        )
         for name in variables
     }
     progress_array = zarr.open_array(f"{path}/{PROGRESS}", mode="r+")

@@ -112,3 +112,26 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     np.testing.assert_array_equal(
         back.class_ids.values[decided], nc_labels.class_ids.values[decided]
     )
+
+
+def test_blocks_without_any_prediction_are_written_too(tmp_path, nc_labels):
+    # The top-left 128 x 128 block has no score at all (as where the input is nodata):
+    # all NaN, the null class everywhere, the same as the arrays' fill values. Every
+    # block is predicted, so its chunks are written as they are, never skipped by a
+    # comparison with the fill value (a pass over each chunk).
+    rows, cols = np.indices(nc_labels.grid.shape)
+    predicted = xr.DataArray((rows >= 128) | (cols >= 128), dims=("y", "x"))
+    labels = geoxr.SemanticSegmentationLabels(
+        grid=nc_labels.grid,
+        class_config=nc_labels.class_config,
+        scores=nc_labels.scores.where(predicted),
+    )
+    path = write_zarr_labels(labels, tmp_path / "holes.zarr", progress=False)
+    for name in ("scores", "class_id"):
+        fill = json.loads((path / name / "zarr.json").read_text())["fill_value"]
+        first_chunk = ("c", *("0",) * (3 if name == "scores" else 2))
+        assert (path / name).joinpath(*first_chunk).is_file(), (name, fill)
+    back = read_zarr_labels(path)
+    assert np.isnan(back.scores.values[:, :128, :128]).all()
+    assert (back.class_ids.values[:128, :128] == nc_labels.null_class_id).all()
+    np.testing.assert_array_equal(back.class_ids.values, labels.class_ids.values)
