@@ -12,6 +12,7 @@ a copy. Anything else is stacked as usual.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ class _SentChip(Chip):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _received_chip, (tuple(self), tuple(ticket(field) for field in self))
+
+    # Copies stay in the worker: plain chips, no tickets.
+    def __copy__(self) -> Chip:
+        return Chip(*self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Chip:
+        return Chip(*(copy.deepcopy(field, memo) for field in self))
 
 
 def _received_chip(fields: tuple[torch.Tensor, ...], tickets: tuple[Ticket | None, ...]) -> Chip:

@@ -64,7 +64,9 @@ class BatchReader(Generic[T]):
     lanes or the read-ahead: they only move where and when items are loaded.
 
     The lanes live in one process: after a fork (DataLoader workers) new ones are
-    made, as many as the worker's share of the cores.
+    made, as many as the worker's share of the cores. So does the
+    :class:`~geoxr.sample._buffer_pool.BufferPool` batches are written into,
+    unless ``reuse_memory`` is False (every batch in fresh memory).
     """
 
     def __init__(
@@ -72,10 +74,13 @@ class BatchReader(Generic[T]):
         load: Callable[[int, Slot], T],
         length: Callable[[], int],
         place: Place | None = None,
+        *,
+        reuse_memory: bool = True,
     ) -> None:
         self.load = load
         self.length = length
         self.place = place
+        self.reuse_memory = reuse_memory
         self._lanes: list[ThreadPoolExecutor] = []
         self._pid: int | None = None
         self._ahead: dict[int, Future[T]] = {}
@@ -93,7 +98,7 @@ class BatchReader(Generic[T]):
                 self._lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(threads)]
             self._pid = os.getpid()
             self._ahead = {}
-            self._pool = BufferPool()
+            self._pool = BufferPool() if self.reuse_memory else None
         return self._lanes
 
     def _submit(self, indices: Sequence[int]) -> dict[int, Future[T]]:

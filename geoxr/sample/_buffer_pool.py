@@ -15,9 +15,18 @@ a process's batches and hands one out again once nobody holds it any more:
   shared memory that the worker reads (:func:`received`);
 - a pooled storage that left its worker without a ticket (sent by a collate
   function of the user's own) cannot be followed: the pool forgets it, and it is
-  freed as usual once every holder lets go.
+  freed as usual once every holder lets go. So does a pool outside DataLoader
+  workers with a storage that was shared with another process since (put on a
+  ``torch.multiprocessing`` queue, ``share_memory_()``), which that process may
+  still read.
 
-Results never depend on the pool: it only saves allocations.
+A pool keeps at most ``capacity`` storages and ``max_bytes`` bytes; to make room
+for a new size it lets go of free storages of other sizes. Results never depend
+on the pool: it only saves allocations.
+
+The main process cannot know of processes it passes a received batch on to: a
+program that sends batches from DataLoader workers on to other processes turns
+the pool off (``reuse_batch_memory=False`` on the dataset).
 """
 
 from __future__ import annotations
@@ -68,8 +77,8 @@ class BufferPool:
     """Storages for the batches of one process, each handed out again once free.
 
     In a DataLoader worker the storages are in shared memory, so a batch is sent
-    as it is. ``capacity`` bounds how many storages the pool keeps; past it,
-    storages are allocated fresh and not kept.
+    as it is. ``capacity`` and ``max_bytes`` bound how many storages and bytes the
+    pool keeps; past them, storages are allocated fresh and not kept.
 
     Examples
     --------
@@ -83,8 +92,9 @@ class BufferPool:
     True
     """
 
-    def __init__(self, capacity: int = 16) -> None:
+    def __init__(self, capacity: int = 16, max_bytes: int = 512 * 2**20) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.shared = get_worker_info() is not None
         self.released = torch.full((capacity,), -1, dtype=torch.int64)
         if self.shared:
@@ -100,7 +110,8 @@ class BufferPool:
             entry = self._free_entry(nbytes)
             if entry is None:
                 free_indices = set(range(self.capacity)) - {e.position for e in self._entries}
-                if not free_indices or _use_count is None:
+                pooled = sum(e.storage.nbytes() for e in self._entries)
+                if not free_indices or pooled + nbytes > self.max_bytes or _use_count is None:
                     return _view(self._allocate(nbytes), shape, dtype)
                 storage = self._allocate(nbytes)
                 entry = _Entry(storage, min(free_indices), -1, self.released, self._lock)
@@ -120,21 +131,36 @@ class BufferPool:
         return torch.UntypedStorage(nbytes)
 
     def _free_entry(self, nbytes: int) -> _Entry | None:
-        """A pooled storage of ``nbytes`` nobody holds; forgets those it cannot follow."""
+        """A pooled storage of ``nbytes`` nobody holds, else ``None`` and room for one.
+
+        Forgets the storages it cannot follow; without a free one of ``nbytes``,
+        lets go of free ones of other sizes until a new one fits.
+        """
         if _use_count is None:
             return None
-        found = None
+        free = []
         for entry in list(self._entries):
             if _use_count(entry.storage._cdata) > 1:
                 continue  # still held in this process
-            if self.shared and not entry.ticketed:  # left unticketed, or dropped:
+            # A worker's storage left with a ticket; any other may not be shared since.
+            if not (entry.ticketed if self.shared else not entry.storage.is_shared()):
                 self._entries.remove(entry)  # not ours to follow any more
                 continue
             if self.shared and int(self.released[entry.position]) != entry.generation:
                 continue  # the main process still holds it
-            if found is None and entry.storage.nbytes() == nbytes:
-                found = entry
-        return found
+            if entry.storage.nbytes() == nbytes:
+                return entry
+            free.append(entry)
+        while (
+            free
+            and nbytes <= self.max_bytes
+            and (
+                len(self._entries) >= self.capacity
+                or sum(e.storage.nbytes() for e in self._entries) + nbytes > self.max_bytes
+            )
+        ):
+            self._entries.remove(free.pop(0))
+        return None
 
 
 def _view(

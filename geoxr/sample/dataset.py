@@ -54,6 +54,11 @@ class GeoDataset(Dataset[Sample]):
         Resize every sample to this size (bilinear image, nearest mask).
     transform : callable, optional
         ``transform(image, mask) -> (image, mask)``, applied last (augmentation).
+    reuse_batch_memory : bool
+        Write a batch into the memory of an earlier one that nobody holds any more
+        (in DataLoader workers: that the main process let go of). Turn it off if
+        the main process passes batches from workers on to other processes, which
+        it cannot follow.
     """
 
     #: Whether windows of the plan may read the same tiles (overlapping or random
@@ -68,6 +73,7 @@ class GeoDataset(Dataset[Sample]):
         normalize: BandStats | Literal["stats"] | None = None,
         out_size: int | tuple[int, int] | None = None,
         transform: Transform | None = None,
+        reuse_batch_memory: bool = True,
     ) -> None:
         self.scene = scene
         self.windows = list(windows)
@@ -77,7 +83,9 @@ class GeoDataset(Dataset[Sample]):
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
         place = self._place if self._windows_share_tiles else None
-        self._reader = BatchReader(self._load, self.__len__, place)
+        self._reader = BatchReader(
+            self._load, self.__len__, place, reuse_memory=reuse_batch_memory
+        )
 
     @classmethod
     def from_uris(cls, image_uri: str | Sequence[str], **kwargs: Any) -> GeoDataset:

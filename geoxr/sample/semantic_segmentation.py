@@ -34,7 +34,7 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
         Which edges get the padding.
     within_aoi : bool
         With an AOI, keep only windows wholly inside it (else: windows that intersect it).
-    transform, normalize, out_size
+    transform, normalize, out_size, reuse_batch_memory
         See :class:`GeoDataset`.
 
     Examples
@@ -65,6 +65,7 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
         transform: Transform | None = None,
         normalize: BandStats | Literal["stats"] | None = None,
         out_size: int | tuple[int, int] | None = None,
+        reuse_batch_memory: bool = True,
     ) -> None:
         windows = sliding_windows(
             scene.grid.shape, size, stride, padding=padding, pad_direction=pad_direction
@@ -75,7 +76,12 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
         steps, sizes = (s if isinstance(s, tuple) else (s, s) for s in (stride, size))
         self._windows_share_tiles = any(step < n for step, n in zip(steps, sizes, strict=True))
         super().__init__(
-            scene, windows, transform=transform, normalize=normalize, out_size=out_size
+            scene,
+            windows,
+            transform=transform,
+            normalize=normalize,
+            out_size=out_size,
+            reuse_batch_memory=reuse_batch_memory,
         )
 
 
@@ -101,7 +107,7 @@ class SemanticSegmentationRandomWindowGeoDataset(GeoDataset):
     seed : int, optional
         Seed of the plan; ``None`` draws one. The plan is fixed at construction, so
         every DataLoader worker sees the same windows.
-    transform, normalize
+    transform, normalize, reuse_batch_memory
         See :class:`GeoDataset`.
 
     Examples
@@ -132,6 +138,7 @@ class SemanticSegmentationRandomWindowGeoDataset(GeoDataset):
         seed: int | None = None,
         transform: Transform | None = None,
         normalize: BandStats | Literal["stats"] | None = None,
+        reuse_batch_memory: bool = True,
     ) -> None:
         self.seed = (
             int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else seed
@@ -165,5 +172,10 @@ class SemanticSegmentationRandomWindowGeoDataset(GeoDataset):
                     stacklevel=2,
                 )
         super().__init__(
-            scene, windows, transform=transform, normalize=normalize, out_size=out_size
+            scene,
+            windows,
+            transform=transform,
+            normalize=normalize,
+            out_size=out_size,
+            reuse_batch_memory=reuse_batch_memory,
         )
