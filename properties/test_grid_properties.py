@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
 
-from geoxr.grid import ChipGrid, Grid, Window, random_windows, sliding_windows
+from geoxr.grid import (
+    ChipGrid,
+    Grid,
+    TileLayout,
+    Window,
+    random_windows,
+    sliding_windows,
+    windows_share_tiles,
+)
 from geoxr.testing import coverage_count
 
 lengths = st.integers(1, 300)
@@ -95,3 +103,41 @@ def test_chip_grid_touching_equals_a_brute_force_search(h, w, k, s, block):
     window = Window(*block)
     expected = [c for c in grid.windows() if c.intersection(window) is not None]
     assert grid.touching(window) == expected
+
+
+def _tiles_read(window, layout, extent):
+    """The tiles one window reads, one by one (the reference)."""
+    inner = window.intersection(extent)
+    if inner is None:
+        return []
+    (th, tw), (oy, ox) = layout
+    return [
+        (ty, tx)
+        for ty in range((inner.ymin + oy) // th, (inner.ymax - 1 + oy) // th + 1)
+        for tx in range((inner.xmin + ox) // tw, (inner.xmax - 1 + ox) // tw + 1)
+    ]
+
+
+windows_on_a_scene = st.lists(
+    st.builds(
+        Window,
+        st.integers(-40, 200),
+        st.integers(-40, 200),
+        st.integers(1, 90),
+        st.integers(1, 90),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    windows=windows_on_a_scene,
+    tile=st.tuples(st.integers(1, 64), st.integers(1, 64)),
+    offset=st.tuples(st.integers(0, 64), st.integers(0, 64)),
+)
+def test_windows_share_tiles_as_counted_one_by_one(windows, tile, offset):
+    layout = TileLayout(tile, offset)
+    extent = Window(0, 0, 150, 170)
+    read = [t for w in windows for t in _tiles_read(w, layout, extent)]
+    assert windows_share_tiles(windows, layout, extent) == (len(set(read)) < len(read))

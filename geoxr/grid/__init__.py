@@ -6,6 +6,7 @@ This package owns every pixel <-> map conversion in geoxr; other modules ask it.
 from geoxr.grid._aoi import AOIMode, aoi_union, filter_windows
 from geoxr.grid._blocks import block_windows, window_of_block
 from geoxr.grid._plan import ChipGrid, PadDirection, random_windows, sliding_windows
+from geoxr.grid._tiles import TileLayout, windows_share_tiles
 from geoxr.grid._window import Grid, Window
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "ChipGrid",
     "Grid",
     "PadDirection",
+    "TileLayout",
     "Window",
     "aoi_union",
     "block_windows",
@@ -20,4 +22,5 @@ __all__ = [
     "random_windows",
     "sliding_windows",
     "window_of_block",
+    "windows_share_tiles",
 ]

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
-from rasterio.env import get_gdal_config, set_gdal_config
 
 from geoxr.grid import ChipGrid, Window
 from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.predict.model_cache import ModelRef, load_cached
 from geoxr.read import RasterSource
 from geoxr.read._base import invalid_pixels
+from geoxr.read._gdal import cap_block_cache
 from geoxr.read.stats import model_input
 
 __all__ = ["predict_block"]
-
-#: GDAL block cache while predicting: every input tile is read once, so GDAL's
-#: default cache (5% of RAM) only makes RSS grow with the scene, up to that 5%.
-PREDICT_GDAL_CACHE_BYTES = 64 * 2**20
-
-
-def _cap_gdal_cache() -> None:
-    """Cap this process's GDAL block cache, unless the user set ``GDAL_CACHEMAX``."""
-    if "GDAL_CACHEMAX" in os.environ:
-        return
-    current = get_gdal_config("GDAL_CACHEMAX")
-    if current is None or int(current) > PREDICT_GDAL_CACHE_BYTES:
-        set_gdal_config("GDAL_CACHEMAX", PREDICT_GDAL_CACHE_BYTES)
 
 
 def _halo(chips: list[Window]) -> Window:
@@ -58,7 +43,7 @@ def predict_block(
     input is nodata get NaN scores.
     """
     learner = load_cached(model)
-    _cap_gdal_cache()
+    cap_block_cache()
     num_classes = len(learner.classes)
     chips = chip_grid.touching(block)
     halo = _halo(chips)

@@ -13,7 +13,7 @@ from dask.base import tokenize
 from rasterio.crs import CRS
 
 from geoxr.errors import WindowError
-from geoxr.grid import Grid, Window
+from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read.transformers import RasterTransformer, fill_masked, output_nodata
 
 __all__ = ["BBox", "RasterSource", "invalid_pixels", "resolve_bbox", "resolve_channels"]
@@ -134,6 +134,11 @@ class RasterSource(ABC):
         values[..., rows, cols] = chip.data
         mask[..., rows, cols] = np.ma.getmaskarray(chip)
         return np.ma.MaskedArray(values, mask=mask)
+
+    @property
+    def tile_layout(self) -> TileLayout | None:
+        """The internal tiles reads decode, where the source knows them (else ``None``)."""
+        return None
 
     @property
     def chip_prefix(self) -> tuple[int, ...]:

@@ -16,15 +16,30 @@ from xml.sax.saxutils import escape
 import rasterio
 from rasterio.dtypes import dtype_rev, typename_fwd
 from rasterio.enums import MaskFlags, Resampling
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 
 from geoxr.errors import CRSMismatchError, NoGeoreferenceError, RasterReadError
 from geoxr.grid import Grid
 
-__all__ = ["dataset", "describe", "mosaic_vrt", "open_checked"]
+__all__ = ["cap_block_cache", "dataset", "describe", "mosaic_vrt", "open_checked"]
 
 _local = threading.local()
+
+#: GDAL's block cache where each tile is read once (prediction blocks, windows that
+#: share no tiles): GDAL's default (5% of RAM) would only grow RSS with the scene,
+#: up to that 5%, and fault in fresh pages for every tile it keeps.
+READ_ONCE_CACHE_BYTES = 64 * 2**20
+
+
+def cap_block_cache() -> None:
+    """Cap this process's GDAL block cache for read-once work, unless ``GDAL_CACHEMAX`` is set."""
+    if "GDAL_CACHEMAX" in os.environ:
+        return
+    current = get_gdal_config("GDAL_CACHEMAX")
+    if current is None or int(current) > READ_ONCE_CACHE_BYTES:
+        set_gdal_config("GDAL_CACHEMAX", READ_ONCE_CACHE_BYTES)
 
 
 def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetReader:

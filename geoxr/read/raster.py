@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 from rasterio.enums import MaskFlags, Resampling
 
-from geoxr.grid import Grid, Window
+from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
 from geoxr.read._gdal import dataset, describe, mosaic_vrt, open_checked
 from geoxr.read.transformers import RasterTransformer, mask_of
@@ -154,6 +154,14 @@ class RasterioSource(RasterSource):
             offset_chunks(self.grid.height, row_off, ch),
             offset_chunks(self.grid.width, col_off, cw),
         )
+        # Warped reads and VRT mosaics decode their files' tiles, not the VRT's blocks.
+        direct = target_grid is None and len(paths) == 1
+        self._tiles = TileLayout(block_shape, (row_off, col_off)) if direct else None
+
+    @property
+    def tile_layout(self) -> TileLayout | None:
+        """The file's internal tiles (``None`` for warped reads and mosaics)."""
+        return self._tiles
 
     @property
     def _raw_dtype(self) -> np.dtype:

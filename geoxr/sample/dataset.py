@@ -9,12 +9,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
-from geoxr.grid import Window
+from geoxr.grid import Window, windows_share_tiles
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, compute_band_stats
 from geoxr.read._base import invalid_pixels
+from geoxr.read._gdal import cap_block_cache
 from geoxr.read.stats import model_input
 from geoxr.sample._batch import Chip, Slot
 from geoxr.sample._batch_reader import BatchReader
@@ -61,8 +62,9 @@ class GeoDataset(Dataset[Sample]):
         it cannot follow.
     """
 
-    #: Whether windows of the plan may read the same tiles (overlapping or random
-    #: windows): reader threads then each take one band of the scene.
+    #: Whether windows of the plan may read the same tiles, where the raster source
+    #: does not tell its tiles (then: overlapping or random windows). Reader threads
+    #: then each take one band of the scene.
     _windows_share_tiles = True
 
     def __init__(
@@ -82,6 +84,9 @@ class GeoDataset(Dataset[Sample]):
         self.normalize = normalize
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
+        tiles = scene.raster_source.tile_layout
+        if tiles is not None:
+            self._windows_share_tiles = windows_share_tiles(self.windows, tiles, scene.grid.extent)
         place = self._place if self._windows_share_tiles else None
         self._reader = BatchReader(
             self._load, self.__len__, place, reuse_memory=reuse_batch_memory
@@ -115,8 +120,12 @@ class GeoDataset(Dataset[Sample]):
         """Fetch a batch: its windows are read in parallel threads, the next batch ahead.
 
         Where windows may share tiles, each thread reads one band of the scene, so a
-        shared tile is mostly decoded once.
+        shared tile is mostly decoded once. Where they share none, a DataLoader
+        worker caps GDAL's block cache (see :func:`~geoxr.read._gdal.cap_block_cache`):
+        each tile is read once, so caching it would only cost memory and page faults.
         """
+        if not self._windows_share_tiles and get_worker_info() is not None:
+            cap_block_cache()
         if len(indices) < 2:
             return [self[i] for i in indices]
         return self._reader.fetch(indices)

@@ -179,6 +179,19 @@ def test_data_chunks_nc_tiles(nc_stack):
     assert RasterioSource(nc_stack).data.chunks == ((6,), (443,), (489,))
 
 
+def test_tile_layout_is_the_files_tiles_on_the_sources_grid(nc_stack, rgb_byte, tmp_path):
+    assert RasterioSource(nc_stack).tile_layout == ((256, 256), (0, 0))
+    assert RasterioSource(nc_stack, bbox=(100, 30, 400, 480)).tile_layout == (
+        (256, 256),
+        (100, 30),
+    )
+    assert RasterioSource(rgb_byte).tile_layout == ((3, 791), (0, 0))  # strips
+    # Mosaics and warped reads decode other files' tiles than their VRT's blocks.
+    assert RasterioSource(write_halves(rgb_byte, tmp_path)).tile_layout is None
+    src = RasterioSource(nc_stack)
+    assert src.on_grid(src.grid).tile_layout is None
+
+
 def test_data_values_equal_rasterio(raster):
     path, dtype, nodata, _ = raster
     expected, _ = rasterio_all(path)
