@@ -11,6 +11,10 @@ from geoxr.grid._window import Window
 
 __all__ = ["TileLayout", "windows_share_tiles"]
 
+#: Largest tile grid :func:`windows_share_tiles` counts on (cells); past it, tiles
+#: are so small for the scene that windows are taken to share them.
+MAX_TILE_GRID_CELLS = 4 * 2**20
+
 
 class TileLayout(NamedTuple):
     """A raster's internal tiles as its pixel grid sees them.
@@ -27,6 +31,10 @@ class TileLayout(NamedTuple):
 def windows_share_tiles(windows: Sequence[Window], layout: TileLayout, extent: Window) -> bool:
     """Whether any tile is read by two of ``windows`` (parts outside ``extent`` read none).
 
+    Counts how many windows read each tile, on the grid of tiles (memory grows with
+    the number of tiles, not of windows); a grid of more than
+    :data:`MAX_TILE_GRID_CELLS` tiles counts as shared.
+
     Examples
     --------
     >>> tiles = TileLayout((256, 256))
@@ -36,22 +44,23 @@ def windows_share_tiles(windows: Sequence[Window], layout: TileLayout, extent: W
     >>> windows_share_tiles([Window(0, 0, 128, 128), Window(0, 128, 128, 128)], tiles, extent)
     True
     """
-    if not windows:
-        return False
-    box = np.array([(w.ymin, w.xmin, w.ymax, w.xmax) for w in windows], np.int64)
+    shape, offset = np.asarray(layout.shape), np.asarray(layout.offset)
+    rows, cols = (np.array([extent.ymax, extent.xmax]) + offset - 1) // shape + 1
+    if rows * cols > MAX_TILE_GRID_CELLS:
+        return True
+    box = np.array([(w.ymin, w.xmin, w.ymax, w.xmax) for w in windows], np.int64).reshape(-1, 4)
     lo = np.maximum(box[:, :2], [extent.ymin, extent.xmin])
     hi = np.minimum(box[:, 2:], [extent.ymax, extent.xmax])
     inside = (hi > lo).all(axis=1)
-    lo, hi = lo[inside] + layout.offset, hi[inside] + layout.offset
-    first, last = lo // layout.shape, (hi - 1) // layout.shape
-    counts = last - first + 1
-    columns = int(last[:, 1].max(initial=0)) + 1
-    touched = [
-        ((first[:, 0] + dy) * columns + first[:, 1] + dx)[
-            (dy < counts[:, 0]) & (dx < counts[:, 1])
-        ]
-        for dy in range(int(counts[:, 0].max(initial=0)))
-        for dx in range(int(counts[:, 1].max(initial=0)))
-    ]
-    ids = np.concatenate(touched) if touched else np.empty(0, np.int64)
-    return len(np.unique(ids)) < len(ids)
+    first = (lo[inside] + offset) // shape
+    end = (hi[inside] - 1 + offset) // shape + 1  # one past the last tile read
+    # Windows per tile: +1/-1 at the corners of each window's block of tiles, summed.
+    counts = np.zeros((rows + 1, cols + 1), np.int32)
+    for (r, c), sign in (
+        ((first, first), 1),
+        ((first, end), -1),
+        ((end, first), -1),
+        ((end, end), 1),
+    ):
+        np.add.at(counts, (r[:, 0], c[:, 1]), sign)
+    return bool(counts.cumsum(axis=0).cumsum(axis=1).max(initial=0) > 1)

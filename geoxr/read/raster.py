@@ -129,6 +129,7 @@ class RasterioSource(RasterSource):
             count, dtype = ds.count, np.dtype(ds.dtypes[0])
             file_nodata = ds.nodata
             block_shape = ds.block_shapes[0]
+            tiled_file = ds.driver == "GTiff"  # a VRT's blocks are not its files' tiles
             self._dataset_mask = any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
         if Resampling.__members__.get(resampling) is None:
             raise ValueError(
@@ -154,13 +155,13 @@ class RasterioSource(RasterSource):
             offset_chunks(self.grid.height, row_off, ch),
             offset_chunks(self.grid.width, col_off, cw),
         )
-        # Warped reads and VRT mosaics decode their files' tiles, not the VRT's blocks.
-        direct = target_grid is None and len(paths) == 1
+        # Warped reads and VRTs (mosaics too) decode their files' tiles, not the VRT's blocks.
+        direct = tiled_file and target_grid is None and len(paths) == 1
         self._tiles = TileLayout(block_shape, (row_off, col_off)) if direct else None
 
     @property
     def tile_layout(self) -> TileLayout | None:
-        """The file's internal tiles (``None`` for warped reads and mosaics)."""
+        """A GeoTIFF's internal tiles or strips (``None`` for other formats, warped reads, mosaics)."""
         return self._tiles
 
     @property

@@ -84,9 +84,18 @@ class GeoDataset(Dataset[Sample]):
         self.normalize = normalize
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
-        tiles = scene.raster_source.tile_layout
-        if tiles is not None:
-            self._windows_share_tiles = windows_share_tiles(self.windows, tiles, scene.grid.extent)
+        # Caching GDAL's tiles pays only where windows read a tile again: known only
+        # where every raster a window reads (image, label raster) tells its tiles.
+        rasters = [scene.raster_source, getattr(scene.label_source, "raster_source", None)]
+        layouts = [(r.tile_layout, r.extent) for r in rasters if r is not None]
+        self._tiles_read_once = False
+        if all(layout is not None for layout, _ in layouts):
+            self._windows_share_tiles = any(
+                windows_share_tiles(self.windows, layout, extent)
+                for layout, extent in layouts
+                if layout is not None
+            )
+            self._tiles_read_once = not self._windows_share_tiles
         place = self._place if self._windows_share_tiles else None
         self._reader = BatchReader(
             self._load, self.__len__, place, reuse_memory=reuse_batch_memory
@@ -120,11 +129,12 @@ class GeoDataset(Dataset[Sample]):
         """Fetch a batch: its windows are read in parallel threads, the next batch ahead.
 
         Where windows may share tiles, each thread reads one band of the scene, so a
-        shared tile is mostly decoded once. Where they share none, a DataLoader
-        worker caps GDAL's block cache (see :func:`~geoxr.read._gdal.cap_block_cache`):
-        each tile is read once, so caching it would only cost memory and page faults.
+        shared tile is mostly decoded once. Where each tile is read once (the windows
+        of the image and label rasters share none), a DataLoader worker caps GDAL's
+        block cache (see :func:`~geoxr.read._gdal.cap_block_cache`): caching a tile
+        would only cost memory and page faults.
         """
-        if not self._windows_share_tiles and get_worker_info() is not None:
+        if self._tiles_read_once and get_worker_info() is not None:
             cap_block_cache()
         if len(indices) < 2:
             return [self[i] for i in indices]
