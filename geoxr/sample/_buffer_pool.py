@@ -110,8 +110,8 @@ class BufferPool:
             entry = self._free_entry(nbytes)
             if entry is None:
                 free_indices = set(range(self.capacity)) - {e.position for e in self._entries}
-                pooled = sum(e.storage.nbytes() for e in self._entries)
-                if not free_indices or pooled + nbytes > self.max_bytes or _use_count is None:
+                over_budget = self._pooled_bytes() + nbytes > self.max_bytes
+                if not free_indices or over_budget or _use_count is None:
                     return _view(self._allocate(nbytes), shape, dtype)
                 storage = self._allocate(nbytes)
                 entry = _Entry(storage, min(free_indices), -1, self.released, self._lock)
@@ -124,6 +124,9 @@ class BufferPool:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _pooled_bytes(self) -> int:
+        return sum(entry.storage.nbytes() for entry in self._entries)
 
     def _allocate(self, nbytes: int) -> torch.UntypedStorage:
         if self.shared:
@@ -156,7 +159,7 @@ class BufferPool:
             and nbytes <= self.max_bytes
             and (
                 len(self._entries) >= self.capacity
-                or sum(e.storage.nbytes() for e in self._entries) + nbytes > self.max_bytes
+                or self._pooled_bytes() + nbytes > self.max_bytes
             )
         ):
             self._entries.remove(free.pop(0))

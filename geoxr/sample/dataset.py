@@ -86,14 +86,13 @@ class GeoDataset(Dataset[Sample]):
         self.transform = transform
         # Caching GDAL's tiles pays only where windows read a tile again: known only
         # where every raster a window reads (image, label raster) tells its tiles.
-        rasters = [scene.raster_source, getattr(scene.label_source, "raster_source", None)]
-        layouts = [(r.tile_layout, r.extent) for r in rasters if r is not None]
+        label_raster = getattr(scene.label_source, "raster_source", None)
+        rasters = [r for r in (scene.raster_source, label_raster) if r is not None]
+        tiled = [(t, r.extent) for r in rasters if (t := r.tile_layout) is not None]
         self._tiles_read_once = False
-        if all(layout is not None for layout, _ in layouts):
+        if len(tiled) == len(rasters):
             self._windows_share_tiles = any(
-                windows_share_tiles(self.windows, layout, extent)
-                for layout, extent in layouts
-                if layout is not None
+                windows_share_tiles(self.windows, tiles, extent) for tiles, extent in tiled
             )
             self._tiles_read_once = not self._windows_share_tiles
         place = self._place if self._windows_share_tiles else None
