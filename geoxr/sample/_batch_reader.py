@@ -11,6 +11,7 @@ from torch.utils.data import get_worker_info
 
 from geoxr.sample._batch import BatchBuffers, Slot
 from geoxr.sample._buffer_pool import BufferPool
+from geoxr.sample._inherited_memory import give_back_inherited_free_memory
 
 __all__ = ["BatchReader", "split_by_place"]
 
@@ -91,6 +92,8 @@ class BatchReader(Generic[T]):
         if not self._lanes or self._pid != os.getpid():
             worker = get_worker_info()
             self._processes = 1 if worker is None else worker.num_workers
+            if worker is not None:
+                give_back_inherited_free_memory()
             threads = max(1, min(4, (os.cpu_count() or 1) // self._processes))
             if self.place is None:  # one queue for all threads: the best balance
                 self._lanes = [ThreadPoolExecutor(max_workers=threads)]
