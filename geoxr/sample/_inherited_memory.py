@@ -30,8 +30,8 @@ def give_back_inherited_free_memory() -> bool:
     tiles and arrays of earlier work) for reuse, and the child's allocations would
     reuse it too: every first write to such a page copies it from the parent, a
     page fault several times as costly as a fresh page (random windows read in a
-    worker forked after one pass in the parent spent half their CPU in the
-    kernel). Returning the free pages first makes them fresh pages again.
+    worker forked after one pass in the parent spent a third to a half of their
+    CPU in the kernel). Returning the free pages first makes them fresh pages again.
 
     Returns whether the C library could do it (glibc's ``malloc_trim``).
 
