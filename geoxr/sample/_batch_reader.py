@@ -67,7 +67,9 @@ class BatchReader(Generic[T]):
     The lanes live in one process: after a fork (DataLoader workers) new ones are
     made, as many as the worker's share of the cores. So does the
     :class:`~geoxr.sample._buffer_pool.BufferPool` batches are written into,
-    unless ``reuse_memory`` is False (every batch in fresh memory).
+    unless ``reuse_memory`` is False (every batch in fresh memory). A DataLoader
+    worker first gives back the free memory it inherited, then runs
+    ``on_worker_start`` (set-up of its own, once per worker).
     """
 
     def __init__(
@@ -77,11 +79,13 @@ class BatchReader(Generic[T]):
         place: Place | None = None,
         *,
         reuse_memory: bool = True,
+        on_worker_start: Callable[[], None] | None = None,
     ) -> None:
         self.load = load
         self.length = length
         self.place = place
         self.reuse_memory = reuse_memory
+        self.on_worker_start = on_worker_start
         self._lanes: list[ThreadPoolExecutor] = []
         self._pid: int | None = None
         self._ahead: dict[int, Future[T]] = {}
@@ -94,6 +98,8 @@ class BatchReader(Generic[T]):
             self._processes = 1 if worker is None else worker.num_workers
             if worker is not None:
                 give_back_inherited_free_memory()
+                if self.on_worker_start is not None:
+                    self.on_worker_start()
             threads = max(1, min(4, (os.cpu_count() or 1) // self._processes))
             if self.place is None:  # one queue for all threads: the best balance
                 self._lanes = [ThreadPoolExecutor(max_workers=threads)]
@@ -103,6 +109,10 @@ class BatchReader(Generic[T]):
             self._ahead = {}
             self._pool = BufferPool() if self.reuse_memory else None
         return self._lanes
+
+    def start(self) -> None:
+        """Set this process up (lanes, pool; in a worker, its set-up), once per process."""
+        self._reader_lanes()
 
     def _submit(self, indices: Sequence[int]) -> dict[int, Future[T]]:
         lanes = self._reader_lanes()

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from geoxr.grid import Window, windows_share_tiles
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
@@ -25,6 +25,20 @@ __all__ = ["GeoDataset", "Sample", "Transform"]
 Sample = Chip
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 _SCENE_ARGS = set(inspect.signature(make_ss_scene).parameters) - {"image_uri"}
+
+
+def _tiles_shared(scene: Scene, windows: Sequence[Window]) -> bool | None:
+    """Whether two windows read a tile of the image or label raster (``None``: unknown).
+
+    Unknown where a raster a window reads does not tell its tiles (VRTs, warped
+    reads, sources other than GeoTIFFs).
+    """
+    label_raster = getattr(scene.label_source, "raster_source", None)
+    rasters = [r for r in (scene.raster_source, label_raster) if r is not None]
+    tiled = [(t, r.extent) for r in rasters if (t := r.tile_layout) is not None]
+    if len(tiled) < len(rasters):
+        return None
+    return any(windows_share_tiles(windows, tiles, extent) for tiles, extent in tiled)
 
 
 class GeoDataset(Dataset[Sample]):
@@ -84,20 +98,18 @@ class GeoDataset(Dataset[Sample]):
         self.normalize = normalize
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform
-        # Caching GDAL's tiles pays only where windows read a tile again: known only
-        # where every raster a window reads (image, label raster) tells its tiles.
-        label_raster = getattr(scene.label_source, "raster_source", None)
-        rasters = [r for r in (scene.raster_source, label_raster) if r is not None]
-        tiled = [(t, r.extent) for r in rasters if (t := r.tile_layout) is not None]
-        self._tiles_read_once = False
-        if len(tiled) == len(rasters):
-            self._windows_share_tiles = any(
-                windows_share_tiles(self.windows, tiles, extent) for tiles, extent in tiled
-            )
-            self._tiles_read_once = not self._windows_share_tiles
-        place = self._place if self._windows_share_tiles else None
+        shared = _tiles_shared(scene, self.windows)
+        if shared is not None:
+            self._windows_share_tiles = shared
+        # Each tile read once: a worker's GDAL block cache would only keep tiles never
+        # read again, in freshly faulted pages (see cap_block_cache).
+        self._tiles_read_once = shared is False
         self._reader = BatchReader(
-            self._load, self.__len__, place, reuse_memory=reuse_batch_memory
+            self._load,
+            self.__len__,
+            self._place if self._windows_share_tiles else None,
+            reuse_memory=reuse_batch_memory,
+            on_worker_start=cap_block_cache if self._tiles_read_once else None,
         )
 
     @classmethod
@@ -133,8 +145,7 @@ class GeoDataset(Dataset[Sample]):
         block cache (see :func:`~geoxr.read._gdal.cap_block_cache`): caching a tile
         would only cost memory and page faults.
         """
-        if self._tiles_read_once and get_worker_info() is not None:
-            cap_block_cache()
+        self._reader.start()  # once per process; single items are read here too
         if len(indices) < 2:
             return [self[i] for i in indices]
         return self._reader.fetch(indices)
