@@ -13,7 +13,6 @@ from geoxr.errors import ClassConfigError
 from geoxr.grid import Grid, Window, window_of_block
 from geoxr.label.class_config import ClassConfig
 from geoxr.read import RasterSource
-from geoxr.read._base import invalid_pixels
 
 __all__ = ["SemanticSegmentationLabelSource"]
 
@@ -67,15 +66,19 @@ class SemanticSegmentationLabelSource:
         example a slot of a batch) instead of a new array.
         """
         chip = self.raster_source.read(window)
-        return self._to_class_ids(chip.data[0], invalid_pixels(chip), out)
+        # Not invalid_pixels(chip): for the usual unmasked label chip it allocates and
+        # scans an all-False mask, which cost 12% of training chips/s (2 reader threads).
+        mask = np.ma.getmask(chip)
+        invalid = None if mask is np.ma.nomask else np.asarray(mask)[0]
+        return self._to_class_ids(chip.data[0], invalid, out)
 
     def __getitem__(self, window: Window) -> np.ndarray:
         return self.get_label_arr(window)
 
     def _to_class_ids(
-        self, values: np.ndarray, invalid: np.ndarray, out: np.ndarray | None = None
+        self, values: np.ndarray, invalid: np.ndarray | None, out: np.ndarray | None = None
     ) -> np.ndarray:
-        if invalid.any():
+        if invalid is not None and invalid.any():
             values = np.where(invalid, self.null_class_id, values)
         # Range checks on the raster's own (often uint8) values: cheaper than on int64.
         n = len(self.class_config)
