@@ -35,6 +35,7 @@ from geoxr.label import (
     make_ss_scene,
 )
 from geoxr.learn import (
+    TORCH_CPU_MALLOC_ENV,
     ModelConfig,
     SemanticSegmentationLearner,
     SemanticSegmentationLearnerConfig,
@@ -78,6 +79,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    # Constants
+    "TORCH_CPU_MALLOC_ENV",
     # Top-level functions
     "compute_band_stats",
     "filter_windows",

@@ -7,12 +7,14 @@ from geoxr.learn.config import (
     SemanticSegmentationLearnerConfig,
     SolverConfig,
 )
+from geoxr.learn.cpu_malloc import TORCH_CPU_MALLOC_ENV
 from geoxr.learn.learner import SemanticSegmentationLearner, build_model
 from geoxr.learn.metrics import confusion_matrix, segmentation_metrics
 from geoxr.learn.models import TemporalUNet, UNet
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TORCH_CPU_MALLOC_ENV",
     "ModelConfig",
     "SemanticSegmentationLearner",
     "SemanticSegmentationLearnerConfig",
