@@ -6,7 +6,7 @@ most, and a model's activations are often larger: a batch of 16 chips of
 256 x 256 pixels with 8 channels is 33.5 MiB of float32. Every forward pass then
 maps, zero-fills and unmaps those pages again: the tiny model of
 ``benchmarks/predict.py`` spent half its CPU time in the kernel doing so, and ran
-three times faster without it. Threads other than the main one (dask's, for
+2.6-2.8 times faster without it (on 2 cores). Threads other than the main one (dask's, for
 example) allocate from their own arenas, whose heaps glibc unmaps as soon as
 they are empty, so those threads also need a single arena.
 

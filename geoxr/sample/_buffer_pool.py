@@ -145,8 +145,10 @@ class BufferPool:
         for entry in list(self._entries):
             if _use_count(entry.storage._cdata) > 1:
                 continue  # still held in this process
-            # A worker's storage left with a ticket; any other may not be shared since.
-            if not (entry.ticketed if self.shared else not entry.storage.is_shared()):
+            # A worker follows a storage that left with a ticket; any other process,
+            # one that was not shared with another process since.
+            followed = entry.ticketed if self.shared else not entry.storage.is_shared()
+            if not followed:
                 self._entries.remove(entry)  # not ours to follow any more
                 continue
             if self.shared and int(self.released[entry.position]) != entry.generation:
