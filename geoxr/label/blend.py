@@ -63,12 +63,35 @@ def single_cover(chips: Sequence[Window], target: Window) -> set[Window]:
     return {c for c in chips if (c.ymin, c.ymax) in ok_rows and (c.xmin, c.xmax) in ok_cols}
 
 
+def _nan_outside(num_classes: int, target: Window, chips: Sequence[Window] | None) -> np.ndarray:
+    """Uninitialised ``(class, h, w)`` float32 scores, NaN where none of ``chips`` reaches.
+
+    Every pixel a chip reaches is written later (copied or blended), so only the
+    others need a value now: filling the whole window first would write every
+    score twice. Without ``chips`` the whole window starts NaN.
+    """
+    out = np.empty((num_classes, *target.shape), np.float32)
+    if chips is None:
+        out.fill(np.nan)
+        return out
+    covered = np.zeros(target.shape, bool)
+    for chip in chips:
+        inner = chip.intersection(target)
+        if inner is not None:
+            covered[inner.shift(-target.ymin, -target.xmin).slices] = True
+    if not covered.all():
+        np.copyto(out, np.nan, where=~covered)
+    return out
+
+
 class ScoreAccumulator:
     """Weighted mean of chip scores over one target window (a block or a whole scene).
 
-    When the chips to come are given, those that no other chip overlaps inside
-    the target are copied rather than blended (a pixel under a single chip keeps
-    that chip's value anyway), which spares the weighting for non-overlapping grids.
+    When the chips to come are given (``chips``: every chip that will be added),
+    those that no other chip overlaps inside the target are copied rather than
+    blended (a pixel under a single chip keeps that chip's value anyway), which
+    spares the weighting for non-overlapping grids, and only the pixels none of
+    them reaches are set to NaN up front.
 
     Examples
     --------
@@ -91,7 +114,7 @@ class ScoreAccumulator:
         self.target = target
         self.blend = blend
         self._alone = set() if chips is None else single_cover(chips, target)
-        self._out = np.full((num_classes, *target.shape), np.nan, np.float32)
+        self._out = _nan_outside(num_classes, target, chips)
         self._sums: np.ndarray | None = None
         self.weights = np.zeros(target.shape, np.float32)
         self._chip_weights: dict[tuple[int, int], np.ndarray] = {}

@@ -43,6 +43,11 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     return ids
 
 
+def _class_ids_of_block(scores: np.ndarray, null_class_id: int) -> np.ndarray:
+    """:func:`class_ids_from_scores` of one block, as ``(1, y, x)``."""
+    return class_ids_from_scores(scores, null_class_id)[None]
+
+
 class SemanticSegmentationLabels:
     """Per-pixel labels of a scene: scores ``(class, y, x)`` and class ids ``(y, x)``.
 
@@ -89,13 +94,18 @@ class SemanticSegmentationLabels:
         """``(y, x)`` class ids (lazy arg-max of the scores unless given)."""
         if self._class_ids is None:
             assert self.scores is not None
+            scores = da.asarray(self.scores.data).rechunk({0: -1})
+            # The class axis is kept (length 1) and indexed away: dropping it in
+            # map_blocks would make dask copy each block of scores before the call.
+            dtype = np.uint8 if len(self.class_config) <= 256 else np.int32
             ids = da.map_blocks(
-                class_ids_from_scores,
-                da.asarray(self.scores.data),
+                _class_ids_of_block,
+                scores,
                 self.null_class_id,
-                drop_axis=0,
-                dtype=np.uint8 if len(self.class_config) <= 256 else np.int32,
-            )
+                chunks=((1,), *scores.chunks[1:]),
+                dtype=dtype,
+                meta=np.empty((0, 0, 0), dtype),
+            )[0]
             wrapped = self.grid.wrap(ids, dims=("y", "x"), name="class_id")
             self._class_ids = wrapped.rio.write_nodata(self.null_class_id, encoded=False)
         return self._class_ids

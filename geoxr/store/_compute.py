@@ -29,11 +29,12 @@ BlockFunction = Callable[..., Any]
 def _call_on_block(
     func: BlockFunction, names: Sequence[str], *values: np.ndarray, block_info: Any = None
 ) -> np.ndarray:
-    """Run ``func`` on one block; its result boxed in a ``(1, 1)`` object array."""
-    block = tuple(block_info[None]["chunk-location"])
+    """Run ``func`` on one block; its result boxed in a ``(1, ..., 1)`` object array."""
+    location = block_info[None]["chunk-location"]
+    block = tuple(location[-2:])
     window = window_of_block(block_info, arg=0)
-    result = np.empty((1, 1), object)
-    result[0, 0] = func(dict(zip(names, values, strict=True)), window=window, block=block)
+    result = np.empty((1,) * len(location), object)
+    result.flat[0] = func(dict(zip(names, values, strict=True)), window=window, block=block)
     return result
 
 
@@ -66,16 +67,18 @@ def map_blocks_delayed(
         a.rechunk({**{i: -1 for i in range(a.ndim - 2)}, a.ndim - 2: rows, a.ndim - 1: cols})
         for a in arrays.values()
     ]
+    # Leading axes (one chunk each) stay in the output as length-1 axes: dropping them
+    # would make dask concatenate, that is copy, every input block before the call.
+    leading = max(a.ndim for a in inputs) - 2
     boxed = da.map_blocks(
         partial(_call_on_block, func, names),
         *inputs,
-        drop_axis=list(range(max(a.ndim for a in inputs) - 2)),
-        chunks=((1,) * len(rows), (1,) * len(cols)),
+        chunks=((1,),) * leading + ((1,) * len(rows), (1,) * len(cols)),
         dtype=object,
-        meta=np.empty((0, 0), object),
+        meta=np.empty((0,) * (leading + 2), object),
         name=name,
     )
-    blocks = boxed.to_delayed()
+    blocks = boxed.to_delayed().reshape(len(rows), len(cols))
     return {(i, j): blocks[i, j] for i in range(len(rows)) for j in range(len(cols))}
 
 
@@ -84,7 +87,7 @@ def compute_blocks(
 ) -> dict[tuple[int, int], Any]:
     """Compute block tasks of :func:`map_blocks_delayed`: ``{block: func's result}``."""
     boxed = compute_tasks(list(tasks.values()), progress=progress, desc=desc)
-    return {block: box[0, 0] for block, box in zip(tasks, boxed, strict=True)}
+    return {block: box.item() for block, box in zip(tasks, boxed, strict=True)}
 
 
 def stream_blocks(
@@ -152,7 +155,7 @@ def stream_blocks(
     with tqdm(total=len(futures), desc=desc, disable=not progress) as bar:
         for future, boxed in as_completed(futures, with_results=True):
             block = block_of[future.key]
-            consume(boxed[0, 0], windows[block], block)
+            consume(boxed.item(), windows[block], block)
             future.release()
             bar.update()
 

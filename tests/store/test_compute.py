@@ -8,8 +8,12 @@ import time
 import dask.array as da
 import numpy as np
 import pytest
+from affine import Affine
+from rasterio.crs import CRS
 
-from geoxr.grid import Window
+import geoxr.label.labels as labels_module
+from geoxr import ClassConfig, SemanticSegmentationLabels
+from geoxr.grid import Grid, Window
 from geoxr.store._compute import compute_blocks, map_blocks_delayed, stream_blocks
 
 
@@ -68,3 +72,42 @@ def test_no_block_is_consumed_once_a_failed_stream_has_raised() -> None:
     after_raise = list(consumed)
     time.sleep(0.6)  # blocks still running when it raised finish now
     assert consumed == after_raise
+
+
+def test_blocks_reach_the_function_and_the_class_ids_without_a_copy(monkeypatch) -> None:
+    """Multi-band blocks are handed over as computed, not concatenated into a copy first."""
+    computed: dict[tuple[int, int], np.ndarray] = {}
+
+    def scores_block(block_info: dict | None = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
+        block = np.random.default_rng(r0 * 100 + c0).random((3, r1 - r0, c1 - c0), np.float32)
+        computed[r0, c0] = block
+        return block
+
+    scores = da.map_blocks(
+        scores_block, chunks=((3,), (4, 4), (5, 5)), dtype=np.float32, meta=np.array(())
+    )
+    grid = Grid(CRS.from_epsg(32616), Affine(1, 0, 0, 0, -1, 8), (8, 10))
+    labels = SemanticSegmentationLabels(
+        grid=grid,
+        class_config=ClassConfig(["a", "b"]),
+        scores=grid.wrap(scores, dims=("class", "y", "x"), name="scores"),
+    )
+    seen_by_class_ids: list[bool] = []
+    original = labels_module.class_ids_from_scores
+
+    def class_ids_in_place(block: np.ndarray, null_class_id: int) -> np.ndarray:
+        seen_by_class_ids.append(
+            any(block is b or np.shares_memory(block, b) for b in computed.values())
+        )
+        return original(block, null_class_id)
+
+    monkeypatch.setattr(labels_module, "class_ids_from_scores", class_ids_in_place)
+
+    def in_place(blocks: dict[str, np.ndarray], *, window: Window, block: tuple[int, int]):
+        return np.shares_memory(blocks["scores"], computed[window.row_off, window.col_off])
+
+    tasks = map_blocks_delayed(in_place, {"scores": scores, "ids": labels.class_ids.data})
+    results = compute_blocks(tasks, progress=False, desc="t")
+    assert results == {block: True for block in tasks}
+    assert seen_by_class_ids == [True] * 4
