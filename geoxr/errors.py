@@ -13,6 +13,7 @@ __all__ = [
     "BundleError",
     "CRSMismatchError",
     "ClassConfigError",
+    "ConfigError",
     "GeoxrError",
     "GeoxrWarning",
     "IncompleteOutputError",
@@ -65,6 +66,10 @@ class StacAssetError(GeoxrError, KeyError):
 
 class ClassConfigError(GeoxrError, ValueError):
     """Class names, colours or ids are inconsistent."""
+
+
+class ConfigError(GeoxrError, ValueError):
+    """An environment variable geoxr reads holds a value it cannot use."""
 
 
 class BundleError(GeoxrError, ValueError):

@@ -1,6 +1,7 @@
 """READ: raster sources (lazy DataArrays and windowed chips), band statistics, vector sources."""
 
 from geoxr.read._base import RasterSource
+from geoxr.read._shared_tiles import SharedTileCache, shared_tile_cache
 from geoxr.read.multi import MultiRasterSource
 from geoxr.read.raster import RasterioSource, tile_aligned_chunks
 from geoxr.read.stac import stac_item_source, stac_source
@@ -37,6 +38,7 @@ __all__ = [
     "RasterTransformer",
     "RasterioSource",
     "ReclassTransformer",
+    "SharedTileCache",
     "ShiftTransformer",
     "StatsTransformer",
     "TemporalMultiRasterSource",
@@ -44,6 +46,7 @@ __all__ = [
     "VectorTransformer",
     "XarraySource",
     "compute_band_stats",
+    "shared_tile_cache",
     "stac_item_source",
     "stac_source",
     "tile_aligned_chunks",

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import rasterio.windows
 import xarray as xr
 from rasterio.enums import MaskFlags, Resampling
 
 from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
 from geoxr.read._gdal import dataset, describe, mosaic_vrt, open_checked
+from geoxr.read._shared_tiles import SharedTileCache, TileKey, source_id
 from geoxr.read.transformers import RasterTransformer, mask_of
 
 __all__ = ["RasterioSource", "offset_chunks", "tile_aligned_chunks"]
@@ -87,6 +90,14 @@ class RasterioSource(RasterSource):
         Target chunk edge of ``.data`` in pixels; chunks are whole multiples of
         the file's internal tiles.
 
+    Attributes
+    ----------
+    tile_cache : SharedTileCache or None
+        Where set, ``read`` takes the file's decoded tiles from this cache, shared
+        with the processes forked after it was made, and decodes only the tiles it
+        does not hold. Datasets set it in their DataLoader workers where windows
+        share tiles. Only a GeoTIFF read directly (see :attr:`tile_layout`) uses it.
+
     Examples
     --------
     >>> import os
@@ -129,6 +140,7 @@ class RasterioSource(RasterSource):
             count, dtype = ds.count, np.dtype(ds.dtypes[0])
             file_nodata = ds.nodata
             block_shape = ds.block_shapes[0]
+            self._file_shape = (ds.height, ds.width)
             tiled_file = ds.driver == "GTiff"  # a VRT's blocks are not its files' tiles
             self._dataset_mask = any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
         if Resampling.__members__.get(resampling) is None:
@@ -158,6 +170,9 @@ class RasterioSource(RasterSource):
         # Warped reads and VRTs (mosaics too) decode their files' tiles, not the VRT's blocks.
         direct = tiled_file and target_grid is None and len(paths) == 1
         self._tiles = TileLayout(block_shape, (row_off, col_off)) if direct else None
+        self.tile_cache: SharedTileCache | None = None
+        mtime = os.stat(paths[0]).st_mtime_ns if os.path.exists(paths[0]) else None
+        self._source_id = source_id(self._path, mtime, self.channels, self._dtype.str)
 
     @property
     def tile_layout(self) -> TileLayout | None:
@@ -170,15 +185,52 @@ class RasterioSource(RasterSource):
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
         ds = dataset(self._path, self.target_grid, self.resampling)
-        file_window = window.shift(self._offset.row_off, self._offset.col_off).to_rasterio()
+        in_file = window.shift(self._offset.row_off, self._offset.col_off)
+        file_window = in_file.to_rasterio()
         indexes = [c + 1 for c in self.channels]
-        values = ds.read(indexes, window=file_window)
+        if self.tile_cache is not None and self._tiles is not None:
+            values = self._read_tiles(ds, indexes, in_file, self.tile_cache)
+        else:
+            values = ds.read(indexes, window=file_window)
         if self.nodata is None and values.dtype.kind != "f" and not self._dataset_mask:
             return np.ma.MaskedArray(values)  # every value is data: no mask to build
         invalid = mask_of(values, self.nodata)
         if self._dataset_mask:
             invalid |= ds.read_masks(indexes, window=file_window) == 0
         return np.ma.MaskedArray(values, mask=invalid)
+
+    def _read_tiles(
+        self, ds: Any, indexes: list[int], window: Window, cache: SharedTileCache
+    ) -> np.ndarray:
+        """Read ``window`` (in file pixels) tile by tile, through ``cache``."""
+        assert self._tiles is not None
+        (th, tw), (height, width) = self._tiles.shape, self._file_shape
+        out = np.empty((len(indexes), *window.shape), self._dtype)
+        y0, x0, y1, x1 = window.ymin, window.xmin, window.ymax, window.xmax
+        for row in range(y0 // th, (y1 - 1) // th + 1):
+            ty0, ty1 = row * th, min(height, (row + 1) * th)
+            ya, yb = max(y0, ty0), min(y1, ty1)  # the rows read from this tile
+            for col in range(x0 // tw, (x1 - 1) // tw + 1):
+                tx0, tx1 = col * tw, min(width, (col + 1) * tw)
+                xa, xb = max(x0, tx0), min(x1, tx1)
+                tile = rasterio.windows.Window(tx0, ty0, tx1 - tx0, ty1 - ty0)
+
+                def decode(into: np.ndarray, tile: rasterio.windows.Window = tile) -> None:
+                    ds.read(indexes, window=tile, out=into)
+
+                cache.copy_tile(
+                    TileKey(self._source_id, row * -(-width // tw) + col),
+                    (len(indexes), ty1 - ty0, tx1 - tx0),
+                    self._dtype,
+                    (slice(None), slice(ya - ty0, yb - ty0), slice(xa - tx0, xb - tx0)),
+                    out[:, ya - y0 : yb - y0, xa - x0 : xb - x0],
+                    decode,
+                )
+        return out
+
+    def __getstate__(self) -> dict[str, object]:
+        # The cache is shared by fork only: a copy made by pickling reads without it.
+        return {**self.__dict__, "tile_cache": None}
 
     def _lazy_data(self) -> xr.DataArray:
         stem = os.path.splitext(os.path.basename(self.uris[0]))[0]

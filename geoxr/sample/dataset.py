@@ -9,13 +9,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from geoxr.grid import Window, windows_share_tiles
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
-from geoxr.read import BandStats, compute_band_stats
+from geoxr.read import BandStats, RasterioSource, RasterSource, compute_band_stats
 from geoxr.read._base import invalid_pixels
 from geoxr.read._gdal import cap_block_cache
+from geoxr.read._shared_tiles import inherited_tile_cache, shared_tile_cache
 from geoxr.read.stats import model_input
 from geoxr.sample._batch import Chip, Slot
 from geoxr.sample._batch_reader import BatchReader
@@ -27,14 +28,19 @@ Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Ten
 _SCENE_ARGS = set(inspect.signature(make_ss_scene).parameters) - {"image_uri"}
 
 
+def _rasters(scene: Scene) -> list[RasterSource]:
+    """The rasters a window of ``scene`` reads: the image and, if labels are a raster, that."""
+    label_raster = getattr(scene.label_source, "raster_source", None)
+    return [r for r in (scene.raster_source, label_raster) if r is not None]
+
+
 def _tiles_shared(scene: Scene, windows: Sequence[Window]) -> bool | None:
     """Whether two windows read a tile of the image or label raster (``None``: unknown).
 
     Unknown where a raster a window reads does not tell its tiles (VRTs, warped
     reads, sources other than GeoTIFFs).
     """
-    label_raster = getattr(scene.label_source, "raster_source", None)
-    rasters = [r for r in (scene.raster_source, label_raster) if r is not None]
+    rasters = _rasters(scene)
     tiled = [(t, r.extent) for r in rasters if (t := r.tile_layout) is not None]
     if len(tiled) < len(rasters):
         return None
@@ -104,12 +110,14 @@ class GeoDataset(Dataset[Sample]):
         # Each tile read once: a worker's GDAL block cache would only keep tiles never
         # read again, in freshly faulted pages (see cap_block_cache).
         self._tiles_read_once = shared is False
+        if shared:
+            shared_tile_cache()  # made before DataLoader workers fork, so they share it
         self._reader = BatchReader(
             self._load,
             self.__len__,
             self._place if self._windows_share_tiles else None,
             reuse_memory=reuse_batch_memory,
-            on_worker_start=cap_block_cache if self._tiles_read_once else None,
+            on_worker_start=self._on_worker_start,
         )
 
     @classmethod
@@ -127,6 +135,30 @@ class GeoDataset(Dataset[Sample]):
 
     def __getitem__(self, index: int) -> Sample:
         return self._sample(self.windows[index])
+
+    def _on_worker_start(self) -> None:
+        """Set up a DataLoader worker: share decoded tiles, or cap GDAL's block cache.
+
+        Where windows share tiles and there are several workers, the GeoTIFFs'
+        tiles come from the cache the workers share
+        (:class:`~geoxr.read._shared_tiles.SharedTileCache`): a tile one worker
+        decoded is copied, not decoded again, by the others. Where each tile is
+        read once, or every raster reads through the shared cache, GDAL's block
+        cache would only keep tiles never read again, in freshly faulted pages
+        (see :func:`~geoxr.read._gdal.cap_block_cache`).
+        """
+        worker = get_worker_info()
+        several = worker is not None and worker.num_workers > 1
+        cache = inherited_tile_cache() if self._windows_share_tiles and several else None
+        rasters = _rasters(self.scene)
+        if cache is not None:
+            for raster in rasters:
+                if isinstance(raster, RasterioSource) and raster.tile_layout is not None:
+                    raster.tile_cache = cache
+        if self._tiles_read_once or all(
+            getattr(r, "tile_cache", None) is not None for r in rasters
+        ):
+            cap_block_cache()
 
     def _load(self, index: int, slot: Slot) -> Sample:
         return self._sample(self.windows[index], slot)

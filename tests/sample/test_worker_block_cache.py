@@ -1,14 +1,20 @@
-"""DataLoader workers reading windows that share no tiles keep GDAL's block cache small."""
+"""DataLoader workers: GDAL's block cache where windows share no tiles, the shared tile cache where they do."""
 
 from __future__ import annotations
 
 import pytest
 from rasterio.env import get_gdal_config, set_gdal_config
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, get_worker_info
 
-from geoxr import Scene, SemanticSegmentationSlidingWindowGeoDataset, make_ss_scene
+from geoxr import (
+    Scene,
+    SemanticSegmentationRandomWindowGeoDataset,
+    SemanticSegmentationSlidingWindowGeoDataset,
+    make_ss_scene,
+)
 from geoxr.read import RasterioSource
 from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, mosaic_vrt
+from geoxr.read._shared_tiles import shared_tile_cache
 
 
 def _cache_max_in_worker(items):
@@ -76,3 +82,37 @@ def test_a_cache_size_the_user_set_is_kept(nc_stack, monkeypatch, gdal_cache_of_
     apart = _windows(Scene("nc", RasterioSource(nc_stack)), 256, 256)
     assert apart._tiles_read_once
     assert _cache_sizes(apart, 1) == {gdal_cache_of_256_mib}
+
+
+def _tile_cache_in_worker(items):
+    """A collate function: whether the worker reads through the shared cache, and GDAL's cache."""
+    dataset = get_worker_info().dataset
+    shared = dataset.scene.raster_source.tile_cache is not None
+    return shared, int(get_gdal_config("GDAL_CACHEMAX"))
+
+
+def test_several_workers_share_the_tiles_random_windows_read(
+    nc_stack, nc_strata, nc_class_config, gdal_cache_of_256_mib
+):
+    scene = make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=nc_class_config)
+    dataset = SemanticSegmentationRandomWindowGeoDataset(
+        scene, size_lims=(64, 65), max_windows=24, seed=3
+    )
+    cache = shared_tile_cache()
+    cache.clear()
+
+    def loader(workers):
+        timeout = 20 if workers else 0
+        return DataLoader(
+            dataset, 4, num_workers=workers, timeout=timeout, collate_fn=_tile_cache_in_worker
+        )
+
+    # The workers decode into the cache of the main process, which forked them.
+    assert set(loader(2)) == {(True, READ_ONCE_CACHE_BYTES)}
+    held = len(cache)
+    assert held > 0
+    # One worker has nobody to share with; the main process reads as it always did.
+    assert set(loader(1)) == {(False, gdal_cache_of_256_mib)}
+    assert len(list(DataLoader(dataset, 4))) == 6
+    assert scene.raster_source.tile_cache is None and len(cache) == held
+    assert int(get_gdal_config("GDAL_CACHEMAX")) == gdal_cache_of_256_mib

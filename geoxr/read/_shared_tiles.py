@@ -1,0 +1,291 @@
+"""Decoded raster tiles shared by a process and the processes it forks (DataLoader workers).
+
+Each process decodes tiles with GDAL handles of its own, and GDAL caches decoded
+tiles per handle. Windows that share tiles (random windows touch up to four
+tiles each) read by several DataLoader workers would each decode a shared tile
+again, once per worker. A :class:`SharedTileCache` keeps decoded tiles in memory
+shared with every process forked after it was made, so a tile one worker decoded
+is copied, not decoded again, by the others.
+
+The memory is an anonymous shared mapping: nothing to name or clean up, freed
+when the last process holding it ends, and taken page by page as tiles are
+written. It is a ring: a new tile is decoded into the ring after the last one,
+over the oldest, and an index (a hash table in the same mapping) says where each
+tile lies. Readers take no lock: an index entry carries a check value that a
+torn read does not match, and a reader that copied a tile's pixels then checks
+that no writer reserved those bytes meanwhile (if one did, it decodes the tile
+itself). Writers reserve room and publish entries under a lock held for a few
+assignments: a ``threading.Lock`` for the threads of a process and a POSIX record
+lock for the processes, which the system releases when its holder dies (a
+DataLoader worker ended mid-read cannot leave the others waiting).
+
+Processes started with ``spawn`` or ``forkserver`` share nothing with their
+parent: they read without the cache (:func:`inherited_tile_cache`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import math
+import mmap
+import os
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+
+from geoxr.errors import ConfigError
+
+__all__ = [
+    "SharedTileCache",
+    "TileKey",
+    "inherited_tile_cache",
+    "shared_tile_cache",
+    "source_id",
+    "tile_cache_bytes",
+]
+
+#: Environment variable giving the cache's size in MiB (0 turns it off).
+CACHE_ENV = "GEOXR_TILE_CACHE_MB"
+_HEADER = 1  # int64 slots before the index: the ring's head
+_ENTRY = 5  # int64 slots per index entry: source, tile, position, bytes, check
+
+
+class TileKey(NamedTuple):
+    """One tile of one source: ``source`` names the file and bands read, ``tile`` the tile."""
+
+    source: int
+    tile: int
+
+
+class SharedTileCache:
+    """Decoded tiles in memory shared with the processes forked after it was made.
+
+    Parameters
+    ----------
+    capacity : int
+        Bytes of tile pixels kept; older tiles are overwritten by newer ones.
+    buckets : int, optional
+        Entries of the index (default: one per 16 KiB of capacity, at least 4096).
+
+    Examples
+    --------
+    >>> cache = SharedTileCache(1 << 20)
+    >>> def decode(into):
+    ...     into[...] = np.arange(6).reshape(1, 2, 3)
+    >>> out = np.zeros((1, 2, 2), np.uint8)
+    >>> right = (slice(None), slice(None), slice(1, 3))
+    >>> cache.copy_tile(TileKey(source=7, tile=3), (1, 2, 3), np.uint8, right, out, decode)
+    True
+    >>> out[0].tolist()
+    [[1, 2], [4, 5]]
+    >>> cache.copy_tile(TileKey(source=7, tile=3), (1, 2, 3), np.uint8, right, out, decode)
+    False
+    >>> len(cache)
+    1
+    """
+
+    def __init__(self, capacity: int, buckets: int | None = None) -> None:
+        if capacity <= 0:
+            raise ValueError(f"A SharedTileCache needs a capacity above 0 bytes, got {capacity}.")
+        self.capacity = capacity
+        self.buckets = buckets or max(4096, capacity // 16384)
+        index_bytes = -(-(_HEADER + _ENTRY * self.buckets) * 8 // mmap.PAGESIZE) * mmap.PAGESIZE
+        # Anonymous and MAP_SHARED (mmap's default): forked children see the same pages.
+        self._memory = mmap.mmap(-1, index_bytes + capacity)
+        self._index_bytes = index_bytes
+        self._index = np.frombuffer(self._memory, np.int64, count=index_bytes // 8)
+        self._entries = self._index[_HEADER : _HEADER + _ENTRY * self.buckets].reshape(-1, _ENTRY)
+        self._ring = np.frombuffer(self._memory, np.uint8, offset=index_bytes)
+        self._lock_file = tempfile.TemporaryFile()  # its fd is inherited; the record lock is not
+        self._thread_lock = threading.Lock()
+        self.pid = os.getpid()
+        # A thread of the parent may hold the lock as it forks; the child has no such thread.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _new_thread_lock(ref()))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            fcntl.lockf(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
+
+    def _intact(self, position: int) -> bool:
+        """Whether no writer has reserved the ring's bytes written at ``position`` since."""
+        return int(self._index[0]) <= position + self.capacity
+
+    def _find(self, key: TileKey, nbytes: int) -> int | None:
+        """Where the ring holds ``key``'s tile of ``nbytes``, read without the lock.
+
+        An entry being rewritten meanwhile is read torn; its check value then
+        does not match (writers only change entries under the lock).
+        """
+        source, tile, position, size, check = self._entries[hash(key) % self.buckets].tolist()
+        if TileKey(source, tile) != key or size != nbytes or check != _check(key, position, size):
+            return None
+        return position if self._intact(position) else None
+
+    def _reserve(self, nbytes: int) -> int:
+        """Room for ``nbytes`` after the last tile (at the ring's start if they do not fit)."""
+        with self._locked():
+            position = int(self._index[0])
+            if position % self.capacity + nbytes > self.capacity:
+                position += self.capacity - position % self.capacity
+            self._index[0] = position + nbytes
+        return position
+
+    def _pixels(self, position: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        start = position % self.capacity
+        return (
+            self._ring[start : start + math.prod(shape) * dtype.itemsize]
+            .view(dtype)
+            .reshape(shape)
+        )
+
+    def copy_tile(
+        self,
+        key: TileKey,
+        shape: tuple[int, ...],
+        dtype: np.dtype | type,
+        index: tuple[slice, ...],
+        out: np.ndarray,
+        decode: Callable[[np.ndarray], object],
+    ) -> bool:
+        """Copy ``tile[index]`` into ``out``, decoding the tile only if the cache misses it.
+
+        ``shape`` and ``dtype`` are the whole tile's; ``decode(into)`` writes the
+        tile's pixels into the array ``into``. A decoded tile is kept for later
+        calls (a tile larger than a quarter of the cache is not). Returns whether
+        the tile was decoded.
+        """
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        position = self._find(key, nbytes)
+        if position is not None:
+            np.copyto(out, self._pixels(position, shape, dtype)[index])
+            if self._intact(position):
+                return False
+        if nbytes <= self.capacity // 4:
+            position = self._reserve(nbytes)
+            pixels = self._pixels(position, shape, dtype)
+            decode(pixels)
+            np.copyto(out, pixels[index])
+            if self._intact(position):  # else a writer wrapped around onto it meanwhile
+                with self._locked():
+                    self._entries[hash(key) % self.buckets] = (
+                        *key,
+                        position,
+                        nbytes,
+                        _check(key, position, nbytes),
+                    )
+                return True
+        pixels = np.empty(shape, dtype)
+        decode(pixels)
+        np.copyto(out, pixels[index])
+        return True
+
+    def __len__(self) -> int:
+        """How many tiles the cache holds (as its index tells, at this moment)."""
+        head = int(self._index[0])
+        sizes, positions = self._entries[:, 3], self._entries[:, 2]
+        return int(np.count_nonzero((sizes > 0) & (positions + self.capacity >= head)))
+
+    def clear(self) -> None:
+        """Forget every tile, for every process sharing the cache, and free its memory."""
+        with self._locked():
+            # The head a whole ring on, at the ring's start: every tile counts as overwritten.
+            self._index[0] = (int(self._index[0]) // self.capacity + 2) * self.capacity
+            if hasattr(mmap, "MADV_REMOVE"):  # Linux
+                self._memory.madvise(mmap.MADV_REMOVE, self._index_bytes, self.capacity)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Shared memory cannot travel by pickle: a copy elsewhere starts empty.
+        return (SharedTileCache, (self.capacity, self.buckets))
+
+
+def _check(key: TileKey, position: int, nbytes: int) -> int:
+    """A check value of an index entry: a torn read of an entry does not match it."""
+    return hash((key.source, key.tile, position, nbytes, 0x5EED))
+
+
+def _new_thread_lock(cache: SharedTileCache | None) -> None:
+    if cache is not None:
+        cache._thread_lock = threading.Lock()
+
+
+def source_id(*parts: object) -> int:
+    """A stable 63-bit id for a source (the file, its modification time, the bands read).
+
+    Examples
+    --------
+    >>> source_id("a.tif", 1, (0, 1)) == source_id("a.tif", 1, (0, 1)) != source_id("b.tif", 1, (0, 1))
+    True
+    """
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def tile_cache_bytes() -> int:
+    """The shared cache's size: ``GEOXR_TILE_CACHE_MB`` MiB, else 5% of RAM (GDAL's default).
+
+    Examples
+    --------
+    >>> tile_cache_bytes() >= 0
+    True
+    """
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        try:
+            mib = float(value)
+        except ValueError:
+            mib = -1.0
+        if not mib >= 0:
+            raise ConfigError(
+                f"{CACHE_ENV}={value!r} is not a size: expected the shared tile cache's "
+                f"size in MiB, a number of 0 or more (0 turns it off), e.g. {CACHE_ENV}=1024."
+            )
+        return int(mib * 2**20)
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 20
+
+
+_cache: SharedTileCache | None = None
+_cache_lock = threading.Lock()
+
+
+def shared_tile_cache() -> SharedTileCache | None:
+    """The tile cache this process shares with the processes it forks.
+
+    Made on the first call, of :func:`tile_cache_bytes` bytes (``None`` if that is
+    0). Datasets whose windows share tiles call it as they are made, so the
+    DataLoader workers forked later share it. ``shared_tile_cache().clear()``
+    frees its memory.
+
+    Examples
+    --------
+    >>> cache = shared_tile_cache()
+    >>> cache is None or cache.capacity == tile_cache_bytes()
+    True
+    """
+    global _cache
+    with _cache_lock:
+        if _cache is None and (capacity := tile_cache_bytes()) > 0:
+            _cache = SharedTileCache(capacity)
+        return _cache
+
+
+def inherited_tile_cache() -> SharedTileCache | None:
+    """The shared tile cache if a parent process made it and forked this one, else ``None``.
+
+    A process started otherwise (``spawn``, ``forkserver``) has nobody to share
+    with: a cache of its own would only cost memory.
+    """
+    cache = _cache
+    return cache if cache is not None and cache.pid != os.getpid() else None

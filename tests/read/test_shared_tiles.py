@@ -1,0 +1,127 @@
+"""Decoded tiles shared between processes: same pixels as GDAL, decoded once across a fork."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+
+from geoxr.errors import ConfigError
+from geoxr.grid import Window
+from geoxr.read import RasterioSource
+from geoxr.read._shared_tiles import CACHE_ENV, SharedTileCache, TileKey, tile_cache_bytes
+
+# Windows of the NC stack (443 rows x 489 columns, 256 px tiles): inside one tile,
+# across two and four tiles, past the bottom and right edges (partial tiles), all of it.
+WINDOWS = [
+    Window(10, 20, 64, 64),
+    Window(200, 30, 100, 50),
+    Window(230, 220, 60, 70),
+    Window(400, 430, 63, 89),
+    Window(0, 0, 443, 489),
+]
+
+
+def _read_in_child(source: RasterioSource, windows: list[Window]) -> None:
+    for window in windows:
+        source.read(window)
+
+
+def _forked(target, *args) -> None:
+    process = multiprocessing.get_context("fork").Process(target=target, args=args)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+
+
+@pytest.mark.parametrize(
+    ("raster", "channels", "capacity"),
+    [
+        ("nc_stack", [4, 1], 64 << 20),  # 256 px tiles, two of six bands
+        # Strips four rows high (8 KiB): 64 KiB hold eight, the ring wraps within a window.
+        ("nc_strata", None, 64 << 10),
+    ],
+)
+def test_chips_through_the_cache_equal_gdal_reads(raster, channels, capacity, request):
+    path = request.getfixturevalue(raster)
+    bbox = Window(3, 5, 430, 480)  # tile edges fall 3 rows and 5 columns into the crop
+    cached = RasterioSource(path, bbox=bbox, channel_order=channels)
+    cached.tile_cache = SharedTileCache(capacity)
+    plain = RasterioSource(path, bbox=bbox, channel_order=channels)
+    bands = [c + 1 for c in channels or [0]]
+    with rasterio.open(path) as ds:
+        for _ in range(2):  # decoded, then from the cache (or decoded again once overwritten)
+            for window in WINDOWS:
+                chip, expected = cached.read(window), plain.read(window)
+                np.testing.assert_array_equal(chip.data, expected.data)
+                np.testing.assert_array_equal(
+                    np.ma.getmaskarray(chip), np.ma.getmaskarray(expected)
+                )
+                inside = window.intersection(cached.extent).shift(3, 5)
+                raw = ds.read(bands, window=inside.to_rasterio())
+                rows, cols = inside.shift(-3 - window.ymin, -5 - window.xmin).slices
+                np.testing.assert_array_equal(chip.data[:, rows, cols], raw)
+
+
+def test_a_tile_decoded_in_a_forked_process_is_not_decoded_again(nc_stack, tmp_path):
+    path = tmp_path / "stack.tif"
+    shutil.copy(nc_stack, path)
+    with rasterio.open(path) as ds:
+        before = ds.read()
+    source = RasterioSource(path)
+    source.tile_cache = SharedTileCache(64 << 20)
+    _forked(_read_in_child, source, WINDOWS[:2])
+    # The file changes under the cache: tiles the child decoded come back as they
+    # were, tiles nobody decoded yet are read from the file as it is now.
+    with rasterio.open(path, "r+") as ds:
+        ds.write(before + 1)
+    child_tiles = Window(0, 0, 256, 256)  # the top-left tile: both windows touched it
+    np.testing.assert_array_equal(source.read(child_tiles).data, before[:, :256, :256])
+    fresh = Window(300, 300, 100, 100)  # the bottom-right tile: nobody read it
+    np.testing.assert_array_equal(source.read(fresh).data, before[:, 300:400, 300:400] + 1)
+
+
+def test_clear_forgets_the_tiles_of_every_process(nc_stack):
+    cache = SharedTileCache(8 << 20)
+    key, shape = TileKey(source=1, tile=0), (1, 256, 256)
+    decodes = []
+
+    def decode(into):
+        decodes.append(1)
+        into[...] = 7
+
+    out = np.zeros(shape, np.float32)
+    assert cache.copy_tile(key, shape, np.float32, (slice(None),), out, decode)
+    assert not cache.copy_tile(key, shape, np.float32, (slice(None),), out, decode)
+    _forked(cache.clear)
+    out[...] = 0
+    assert cache.copy_tile(key, shape, np.float32, (slice(None),), out, decode)
+    assert len(decodes) == 2 and (out == 7).all()
+
+
+def test_pickled_sources_read_without_the_cache(nc_stack):
+    import pickle
+
+    source = RasterioSource(nc_stack)
+    source.tile_cache = SharedTileCache(8 << 20)
+    copy = pickle.loads(pickle.dumps(source))
+    assert copy.tile_cache is None
+    np.testing.assert_array_equal(copy.read(WINDOWS[2]).data, source.read(WINDOWS[2]).data)
+
+
+def test_cache_size_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, "12.5")
+    assert tile_cache_bytes() == int(12.5 * 2**20)
+    for bad in ("a lot", "-5", "nan"):
+        monkeypatch.setenv(CACHE_ENV, bad)
+        with pytest.raises(ConfigError, match=f"{CACHE_ENV}='{bad}' is not a size.*in MiB"):
+            tile_cache_bytes()
+    monkeypatch.setenv(CACHE_ENV, "0")
+    assert tile_cache_bytes() == 0
+    monkeypatch.delenv(CACHE_ENV)
+    assert tile_cache_bytes() > 0
+    with pytest.raises(ValueError, match="capacity above 0"):
+        SharedTileCache(0)
