@@ -9,15 +9,18 @@ is copied, not decoded again, by the others.
 
 The memory is an anonymous shared mapping: nothing to name or clean up, freed
 when the last process holding it ends, and taken page by page as tiles are
-written. It is a ring: a new tile is decoded into the ring after the last one,
-over the oldest, and an index (a hash table in the same mapping) says where each
-tile lies. Readers take no lock: an index entry carries a check value that a
-torn read does not match, and a reader that copied a tile's pixels then checks
-that no writer reserved those bytes meanwhile (if one did, it decodes the tile
-itself). Writers reserve room and publish entries under a lock held for a few
-assignments: a ``threading.Lock`` for the threads of a process and a POSIX record
-lock for the processes, which the system releases when its holder dies (a
-DataLoader worker ended mid-read cannot leave the others waiting).
+written (shared memory: it counts against a container's memory limit and is
+not swapped out without swap). It is a ring: a decoded tile is written after the
+last one, over the oldest, and an index (a hash table in the same mapping) says
+where each tile lies. Writers reserve room, write the tile and index it under a
+lock held for that copy: a ``threading.Lock`` for the threads of a process and a
+POSIX record lock for the processes, which the system releases when its holder
+dies (a DataLoader worker ended mid-read cannot leave the others waiting).
+Readers on x86 take no lock: an index entry carries a check value that a torn
+read does not match, and a reader that copied a tile's pixels then checks that
+no writer reserved those bytes meanwhile (if one did, it decodes the tile
+itself). On CPUs that may reorder loads (ARM) readers look up and check under
+the lock.
 
 Processes started with ``spawn`` or ``forkserver`` share nothing with their
 parent: they read without the cache (:func:`inherited_tile_cache`).
@@ -30,16 +33,18 @@ import hashlib
 import math
 import mmap
 import os
+import platform
 import tempfile
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
 
-from geoxr.errors import ConfigError
+from geoxr.errors import ConfigError, GeoxrWarning
 
 __all__ = [
     "SharedTileCache",
@@ -48,10 +53,16 @@ __all__ = [
     "shared_tile_cache",
     "source_id",
     "tile_cache_bytes",
+    "usable_ram",
 ]
 
+#: Whether this CPU keeps loads in order (x86's total store order), so a reader may
+#: check what it copied without the lock; on ARM and others readers take the lock.
+_LOADS_IN_ORDER = platform.machine().lower() in {"x86_64", "amd64", "i386", "i686"}
 #: Environment variable giving the cache's size in MiB (0 turns it off).
 CACHE_ENV = "GEOXR_TILE_CACHE_MB"
+CGROUP_V2_LIMIT = "/sys/fs/cgroup/memory.max"
+CGROUP_V1_LIMIT = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
 _HEADER = 1  # int64 slots before the index: the ring's head
 _ENTRY = 5  # int64 slots per index entry: source, tile, position, bytes, check
 
@@ -123,24 +134,50 @@ class SharedTileCache:
         return int(self._index[0]) <= position + self.capacity
 
     def _find(self, key: TileKey, nbytes: int) -> int | None:
-        """Where the ring holds ``key``'s tile of ``nbytes``, read without the lock.
+        """Where the ring holds ``key``'s tile of ``nbytes`` (``None``: it does not).
 
-        An entry being rewritten meanwhile is read torn; its check value then
-        does not match (writers only change entries under the lock).
+        Read without the lock where the CPU keeps loads in order (x86): an entry
+        being rewritten meanwhile is read torn, and its check value then does not
+        match (writers only change entries under the lock).
         """
-        source, tile, position, size, check = self._entries[hash(key) % self.buckets].tolist()
-        if TileKey(source, tile) != key or size != nbytes or check != _check(key, position, size):
-            return None
-        return position if self._intact(position) else None
+        with nullcontext() if _LOADS_IN_ORDER else self._locked():
+            entry = self._entries[hash(key) % self.buckets].tolist()
+            source, tile, position, size, check = entry
+            if TileKey(source, tile) != key or size != nbytes:
+                return None
+            if check != _check(key, position, size) or not self._intact(position):
+                return None
+            return int(position)
 
-    def _reserve(self, nbytes: int) -> int:
-        """Room for ``nbytes`` after the last tile (at the ring's start if they do not fit)."""
+    def _still_intact(self, position: int) -> bool:
+        """After a copy from ``position``: whether no writer reserved those bytes meanwhile.
+
+        Lock-free where loads stay in order (x86: the copy's loads come before
+        the head's). Elsewhere (ARM) a load could pass another: the lock orders them.
+        """
+        with nullcontext() if _LOADS_IN_ORDER else self._locked():
+            return self._intact(position)
+
+    def _keep(self, key: TileKey, tile: np.ndarray) -> None:
+        """Write ``tile`` after the last one and index it, all under the lock.
+
+        The head moves on before the bytes are written, so a reader copying
+        those bytes sees it moved and does not trust its copy.
+        """
+        nbytes = tile.nbytes
         with self._locked():
             position = int(self._index[0])
-            if position % self.capacity + nbytes > self.capacity:
+            if position % self.capacity + nbytes > self.capacity:  # to the ring's start
                 position += self.capacity - position % self.capacity
             self._index[0] = position + nbytes
-        return position
+            start = position % self.capacity
+            self._ring[start : start + nbytes] = tile.reshape(-1).view(np.uint8)
+            self._entries[hash(key) % self.buckets] = (
+                *key,
+                position,
+                nbytes,
+                _check(key, position, nbytes),
+            )
 
     def _pixels(self, position: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         start = position % self.capacity
@@ -171,25 +208,13 @@ class SharedTileCache:
         position = self._find(key, nbytes)
         if position is not None:
             np.copyto(out, self._pixels(position, shape, dtype)[index])
-            if self._intact(position):
+            if self._still_intact(position):
                 return False
-        if nbytes <= self.capacity // 4:
-            position = self._reserve(nbytes)
-            pixels = self._pixels(position, shape, dtype)
-            decode(pixels)
-            np.copyto(out, pixels[index])
-            if self._intact(position):  # else a writer wrapped around onto it meanwhile
-                with self._locked():
-                    self._entries[hash(key) % self.buckets] = (
-                        *key,
-                        position,
-                        nbytes,
-                        _check(key, position, nbytes),
-                    )
-                return True
         pixels = np.empty(shape, dtype)
         decode(pixels)
         np.copyto(out, pixels[index])
+        if nbytes <= self.capacity // 4:
+            self._keep(key, pixels)
         return True
 
     def __len__(self) -> int:
@@ -233,8 +258,28 @@ def source_id(*parts: object) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def usable_ram() -> int:
+    """Bytes of RAM this process may use: the machine's, or its container's limit if lower.
+
+    Examples
+    --------
+    >>> 0 < usable_ram() <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    True
+    """
+    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for limit_file in (CGROUP_V2_LIMIT, CGROUP_V1_LIMIT):
+        try:
+            with open(limit_file) as f:
+                ram = min(ram, int(f.read().strip()))
+        except (OSError, ValueError):  # no such cgroup, or "max": no limit
+            continue
+    return ram
+
+
 def tile_cache_bytes() -> int:
-    """The shared cache's size: ``GEOXR_TILE_CACHE_MB`` MiB, else 5% of RAM (GDAL's default).
+    """The shared cache's size: ``GEOXR_TILE_CACHE_MB`` MiB, else 5% of usable RAM.
+
+    5% of the RAM the process may use is GDAL's default for its block cache.
 
     Examples
     --------
@@ -242,21 +287,22 @@ def tile_cache_bytes() -> int:
     True
     """
     value = os.environ.get(CACHE_ENV)
-    if value is not None:
-        try:
-            mib = float(value)
-        except ValueError:
-            mib = -1.0
-        if not mib >= 0:
-            raise ConfigError(
-                f"{CACHE_ENV}={value!r} is not a size: expected the shared tile cache's "
-                f"size in MiB, a number of 0 or more (0 turns it off), e.g. {CACHE_ENV}=1024."
-            )
-        return int(mib * 2**20)
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 20
+    if value is None:
+        return usable_ram() // 20
+    try:
+        mib = float(value)
+    except ValueError:
+        mib = -1.0
+    if not 0 <= mib < 2**43:  # NaN, negative and infinite sizes fail too
+        raise ConfigError(
+            f"{CACHE_ENV}={value!r} is not a size: expected the shared tile cache's "
+            f"size in MiB, a number of 0 or more (0 turns it off), e.g. {CACHE_ENV}=1024."
+        )
+    return int(mib * 2**20)
 
 
 _cache: SharedTileCache | None = None
+_cache_failed = False
 _cache_lock = threading.Lock()
 
 
@@ -274,10 +320,20 @@ def shared_tile_cache() -> SharedTileCache | None:
     >>> cache is None or cache.capacity == tile_cache_bytes()
     True
     """
-    global _cache
+    global _cache, _cache_failed
     with _cache_lock:
-        if _cache is None and (capacity := tile_cache_bytes()) > 0:
-            _cache = SharedTileCache(capacity)
+        if _cache is None and not _cache_failed and (capacity := tile_cache_bytes()) > 0:
+            try:
+                _cache = SharedTileCache(capacity)
+            except OSError as exc:
+                _cache_failed = True
+                warnings.warn(
+                    f"geoxr could not map {capacity / 2**20:.0f} MiB for its shared tile cache "
+                    f"({exc}); DataLoader workers will each decode the tiles they read. Set "
+                    f"{CACHE_ENV} to a smaller size, or to 0 to go without it.",
+                    GeoxrWarning,
+                    stacklevel=2,
+                )
         return _cache
 
 

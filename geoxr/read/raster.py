@@ -95,8 +95,9 @@ class RasterioSource(RasterSource):
     tile_cache : SharedTileCache or None
         Where set, ``read`` takes the file's decoded tiles from this cache, shared
         with the processes forked after it was made, and decodes only the tiles it
-        does not hold. Datasets set it in their DataLoader workers where windows
-        share tiles. Only a GeoTIFF read directly (see :attr:`tile_layout`) uses it.
+        does not hold. Datasets set it in their DataLoader workers when there are
+        two or more and windows share tiles. Only a GeoTIFF read directly (see
+        :attr:`tile_layout`) uses it.
 
     Examples
     --------
@@ -171,8 +172,11 @@ class RasterioSource(RasterSource):
         direct = tiled_file and target_grid is None and len(paths) == 1
         self._tiles = TileLayout(block_shape, (row_off, col_off)) if direct else None
         self.tile_cache: SharedTileCache | None = None
-        mtime = os.stat(paths[0]).st_mtime_ns if os.path.exists(paths[0]) else None
-        self._source_id = source_id(self._path, mtime, self.channels, self._dtype.str)
+        # A file replaced or rewritten later is another source: new tiles, not cached ones.
+        file = os.stat(paths[0]) if os.path.exists(paths[0]) else None
+        version = None if file is None else (file.st_ino, file.st_size, file.st_mtime_ns)
+        where = os.path.abspath(self._path) if file is not None else self._path
+        self._source_id = source_id(where, version, self.channels, self._dtype.str)
 
     @property
     def tile_layout(self) -> TileLayout | None:

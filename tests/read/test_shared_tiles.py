@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import threading
 
 import numpy as np
 import pytest
 import rasterio
 
-from geoxr.errors import ConfigError
+import geoxr.read._shared_tiles as shared_tiles
+from geoxr.errors import ConfigError, GeoxrWarning
 from geoxr.grid import Window
 from geoxr.read import RasterioSource
 from geoxr.read._shared_tiles import CACHE_ENV, SharedTileCache, TileKey, tile_cache_bytes
@@ -115,7 +117,7 @@ def test_pickled_sources_read_without_the_cache(nc_stack):
 def test_cache_size_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(CACHE_ENV, "12.5")
     assert tile_cache_bytes() == int(12.5 * 2**20)
-    for bad in ("a lot", "-5", "nan"):
+    for bad in ("a lot", "-5", "nan", "inf"):
         monkeypatch.setenv(CACHE_ENV, bad)
         with pytest.raises(ConfigError, match=f"{CACHE_ENV}='{bad}' is not a size.*in MiB"):
             tile_cache_bytes()
@@ -125,3 +127,47 @@ def test_cache_size_comes_from_the_environment(monkeypatch):
     assert tile_cache_bytes() > 0
     with pytest.raises(ValueError, match="capacity above 0"):
         SharedTileCache(0)
+
+
+def test_a_writer_lapped_while_decoding_does_not_overwrite_newer_tiles():
+    # Room for four tiles; a slow decode of tile A while four others are kept.
+    shape, index = (1, 256, 256), (slice(None),)
+    cache = SharedTileCache(4 * 256 * 256 * 4)
+    release, decoding = threading.Event(), threading.Event()
+
+    def slow_a(into):
+        decoding.set()
+        assert release.wait(10)
+        into[...] = -1
+
+    def tile(value):
+        def decode(into):
+            into[...] = value
+
+        return decode
+
+    a_out = np.zeros(shape, np.float32)
+    slow = threading.Thread(
+        target=cache.copy_tile, args=(TileKey(1, 99), shape, np.float32, index, a_out, slow_a)
+    )
+    slow.start()
+    assert decoding.wait(10)
+    out = np.zeros(shape, np.float32)
+    for value in range(4):
+        assert cache.copy_tile(TileKey(1, value), shape, np.float32, index, out, tile(value))
+    release.set()
+    slow.join(10)
+    assert (a_out == -1).all()
+    # Every tile still held reads back as itself, whatever the slow decode wrote.
+    for value in [*range(4), 99]:
+        found = cache.copy_tile(TileKey(1, value), shape, np.float32, index, out, tile(-2))
+        assert (out == (-2 if found else (-1 if value == 99 else value))).all(), value
+
+
+def test_a_cache_that_cannot_be_mapped_warns_and_reads_go_without(monkeypatch):
+    monkeypatch.setattr(shared_tiles, "_cache", None)
+    monkeypatch.setattr(shared_tiles, "_cache_failed", False)
+    monkeypatch.setenv(CACHE_ENV, str(2**28))  # 256 TiB: more than a process can map
+    with pytest.warns(GeoxrWarning, match=f"could not map .* Set {CACHE_ENV} to a smaller size"):
+        assert shared_tiles.shared_tile_cache() is None
+    assert shared_tiles.shared_tile_cache() is None  # tried once, not on every dataset
