@@ -29,7 +29,6 @@ parent: they read without the cache (:func:`inherited_tile_cache`).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import math
 import mmap
 import os
@@ -39,7 +38,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -51,7 +50,6 @@ __all__ = [
     "TileKey",
     "inherited_tile_cache",
     "shared_tile_cache",
-    "source_id",
     "tile_cache_bytes",
     "usable_ram",
 ]
@@ -129,6 +127,10 @@ class SharedTileCache:
             finally:
                 fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
 
+    def _reading(self) -> AbstractContextManager[object]:
+        """What a reader holds: nothing where loads stay in order (x86), else the lock."""
+        return nullcontext() if _LOADS_IN_ORDER else self._locked()
+
     def _intact(self, position: int) -> bool:
         """Whether no writer has reserved the ring's bytes written at ``position`` since."""
         return int(self._index[0]) <= position + self.capacity
@@ -140,7 +142,7 @@ class SharedTileCache:
         being rewritten meanwhile is read torn, and its check value then does not
         match (writers only change entries under the lock).
         """
-        with nullcontext() if _LOADS_IN_ORDER else self._locked():
+        with self._reading():
             entry = self._entries[hash(key) % self.buckets].tolist()
             source, tile, position, size, check = entry
             if TileKey(source, tile) != key or size != nbytes:
@@ -155,7 +157,7 @@ class SharedTileCache:
         Lock-free where loads stay in order (x86: the copy's loads come before
         the head's). Elsewhere (ARM) a load could pass another: the lock orders them.
         """
-        with nullcontext() if _LOADS_IN_ORDER else self._locked():
+        with self._reading():
             return self._intact(position)
 
     def _keep(self, key: TileKey, tile: np.ndarray) -> None:
@@ -244,18 +246,6 @@ def _check(key: TileKey, position: int, nbytes: int) -> int:
 def _new_thread_lock(cache: SharedTileCache | None) -> None:
     if cache is not None:
         cache._thread_lock = threading.Lock()
-
-
-def source_id(*parts: object) -> int:
-    """A stable 63-bit id for a source (the file, its modification time, the bands read).
-
-    Examples
-    --------
-    >>> source_id("a.tif", 1, (0, 1)) == source_id("a.tif", 1, (0, 1)) != source_id("b.tif", 1, (0, 1))
-    True
-    """
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 def usable_ram() -> int:

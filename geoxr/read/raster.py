@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import rasterio.windows
 import xarray as xr
+from dask.base import tokenize
 from rasterio.enums import MaskFlags, Resampling
 
 from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
 from geoxr.read._gdal import dataset, describe, mosaic_vrt, open_checked
-from geoxr.read._shared_tiles import SharedTileCache, TileKey, source_id
+from geoxr.read._shared_tiles import SharedTileCache, TileKey
 from geoxr.read.transformers import RasterTransformer, mask_of
 
 __all__ = ["RasterioSource", "offset_chunks", "tile_aligned_chunks"]
@@ -172,11 +173,8 @@ class RasterioSource(RasterSource):
         direct = tiled_file and target_grid is None and len(paths) == 1
         self._tiles = TileLayout(block_shape, (row_off, col_off)) if direct else None
         self.tile_cache: SharedTileCache | None = None
-        # A file replaced or rewritten later is another source: new tiles, not cached ones.
-        file = os.stat(paths[0]) if os.path.exists(paths[0]) else None
-        version = None if file is None else (file.st_ino, file.st_size, file.st_mtime_ns)
-        where = os.path.abspath(self._path) if file is not None else self._path
-        self._source_id = source_id(where, version, self.channels, self._dtype.str)
+        # The cache's key for this source: its dask token, which changes with the file.
+        self._source_id = int(tokenize(self)[:15], 16)
 
     @property
     def tile_layout(self) -> TileLayout | None:
@@ -243,12 +241,14 @@ class RasterioSource(RasterSource):
         )
 
     def __dask_tokenize__(self) -> object:
-        # A file changed on disk is new work: its modification time is part of the token.
-        mtimes = [os.path.getmtime(u) for u in self.uris if os.path.exists(u)]
+        # A file replaced or changed on disk is new work: its inode, size and
+        # modification time are part of the token.
+        files = [(u, os.stat(u)) for u in self.uris if os.path.exists(u)]
+        versions = [(os.path.abspath(u), s.st_ino, s.st_size, s.st_mtime_ns) for u, s in files]
         return (
             type(self).__name__,
             self._path,
-            mtimes,
+            versions,
             self.target_grid,
             self.resampling,
             self._offset,

@@ -151,13 +151,11 @@ class GeoDataset(Dataset[Sample]):
         several = worker is not None and worker.num_workers > 1
         cache = inherited_tile_cache() if self._windows_share_tiles and several else None
         rasters = _rasters(self.scene)
+        tiled = [r for r in rasters if isinstance(r, RasterioSource) and r.tile_layout is not None]
         if cache is not None:
-            for raster in rasters:
-                if isinstance(raster, RasterioSource) and raster.tile_layout is not None:
-                    raster.tile_cache = cache
-        if self._tiles_read_once or all(
-            getattr(r, "tile_cache", None) is not None for r in rasters
-        ):
+            for raster in tiled:
+                raster.tile_cache = cache
+        if self._tiles_read_once or (cache is not None and len(tiled) == len(rasters)):
             cap_block_cache()
 
     def _load(self, index: int, slot: Slot) -> Sample:
