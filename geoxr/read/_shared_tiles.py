@@ -63,6 +63,8 @@ CGROUP_V2_LIMIT = "/sys/fs/cgroup/memory.max"
 CGROUP_V1_LIMIT = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
 _HEADER = 1  # int64 slots before the index: the ring's head
 _ENTRY = 5  # int64 slots per index entry: source, tile, position, bytes, check
+_WAYS = 4  # entries a tile may take: its bucket and the next three
+_MASK64 = 2**64 - 1
 
 
 class TileKey(NamedTuple):
@@ -80,7 +82,8 @@ class SharedTileCache:
     capacity : int
         Bytes of tile pixels kept; older tiles are overwritten by newer ones.
     buckets : int, optional
-        Entries of the index (default: one per 16 KiB of capacity, at least 4096).
+        Buckets of the index (default: one per 16 KiB of capacity, at least 4096);
+        a tile's entry is in its bucket or one of the next three.
 
     Examples
     --------
@@ -104,12 +107,13 @@ class SharedTileCache:
             raise ValueError(f"A SharedTileCache needs a capacity above 0 bytes, got {capacity}.")
         self.capacity = capacity
         self.buckets = buckets or max(4096, capacity // 16384)
-        index_bytes = -(-(_HEADER + _ENTRY * self.buckets) * 8 // mmap.PAGESIZE) * mmap.PAGESIZE
+        slots = _HEADER + _ENTRY * (self.buckets + _WAYS - 1)
+        index_bytes = -(-slots * 8 // mmap.PAGESIZE) * mmap.PAGESIZE
         # Anonymous and MAP_SHARED (mmap's default): forked children see the same pages.
         self._memory = mmap.mmap(-1, index_bytes + capacity)
         self._index_bytes = index_bytes
         self._index = np.frombuffer(self._memory, np.int64, count=index_bytes // 8)
-        self._entries = self._index[_HEADER : _HEADER + _ENTRY * self.buckets].reshape(-1, _ENTRY)
+        self._entries = self._index[_HEADER:slots].reshape(-1, _ENTRY)
         self._ring = np.frombuffer(self._memory, np.uint8, offset=index_bytes)
         self._lock_file = tempfile.TemporaryFile()  # its fd is inherited; the record lock is not
         self._thread_lock = threading.Lock()
@@ -142,14 +146,16 @@ class SharedTileCache:
         being rewritten meanwhile is read torn, and its check value then does not
         match (writers only change entries under the lock).
         """
+        first = _bucket(key, self.buckets)
         with self._reading():
-            entry = self._entries[hash(key) % self.buckets].tolist()
-            source, tile, position, size, check = entry
-            if TileKey(source, tile) != key or size != nbytes:
-                return None
-            if check != _check(key, position, size) or not self._intact(position):
-                return None
-            return int(position)
+            for source, tile, position, size, check in self._entries[
+                first : first + _WAYS
+            ].tolist():
+                if TileKey(source, tile) != key or size != nbytes:
+                    continue
+                if check == _check(key, position, size) and self._intact(position):
+                    return int(position)
+            return None
 
     def _still_intact(self, position: int) -> bool:
         """After a copy from ``position``: whether no writer reserved those bytes meanwhile.
@@ -174,12 +180,29 @@ class SharedTileCache:
             self._index[0] = position + nbytes
             start = position % self.capacity
             self._ring[start : start + nbytes] = tile.reshape(-1).view(np.uint8)
-            self._entries[hash(key) % self.buckets] = (
+            self._entries[self._entry_for(key)] = (
                 *key,
                 position,
                 nbytes,
                 _check(key, position, nbytes),
             )
+
+    def _entry_for(self, key: TileKey) -> int:
+        """The index entry a new tile of ``key`` takes (under the lock).
+
+        Among the ways of its bucket: the key's own entry, else an unused or
+        overwritten one, else the one of the oldest tile.
+        """
+        first = _bucket(key, self.buckets)
+        ways = self._entries[first : first + _WAYS]
+        entries = ways.tolist()
+        for way, (source, tile, *_) in enumerate(entries):
+            if TileKey(source, tile) == key:
+                return first + way
+        for way, (_, _, position, size, _) in enumerate(entries):
+            if size == 0 or not self._intact(position):
+                return first + way
+        return first + int(np.argmin(ways[:, 2]))
 
     def _pixels(self, position: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         start = position % self.capacity
@@ -236,6 +259,19 @@ class SharedTileCache:
     def __reduce__(self) -> tuple[object, ...]:
         # Shared memory cannot travel by pickle: a copy elsewhere starts empty.
         return (SharedTileCache, (self.capacity, self.buckets))
+
+
+def _bucket(key: TileKey, buckets: int) -> int:
+    """The first index entry of ``key``: its source and tile mixed (splitmix64), modulo ``buckets``.
+
+    Python's own tuple hash is too regular here: the tiles of one source fall into
+    buckets at fixed strides, and for some sources and bucket counts one tile in
+    ten shares a bucket with another.
+    """
+    z = (key.source * 0x9E3779B97F4A7C15 + key.tile) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) % buckets
 
 
 def _check(key: TileKey, position: int, nbytes: int) -> int:

@@ -171,3 +171,19 @@ def test_a_cache_that_cannot_be_mapped_warns_and_reads_go_without(monkeypatch):
     with pytest.warns(GeoxrWarning, match=f"could not map .* Set {CACHE_ENV} to a smaller size"):
         assert shared_tiles.shared_tile_cache() is None
     assert shared_tiles.shared_tile_cache() is None  # tried once, not on every dataset
+
+
+def test_every_tile_of_two_sources_finds_its_own_index_entry():
+    # Ids and a bucket count for which Python's tuple hash put one tile in ten of these
+    # sources into another's bucket: those tiles were decoded again on every read.
+    sources, buckets = [69779450361524315, 1131873935418489735], 77137
+    cache = SharedTileCache(1 << 20, buckets=buckets)
+    shape, index, out = (1, 1, 1), (slice(None),), np.zeros((1, 1, 1), np.uint8)
+
+    def decode(into):
+        into[...] = 1
+
+    keys = [TileKey(s, t) for s in sources for t in range(1600)]
+    assert all(cache.copy_tile(k, shape, np.uint8, index, out, decode) for k in keys)
+    decoded_again = [k for k in keys if cache.copy_tile(k, shape, np.uint8, index, out, decode)]
+    assert decoded_again == [] and len(cache) == len(keys)
