@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -13,32 +14,61 @@ from geoxr.sample._batch import BatchBuffers, Slot
 from geoxr.sample._buffer_pool import BufferPool
 from geoxr.sample._inherited_memory import give_back_inherited_free_memory
 
-__all__ = ["BatchReader", "split_by_place"]
+__all__ = ["BatchReader", "lane_bounds", "split_by_place"]
+
+#: Items whose places are sampled for the lanes' bands (see :func:`lane_bounds`).
+_BOUNDS_SAMPLE = 4096
 
 T = TypeVar("T")
 #: Where item ``i`` lies, as a sortable tuple (for windows: column, then row).
 Place = Callable[[int], tuple[int, ...]]
 
 
-def split_by_place(indices: Iterable[int], place: Place, lanes: int) -> list[list[int]]:
+def lane_bounds(places: Sequence[tuple[int, ...]], lanes: int) -> list[tuple[int, ...]]:
+    """The places that cut ``places`` into ``lanes`` bands of near-equal counts.
+
+    Examples
+    --------
+    >>> lane_bounds([(c,) for c in range(100)], 4)
+    [(25,), (50,), (75,)]
+    """
+    ordered = sorted(places)
+    return [ordered[len(ordered) * lane // lanes] for lane in range(1, lanes)]
+
+
+def split_by_place(
+    indices: Iterable[int],
+    place: Place,
+    lanes: int,
+    bounds: Sequence[tuple[int, ...]] | None = None,
+) -> list[list[int]]:
     """``indices`` in ``lanes`` near-equal runs of neighbouring places.
 
     The indices are ordered by ``place`` (for windows: their column, then row) and
-    cut into consecutive runs, so each run covers one band of the scene.
+    cut into consecutive runs, so each run covers one band of the scene. Given
+    ``bounds`` (where the bands of the whole plan begin, see :func:`lane_bounds`), a
+    cut moves towards its bound by up to a quarter of a run, so a lane keeps to
+    the same part of the scene from batch to batch (and finds the tiles it decoded
+    for earlier batches in its GDAL cache).
 
     Examples
     --------
     >>> split_by_place([0, 1, 2, 3, 4], lambda i: (-i,), 2)
     [[4, 3, 2], [1, 0]]
+    >>> split_by_place(range(8), lambda i: (i,), 2, bounds=[(7,)])
+    [[0, 1, 2, 3, 4], [5, 6, 7]]
     """
     ordered = sorted(indices, key=place)
     size, extra = divmod(len(ordered), lanes)
-    runs, start = [], 0
-    for lane in range(lanes):
-        stop = start + size + (lane < extra)
-        runs.append(ordered[start:stop])
-        start = stop
-    return runs
+    cuts = [lane * size + min(lane, extra) for lane in range(1, lanes)]
+    if bounds:
+        slack = size // 4
+        places = [place(i) for i in ordered]
+        cuts = [
+            min(max(bisect_left(places, bound), cut - slack), cut + slack)
+            for bound, cut in zip(bounds, cuts, strict=True)
+        ]
+    return [ordered[a:b] for a, b in zip([0, *cuts], [*cuts, len(ordered)], strict=True)]
 
 
 class BatchReader(Generic[T]):
@@ -52,9 +82,11 @@ class BatchReader(Generic[T]):
     per handle. Given ``place`` (where in the scene an item lies), each thread is
     a *lane* with a queue of its own: the items of a batch are ordered by place
     and each lane gets one band of them, the left-most to the first lane, and so
-    on. A tile shared by overlapping windows (random windows touch up to four tiles
-    each) is then mostly decoded once, in the lane that owns its part of the scene,
-    instead of once per thread. Without ``place`` all threads share one queue,
+    on; each lane keeps near one band of the whole plan (its bounds are sampled
+    from up to 4096 items), so from batch to batch it reads the same part of the
+    scene. A tile shared by overlapping windows (random windows touch up to four
+    tiles each) is then mostly decoded once, in the lane that owns its part of the
+    scene, instead of once per thread. Without ``place`` all threads share one queue,
     which balances best when items share nothing.
 
     When a batch is a run of consecutive indices (a sequential sampler: prediction,
@@ -87,6 +119,7 @@ class BatchReader(Generic[T]):
         self.reuse_memory = reuse_memory
         self.on_worker_start = on_worker_start
         self._lanes: list[ThreadPoolExecutor] = []
+        self._bounds: list[tuple[int, ...]] = []
         self._pid: int | None = None
         self._ahead: dict[int, Future[T]] = {}
         self._processes = 1
@@ -105,6 +138,9 @@ class BatchReader(Generic[T]):
                 self._lanes = [ThreadPoolExecutor(max_workers=threads)]
             else:
                 self._lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(threads)]
+                n = self.length()
+                sample = range(0, n, max(1, n // _BOUNDS_SAMPLE))
+                self._bounds = lane_bounds([self.place(i) for i in sample], threads)
             self._pid = os.getpid()
             self._ahead = {}
             self._pool = BufferPool() if self.reuse_memory else None
@@ -116,7 +152,7 @@ class BatchReader(Generic[T]):
 
     def _submit(self, indices: Sequence[int]) -> dict[int, Future[T]]:
         lanes = self._reader_lanes()
-        runs = split_by_place(indices, self.place or (lambda i: (i,)), len(lanes))
+        runs = split_by_place(indices, self.place or (lambda i: (i,)), len(lanes), self._bounds)
         batch = BatchBuffers(len(indices), self._pool)
         position = {i: k for k, i in enumerate(indices)}
         return {
@@ -139,4 +175,11 @@ class BatchReader(Generic[T]):
 
     def __getstate__(self) -> dict[str, object]:
         # Threads and futures stay in their process; a copy starts with none.
-        return {**self.__dict__, "_lanes": [], "_pid": None, "_ahead": {}, "_pool": None}
+        return {
+            **self.__dict__,
+            "_lanes": [],
+            "_bounds": [],
+            "_pid": None,
+            "_ahead": {},
+            "_pool": None,
+        }

@@ -7,7 +7,7 @@ import threading
 from geoxr.sample._batch_reader import BatchReader
 
 
-def _threads_by_item(place) -> tuple[list[int], dict[int, int]]:
+def _threads_by_item(place, batch: list[int]) -> tuple[list[int], dict[int, int]]:
     seen: dict[int, int] = {}
     lock = threading.Lock()
 
@@ -17,22 +17,42 @@ def _threads_by_item(place) -> tuple[list[int], dict[int, int]]:
         return i * i
 
     reader = BatchReader(load, lambda: 64, place)
-    batch = [5, 40, 2, 33, 9, 60, 17, 48]  # a random-looking batch: no read-ahead
-    return reader.fetch(batch), seen
+    return reader.fetch(batch), seen  # a random-looking batch: no read-ahead
 
 
 def test_lanes_read_one_band_each_and_keep_the_batch_order(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    items, seen = _threads_by_item(lambda i: (i % 8 * 8 + i // 8,))  # column = i % 8
-    assert items == [i * i for i in [5, 40, 2, 33, 9, 60, 17, 48]]
-    # Ordered by (column, row): 40 48 | 9 17 | 33 | 2 | 60 | 5 -> two lanes of four.
-    left = {seen[i] for i in [40, 48, 9, 17]}
-    right = {seen[i] for i in [33, 2, 60, 5]}
+    batch = [5, 40, 2, 33, 9, 60, 17, 48]
+    items, seen = _threads_by_item(lambda i: (i % 8 * 8 + i // 8,), batch)  # column = i % 8
+    assert items == [i * i for i in batch]
+    # Ordered by (column, row): 40 48 | 9 17 | 33 | 2 | 60 | 5. The plan's bands meet at
+    # column 32 (4 of 8 columns); six items lie left of it, and the cut moves from four
+    # items towards six by at most a quarter of a lane's share: one.
+    left = {seen[i] for i in [40, 48, 9, 17, 33]}
+    right = {seen[i] for i in [2, 60, 5]}
     assert len(left) == 1 and len(right) == 1 and left != right
+
+
+def test_lanes_keep_to_their_band_of_the_plan_from_batch_to_batch(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    first = [1, 3, 5, 7, 9, 11, 13, 40]  # mostly left of the plan's middle (32)
+    second = [20, 24, 28, 30, 34, 36, 38, 60]  # balanced around it
+    items, lane_of = _threads_by_item(lambda i: (i,), first)
+    assert items == [i * i for i in first]
+    items, seen = _threads_by_item(lambda i: (i,), second)
+    assert items == [i * i for i in second]
+    # Without the plan's bands the first batch splits 4 | 4 (9 would go right);
+    # with them the left lane takes one more: 1 3 5 7 9 | 11 13 40.
+    assert len({lane_of[i] for i in [1, 3, 5, 7, 9]}) == 1
+    assert len({lane_of[i] for i in [11, 13, 40]}) == 1
+    assert lane_of[1] != lane_of[40]
+    assert len({seen[i] for i in [20, 24, 28, 30]}) == 1
+    assert len({seen[i] for i in [34, 36, 38, 60]}) == 1
+    assert seen[20] != seen[60]
 
 
 def test_without_place_items_still_come_back_in_order(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    items, seen = _threads_by_item(None)
+    items, seen = _threads_by_item(None, [5, 40, 2, 33, 9, 60, 17, 48])
     assert items == [i * i for i in [5, 40, 2, 33, 9, 60, 17, 48]]
     assert set(seen) == {5, 40, 2, 33, 9, 60, 17, 48}
