@@ -6,8 +6,8 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import shapely
-from rasterio.features import geometry_mask, rasterize
 
+from geoxr._rasterio_features import geometry_mask, rasterize
 from geoxr.grid import Grid, Window
 
 __all__ = ["aoi_window_mask", "rasterize_window"]

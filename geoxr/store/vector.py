@@ -12,8 +12,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.features import shapes
 
+from geoxr._rasterio_features import shapes
 from geoxr.grid import Grid, Window
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
