@@ -31,8 +31,12 @@ def lane_bounds(places: Sequence[tuple[int, ...]], lanes: int) -> list[tuple[int
     --------
     >>> lane_bounds([(c,) for c in range(100)], 4)
     [(25,), (50,), (75,)]
+    >>> lane_bounds([], 2)
+    []
     """
     ordered = sorted(places)
+    if not ordered:
+        return []
     return [ordered[len(ordered) * lane // lanes] for lane in range(1, lanes)]
 
 
