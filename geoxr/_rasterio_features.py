@@ -7,11 +7,14 @@ lists: a warning of one thread escapes (a spurious ``NotGeoreferencedWarning:
 Dataset has no geotransform``), and the thread that leaves last may restore a
 list holding the other's ``ignore``, after which every warning of the process is
 silenced, geoxr's own included. geoxr calls them from reader threads and dask
-tasks, so it calls them through this lock.
+tasks, so it calls them through this lock. A process forked while one of its
+threads held the lock (a DataLoader worker started during a read-ahead) gets a
+new one, not a lock nobody will release.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +25,14 @@ from rasterio import features
 __all__ = ["geometry_mask", "rasterize", "shapes"]
 
 _lock = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
 
 
 def rasterize(shapes: Iterable[Any], **kwargs: Any) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Rasterizing and polygonizing in several threads keeps the process's warning filters intact."""
+"""Rasterizing and polygonizing in threads keeps the warning filters intact; forks get a new lock."""
 
+import multiprocessing
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,8 +8,9 @@ import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
 import geoxr
+import geoxr._rasterio_features as features
 from geoxr import Window
-from geoxr.label import aoi_window_mask
+from geoxr.label import aoi_window_mask, rasterize_window
 from geoxr.store.vector import polygonize_block
 
 
@@ -38,3 +40,13 @@ def test_threads_rasterizing_and_polygonizing_leave_warnings_alone(
         assert warnings.filters == filters  # not a stray "ignore" from a racing thread
     assert not [w for w in caught if issubclass(w.category, NotGeoreferencedWarning)]
     assert sum(polygons) > 0
+
+
+def test_a_process_forked_while_the_lock_is_held_can_rasterize(sn4_image) -> None:
+    grid = geoxr.RasterioSource(sn4_image).grid
+    window = Window(0, 0, 8, 8)
+    box = grid.window_polygon(Window(0, 0, 4, 8))
+    context = multiprocessing.get_context("fork")
+    with features._lock, context.Pool(1) as pool:  # forked while this thread holds it
+        burnt = pool.apply_async(rasterize_window, ([box], [1], grid, window)).get(timeout=60)
+    assert burnt[:4].all() and not burnt[4:].any()
