@@ -14,25 +14,17 @@ new one, not a lock nobody will release.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from rasterio import features
 
+from geoxr._fork_safe_lock import ForkSafeLock
+
 __all__ = ["geometry_mask", "rasterize", "shapes"]
 
-_lock = threading.Lock()
-
-
-def _new_lock() -> None:
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_lock)
+_lock = ForkSafeLock()
 
 
 def rasterize(shapes: Iterable[Any], **kwargs: Any) -> np.ndarray:

@@ -13,9 +13,9 @@ written (shared memory: it counts against a container's memory limit and is
 not swapped out without swap). It is a ring: a decoded tile is written after the
 last one, over the oldest, and an index (a hash table in the same mapping) says
 where each tile lies. Writers reserve room, write the tile and index it under a
-lock held for that copy: a ``threading.Lock`` for the threads of a process and a
-POSIX record lock for the processes, which the system releases when its holder
-dies (a DataLoader worker ended mid-read cannot leave the others waiting).
+lock held for that copy: a thread lock (renewed in forked processes) for the
+threads of a process and a POSIX record lock for the processes, which the system
+releases when its holder dies (a DataLoader worker ended mid-read cannot leave the others waiting).
 Readers on x86 take no lock: an index entry carries a check value that a torn
 read does not match, and a reader that copied a tile's pixels then checks that
 no writer reserved those bytes meanwhile (if one did, it decodes the tile
@@ -34,15 +34,14 @@ import mmap
 import os
 import platform
 import tempfile
-import threading
 import warnings
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
 
+from geoxr._fork_safe_lock import ForkSafeLock
 from geoxr.errors import ConfigError, GeoxrWarning
 
 __all__ = [
@@ -116,11 +115,8 @@ class SharedTileCache:
         self._entries = self._index[_HEADER:slots].reshape(-1, _ENTRY)
         self._ring = np.frombuffer(self._memory, np.uint8, offset=index_bytes)
         self._lock_file = tempfile.TemporaryFile()  # its fd is inherited; the record lock is not
-        self._thread_lock = threading.Lock()
+        self._thread_lock = ForkSafeLock()
         self.pid = os.getpid()
-        # A thread of the parent may hold the lock as it forks; the child has no such thread.
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _new_thread_lock(ref()))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -279,11 +275,6 @@ def _check(key: TileKey, position: int, nbytes: int) -> int:
     return hash((key.source, key.tile, position, nbytes, 0x5EED))
 
 
-def _new_thread_lock(cache: SharedTileCache | None) -> None:
-    if cache is not None:
-        cache._thread_lock = threading.Lock()
-
-
 def usable_ram() -> int:
     """Bytes of RAM this process may use: the machine's, or its container's limit if lower.
 
@@ -329,7 +320,7 @@ def tile_cache_bytes() -> int:
 
 _cache: SharedTileCache | None = None
 _cache_failed = False
-_cache_lock = threading.Lock()
+_cache_lock = ForkSafeLock()
 
 
 def shared_tile_cache() -> SharedTileCache | None:
