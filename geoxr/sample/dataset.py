@@ -134,6 +134,9 @@ class GeoDataset(Dataset[Sample]):
         return len(self.windows)
 
     def __getitem__(self, index: int) -> Sample:
+        # A DataLoader without batches (batch_size=None) fetches item by item: its
+        # workers are set up here (once per process), as batched ones in __getitems__.
+        self._reader.start()
         return self._sample(self.windows[index])
 
     def _on_worker_start(self) -> None:
@@ -175,7 +178,7 @@ class GeoDataset(Dataset[Sample]):
         block cache (see :func:`~geoxr.read._gdal.cap_block_cache`): caching a tile
         would only cost memory and page faults.
         """
-        self._reader.start()  # once per process; single items are read here too
+        self._reader.start()  # once per process
         if len(indices) < 2:
             return [self[i] for i in indices]
         return self._reader.fetch(indices)

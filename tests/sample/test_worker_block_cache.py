@@ -111,6 +111,13 @@ def test_several_workers_share_the_tiles_random_windows_read(
     assert set(loader(2)) == {(True, READ_ONCE_CACHE_BYTES)}
     held = len(cache)
     assert held > 0
+    # Item by item (no batches), workers are set up all the same.
+    cache.clear()
+    unbatched = DataLoader(
+        dataset, batch_size=None, num_workers=2, timeout=20, collate_fn=_tile_cache_in_worker
+    )
+    assert set(unbatched) == {(True, READ_ONCE_CACHE_BYTES)}
+    assert len(cache) > 0
     # One worker has nobody to share with; the main process reads as it always did.
     assert set(loader(1)) == {(False, gdal_cache_of_256_mib)}
     assert len(list(DataLoader(dataset, 4))) == 6
