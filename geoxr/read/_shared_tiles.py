@@ -7,15 +7,16 @@ again, once per worker. A :class:`SharedTileCache` keeps decoded tiles in memory
 shared with every process forked after it was made, so a tile one worker decoded
 is copied, not decoded again, by the others.
 
-The memory is an anonymous shared mapping: nothing to name or clean up, freed
-when the last process holding it ends, and taken page by page as tiles are
-written (shared memory: it counts against a container's memory limit and is
-not swapped out without swap). It is a ring: a decoded tile is written after the
-last one, over the oldest, and an index (a hash table in the same mapping) says
-where each tile lies. Writers reserve room, write the tile and index it under a
-lock held for that copy: a thread lock (renewed in forked processes) for the
-threads of a process and a POSIX record lock for the processes, which the system
-releases when its holder dies (a DataLoader worker ended mid-read cannot leave the others waiting).
+The memory is an anonymous shared mapping: nothing to name or clean up. It is
+taken page by page as tiles are written (shared memory: it counts against a
+container's memory limit and is not swapped out without swap) and given back
+once no dataset holds the cache any more (:meth:`SharedTileCache.hold`). It is a
+ring: a decoded tile is written after the last one, over the oldest, and an
+index (a hash table in the same mapping) says where each tile lies. Writers
+reserve room, write the tile and index it under a lock held for that copy: a
+thread lock (renewed in forked processes) for the threads of a process and a
+POSIX record lock for the processes, which the system releases when its holder
+dies (a DataLoader worker ended mid-read cannot leave the others waiting).
 Readers on x86 take no lock: an index entry carries a check value that a torn
 read does not match, and a reader that copied a tile's pixels then checks that
 no writer reserved those bytes meanwhile (if one did, it decodes the tile
@@ -34,7 +35,9 @@ import mmap
 import os
 import platform
 import tempfile
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple
@@ -117,6 +120,9 @@ class SharedTileCache:
         self._lock_file = tempfile.TemporaryFile()  # its fd is inherited; the record lock is not
         self._thread_lock = ForkSafeLock()
         self.pid = os.getpid()
+        self._holders = 0
+        self._holders_lock = ForkSafeLock()
+        self._freeing: threading.Thread | None = None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -247,10 +253,59 @@ class SharedTileCache:
     def clear(self) -> None:
         """Forget every tile, for every process sharing the cache, and free its memory."""
         with self._locked():
-            # The head a whole ring on, at the ring's start: every tile counts as overwritten.
-            self._index[0] = (int(self._index[0]) // self.capacity + 2) * self.capacity
-            if hasattr(mmap, "MADV_REMOVE"):  # Linux
-                self._memory.madvise(mmap.MADV_REMOVE, self._index_bytes, self.capacity)
+            self._forget_tiles()
+
+    def _forget_tiles(self) -> None:
+        """:meth:`clear`'s work, under the lock."""
+        # The head a whole ring on, at the ring's start: every tile counts as overwritten.
+        self._index[0] = (int(self._index[0]) // self.capacity + 2) * self.capacity
+        if hasattr(mmap, "MADV_REMOVE"):  # Linux
+            self._memory.madvise(mmap.MADV_REMOVE, self._index_bytes, self.capacity)
+
+    def hold(self, holder: object) -> None:
+        """Keep the tiles while ``holder`` lives; once no holder does, free their memory.
+
+        A dataset holds the cache: its DataLoader workers of later epochs copy the
+        tiles the earlier ones decoded. Once the last holder is collected, the
+        tiles are of no use and :meth:`clear` gives their memory back. Only holders
+        in the process that made the cache count; their copies in forked
+        processes (DataLoader workers) do not.
+
+        Examples
+        --------
+        >>> cache = SharedTileCache(1 << 20)
+        >>> class Dataset: ...
+        >>> dataset = Dataset()
+        >>> cache.hold(dataset)  # del dataset: the cache is emptied, its memory freed
+        """
+        if os.getpid() != self.pid:
+            return
+        with self._holders_lock:
+            self._holders += 1
+        release = weakref.finalize(holder, self._let_go, self.pid)
+        release.atexit = False  # the process's end frees the memory anyway
+
+    def _let_go(self, pid: int) -> None:
+        """A holder was collected: after the last one, free the tiles' memory.
+
+        A finalizer runs wherever the garbage collector does, perhaps in a thread
+        that holds the cache's lock: the tiles are freed in a thread of their own.
+        """
+        if os.getpid() != pid:  # a holder's copy in a forked process
+            return
+        with self._holders_lock:
+            self._holders -= 1
+            if self._holders > 0:
+                return
+        self._freeing = threading.Thread(
+            target=self._free_unheld, name="geoxr-free-shared-tiles", daemon=True
+        )
+        self._freeing.start()
+
+    def _free_unheld(self) -> None:
+        with self._locked(), self._holders_lock:
+            if self._holders == 0:  # nobody took the cache up again meanwhile
+                self._forget_tiles()
 
     def __reduce__(self) -> tuple[object, ...]:
         # Shared memory cannot travel by pickle: a copy elsewhere starts empty.
@@ -328,8 +383,9 @@ def shared_tile_cache() -> SharedTileCache | None:
 
     Made on the first call, of :func:`tile_cache_bytes` bytes (``None`` if that is
     0). Datasets whose windows share tiles call it as they are made, so the
-    DataLoader workers forked later share it. ``shared_tile_cache().clear()``
-    frees its memory.
+    DataLoader workers forked later share it, and hold it: once the last of them
+    is collected, its memory is freed. ``shared_tile_cache().clear()`` frees it at
+    once.
 
     Examples
     --------

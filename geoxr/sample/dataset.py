@@ -110,8 +110,10 @@ class GeoDataset(Dataset[Sample]):
         # Each tile read once: a worker's GDAL block cache would only keep tiles never
         # read again, in freshly faulted pages (see cap_block_cache).
         self._tiles_read_once = shared is False
-        if shared:
-            shared_tile_cache()  # made before DataLoader workers fork, so they share it
+        # Made before DataLoader workers fork, so they share it; its tiles' memory is
+        # freed once no dataset holds it.
+        if shared and (cache := shared_tile_cache()) is not None:
+            cache.hold(self)
         self._reader = BatchReader(
             self._load,
             self.__len__,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import shutil
 import threading
@@ -102,6 +103,58 @@ def test_clear_forgets_the_tiles_of_every_process(nc_stack):
     out[...] = 0
     assert cache.copy_tile(key, shape, np.float32, (slice(None),), out, decode)
     assert len(decodes) == 2 and (out == 7).all()
+
+
+class _Holder:
+    """Something that holds a cache (a dataset does)."""
+
+
+def _fill(cache, value=7):
+    """Decode one tile of ``value`` into ``cache``; whether it was decoded."""
+    shape = (1, 256, 256)
+
+    def decode(into):
+        into[...] = value
+
+    out = np.zeros(shape, np.float32)
+    return cache.copy_tile(TileKey(source=1, tile=0), shape, np.float32, (), out, decode)
+
+
+def _collect(cache):
+    gc.collect()
+    if cache._freeing is not None:
+        cache._freeing.join(10)
+
+
+def test_the_last_holder_collected_frees_the_tiles():
+    cache = SharedTileCache(8 << 20)
+    first, second = _Holder(), _Holder()
+    cache.hold(first)
+    cache.hold(second)
+    assert _fill(cache)
+    tile_bytes = cache._ring[: 256 * 256 * 4]
+    del first
+    _collect(cache)
+    assert len(cache) == 1 and not _fill(cache)  # another holder lives: kept
+    del second
+    _collect(cache)
+    assert len(cache) == 0
+    assert not tile_bytes.any()  # the pages were given back: they read as fresh zeros
+    assert _fill(cache)  # and the cache works on
+
+
+def test_a_holder_collected_in_a_forked_process_frees_nothing():
+    cache = SharedTileCache(8 << 20)
+    holders = [_Holder()]
+    cache.hold(holders[0])
+    assert _fill(cache)
+
+    def drop_the_copy():
+        holders.clear()
+        _collect(cache)
+
+    _forked(drop_the_copy)
+    assert len(cache) == 1 and not _fill(cache)
 
 
 def test_pickled_sources_read_without_the_cache(nc_stack):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from rasterio.env import get_gdal_config, set_gdal_config
 from torch.utils.data import DataLoader, get_worker_info
 
+import geoxr.read._shared_tiles as shared_tiles
 from geoxr import (
     Scene,
     SemanticSegmentationRandomWindowGeoDataset,
@@ -14,7 +17,7 @@ from geoxr import (
 )
 from geoxr.read import RasterioSource
 from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, mosaic_vrt
-from geoxr.read._shared_tiles import shared_tile_cache
+from geoxr.read._shared_tiles import SharedTileCache, shared_tile_cache
 
 
 def _cache_max_in_worker(items):
@@ -123,3 +126,21 @@ def test_several_workers_share_the_tiles_random_windows_read(
     assert len(list(DataLoader(dataset, 4))) == 6
     assert scene.raster_source.tile_cache is None and len(cache) == held
     assert int(get_gdal_config("GDAL_CACHEMAX")) == gdal_cache_of_256_mib
+
+
+def test_the_shared_tiles_are_freed_with_the_last_dataset(
+    nc_stack, nc_strata, nc_class_config, monkeypatch
+):
+    cache = SharedTileCache(64 << 20)
+    monkeypatch.setattr(shared_tiles, "_cache", cache)  # held by this test's datasets alone
+    scene = make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=nc_class_config)
+    dataset = SemanticSegmentationRandomWindowGeoDataset(
+        scene, size_lims=(64, 65), max_windows=24, seed=3
+    )
+    loader = DataLoader(dataset, 4, num_workers=2, timeout=20, collate_fn=_tile_cache_in_worker)
+    assert set(loader) == {(True, READ_ONCE_CACHE_BYTES)}
+    assert len(cache) > 0
+    del dataset, loader
+    gc.collect()
+    cache._freeing.join(10)
+    assert len(cache) == 0
