@@ -286,25 +286,23 @@ class SharedTileCache:
         release.atexit = False  # the process's end frees the memory anyway
 
     def _let_go(self, pid: int) -> None:
-        """A holder was collected: after the last one, free the tiles' memory.
+        """A holder was collected: count it off, and free the tiles after the last one.
 
         A finalizer runs wherever the garbage collector does, perhaps in a thread
-        that holds the cache's lock: the tiles are freed in a thread of their own.
+        that holds one of the cache's locks: it takes none, and leaves the work to
+        a thread of its own.
         """
         if os.getpid() != pid:  # a holder's copy in a forked process
             return
-        with self._holders_lock:
-            self._holders -= 1
-            if self._holders > 0:
-                return
         self._freeing = threading.Thread(
-            target=self._free_unheld, name="geoxr-free-shared-tiles", daemon=True
+            target=self._release_holder, name="geoxr-free-shared-tiles", daemon=True
         )
         self._freeing.start()
 
-    def _free_unheld(self) -> None:
+    def _release_holder(self) -> None:
         with self._locked(), self._holders_lock:
-            if self._holders == 0:  # nobody took the cache up again meanwhile
+            self._holders -= 1
+            if self._holders == 0:
                 self._forget_tiles()
 
     def __reduce__(self) -> tuple[object, ...]:
