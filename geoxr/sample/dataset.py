@@ -110,9 +110,9 @@ class GeoDataset(Dataset[Sample]):
         # Each tile read once: a worker's GDAL block cache would only keep tiles never
         # read again, in freshly faulted pages (see cap_block_cache).
         self._tiles_read_once = shared is False
-        # Made before DataLoader workers fork, so they share it; its tiles' memory is
-        # freed once no dataset holds it.
-        if shared and (cache := shared_tile_cache()) is not None:
+        # Wherever workers may read through the shared cache, it is made before they
+        # fork (so they share it) and held (its memory is freed with the last holder).
+        if self._windows_share_tiles and (cache := shared_tile_cache()) is not None:
             cache.hold(self)
         self._reader = BatchReader(
             self._load,
@@ -180,7 +180,7 @@ class GeoDataset(Dataset[Sample]):
         block cache (see :func:`~geoxr.read._gdal.cap_block_cache`): caching a tile
         would only cost memory and page faults.
         """
-        self._reader.start()  # once per process
+        # Either way the reader sets this process up first (once per process).
         if len(indices) < 2:
             return [self[i] for i in indices]
         return self._reader.fetch(indices)
