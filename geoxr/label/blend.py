@@ -115,8 +115,8 @@ class ScoreAccumulator:
         self.blend = blend
         self._alone = set() if chips is None else single_cover(chips, target)
         self._out = _nan_outside(num_classes, target, chips)
-        self._sums: np.ndarray | None = None
-        self.weights = np.zeros(target.shape, np.float32)
+        # Weighted score sums and weight sums of the blended chips, made with the first.
+        self._blended: tuple[np.ndarray, np.ndarray] | None = None
         self._chip_weights: dict[tuple[int, int], np.ndarray] = {}
 
     def add(self, chip: Window, scores: np.ndarray) -> None:
@@ -132,15 +132,17 @@ class ScoreAccumulator:
         weights = self._chip_weights.get(chip.shape)
         if weights is None:
             weights = self._chip_weights[chip.shape] = chip_weights(chip.shape, self.blend)
-        if self._sums is None:
-            self._sums = np.zeros_like(self._out)
+        if self._blended is None:
+            self._blended = np.zeros_like(self._out), np.zeros(self.target.shape, np.float32)
+        sums, weight_sums = self._blended
         w = weights[src[1:]]
-        self._sums[dst] += scores[src] * w
-        self.weights[dst[1:]] += w
+        sums[dst] += scores[src] * w
+        weight_sums[dst[1:]] += w
 
     def result(self) -> np.ndarray:
         """Blended ``(class, h, w)`` float32 scores; NaN where no chip reached."""
-        if self._sums is not None:
+        if self._blended is not None:
+            sums, weight_sums = self._blended
             # Whole planes with a mask: no gather/scatter of the blended pixels.
-            np.divide(self._sums, self.weights, out=self._out, where=self.weights > 0)
+            np.divide(sums, weight_sums, out=self._out, where=weight_sums > 0)
         return self._out
