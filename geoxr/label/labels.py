@@ -23,7 +23,9 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     """Arg-max class per pixel of ``(class, y, x)`` scores, never the null class.
 
     The null class means "no prediction": it wins only where every other score is
-    NaN. Ties keep the lower class id. One pass per class over ``(y, x)`` planes.
+    NaN (or -inf, which no score can beat either). Ties keep the lower class id. A few whole-plane passes per class over
+    ``(y, x)``, none of them masked: masked copies (``np.copyto(where=)``, boolean
+    indexing) cost 6-13 times as much on a 3 x 1024² block (11 against 0.9 ms).
 
     Examples
     --------
@@ -31,15 +33,21 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     >>> class_ids_from_scores(s, 2)
     array([[1, 2]], dtype=uint8)
     """
-    dtype = np.uint8 if scores.shape[0] <= 256 else np.int32
+    dtype = np.dtype(np.uint8 if scores.shape[0] <= 256 else np.int32)
     ids = np.full(scores.shape[1:], null_class_id, dtype)
     best = np.full(scores.shape[1:], -np.inf, np.float32)
+    better = np.empty(scores.shape[1:], bool)
+    step = np.empty(scores.shape[1:], dtype)
     for class_id in range(scores.shape[0]):
         if class_id == null_class_id:
             continue
-        better = scores[class_id] > best  # NaN never compares greater
-        np.copyto(ids, class_id, where=better)  # ten times a boolean-index assignment
-        np.copyto(best, scores[class_id], where=better)
+        np.greater(scores[class_id], best, out=better)  # NaN never compares greater
+        # ids = class_id where better, as arithmetic: ids -= (ids - class_id) * better
+        # (wrapping around in unsigned ids is exact).
+        np.subtract(ids, dtype.type(class_id), out=step)
+        np.multiply(step, better, out=step)
+        np.subtract(ids, step, out=ids)
+        np.fmax(best, scores[class_id], out=best)  # a NaN score leaves best as it is
     return ids
 
 
