@@ -1,6 +1,6 @@
 """LEARN: models, the training loop, metrics and model bundles (pure torch)."""
 
-from geoxr.learn.bundle import read_bundle, write_bundle
+from geoxr.learn.bundle import read_bundle, read_bundle_config, write_bundle
 from geoxr.learn.config import (
     SCHEMA_VERSION,
     ModelConfig,
@@ -24,6 +24,7 @@ __all__ = [
     "build_model",
     "confusion_matrix",
     "read_bundle",
+    "read_bundle_config",
     "segmentation_metrics",
     "write_bundle",
 ]

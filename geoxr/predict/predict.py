@@ -19,7 +19,7 @@ from geoxr.grid import ChipGrid, window_of_block
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.label.blend import BlendMode
 from geoxr.learn import SemanticSegmentationLearner
-from geoxr.learn.bundle import read_bundle
+from geoxr.learn.bundle import read_bundle_config
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.predict.blocks import predict_block
 from geoxr.predict.model_cache import ModelRef
@@ -117,8 +117,7 @@ def predict_scene(
     """
     stride = stride or max(1, chip_size // 2)
     bundle = _bundle_of(learner_or_bundle)
-    config, _ = read_bundle(bundle)
-    cfg = SemanticSegmentationLearnerConfig.from_dict(config)
+    cfg = SemanticSegmentationLearnerConfig.from_dict(read_bundle_config(bundle))
     if cfg.in_channels != raster_source.num_channels:
         raise WindowError(
             f"The model takes {cfg.in_channels} bands but {raster_source!r} has "

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import geoxr
-from geoxr.learn import read_bundle
+from geoxr.learn import read_bundle, read_bundle_config
 
 
 @pytest.fixture
@@ -91,6 +91,42 @@ def test_bundle_rejects_unsafe_and_malformed_files(tmp_path, nc_class_config, sm
     )
     with pytest.raises(geoxr.BundleError, match="unreadable weights"):
         read_bundle(bad_weights)
+    for bundle in (traversal, pickled, missing, tmp_path / "d.zip", tmp_path / "nope.zip"):
+        with pytest.raises(geoxr.BundleError):
+            read_bundle_config(bundle)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda w: w[:5],  # shorter than a header
+        lambda w: w[:-3],  # the last tensor's data cut short
+        lambda w: (10**9).to_bytes(8, "little") + w[8:],  # a header longer than the file
+        lambda w: w[:8] + b"x" + w[9:],  # a header that is not JSON
+    ],
+)
+def test_config_alone_is_read_without_the_weights_but_damaged_weights_still_fail(
+    tmp_path, small_cfg, damage, monkeypatch
+):
+    config = small_cfg().to_dict()
+    weights = save_safetensors({"w": torch.arange(6.0), "b": torch.ones(2, 2)})
+    good = _write_zip(
+        tmp_path / "good.zip", {"config.json": json.dumps(config), "model.safetensors": weights}
+    )
+    damaged = _write_zip(
+        tmp_path / "damaged.zip",
+        {"config.json": json.dumps(config), "model.safetensors": damage(weights)},
+    )
+    with pytest.raises(geoxr.BundleError, match="unreadable weights"):
+        read_bundle(damaged)
+    with pytest.raises(geoxr.BundleError, match="unreadable weights"):
+        read_bundle_config(damaged)
+
+    def no_loading(_: bytes) -> None:
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(geoxr.learn.bundle, "load_safetensors", no_loading)
+    assert read_bundle_config(good) == config
 
 
 def test_bundle_rejects_other_schema_versions(tmp_path, nc_class_config, small_cfg):

@@ -1,3 +1,5 @@
+import zipfile
+
 import numpy as np
 import pytest
 import rasterio
@@ -43,6 +45,24 @@ def test_predict_builds_lazily_with_exact_georeference(nc_bundle, nc_source, nc_
     assert labels.scores.dims == ("class", "y", "x")
     assert list(labels.scores["class"].values) == list(labels.class_config.names)
     assert labels.scores.dtype == np.float32
+
+
+def test_building_a_prediction_reads_the_config_alone_and_checks_the_weights(
+    nc_bundle, nc_source, tmp_path, monkeypatch
+):
+    def no_loading(_: bytes) -> None:
+        raise AssertionError("predict_scene loaded the weights")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(geoxr.learn.bundle, "load_safetensors", no_loading)
+        labels = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=32)
+    assert labels.scores.shape[1:] == nc_source.shape
+    damaged = tmp_path / "model-bundle.zip"
+    with zipfile.ZipFile(nc_bundle) as src, zipfile.ZipFile(damaged, "w") as dst:
+        dst.writestr("config.json", src.read("config.json"))
+        dst.writestr("model.safetensors", src.read("model.safetensors")[:-100])
+    with pytest.raises(geoxr.BundleError, match="unreadable weights"):
+        geoxr.predict_scene(damaged, nc_source, chip_size=64, stride=32)
 
 
 def test_prediction_equals_in_memory_reference_and_marks_nodata(nc_bundle, nc_source):
