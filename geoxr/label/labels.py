@@ -23,9 +23,10 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     """Arg-max class per pixel of ``(class, y, x)`` scores, never the null class.
 
     The null class means "no prediction": it wins only where every other score is
-    NaN (or -inf, which no score can beat either). Ties keep the lower class id. A few whole-plane passes per class over
-    ``(y, x)``, none of them masked: masked copies (``np.copyto(where=)``, boolean
-    indexing) cost 6-13 times as much on a 3 x 1024² block (11 against 0.9 ms).
+    NaN (or -inf, which no score can beat either). Ties keep the lower class id.
+    A few whole-plane passes per class over ``(y, x)``, none of them masked: masked
+    copies (``np.copyto(where=)``, boolean indexing) cost 6-13 times as much on a
+    3 x 1024² block of noisy scores (11 ms against 0.9 ms).
 
     Examples
     --------
