@@ -10,7 +10,7 @@ from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.predict.model_cache import ModelRef, load_cached
 from geoxr.read import RasterSource
 from geoxr.read._base import invalid_pixels
-from geoxr.read._gdal import cap_block_cache
+from geoxr.read._gdal import read_once_block_cache
 from geoxr.read.stats import model_input
 
 __all__ = ["predict_block"]
@@ -43,11 +43,11 @@ def predict_block(
     input is nodata get NaN scores.
     """
     learner = load_cached(model)
-    cap_block_cache()
     num_classes = len(learner.classes)
     chips = chip_grid.touching(block)
     halo = _halo(chips)
-    chip = source.read(halo)
+    with read_once_block_cache():
+        chip = source.read(halo)
     invalid = invalid_pixels(chip)
     any_invalid = bool(invalid.any())
     raw = chip.data

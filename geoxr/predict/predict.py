@@ -106,8 +106,9 @@ def predict_scene(
     Notes
     -----
     Every input tile is read once, so GDAL's block cache only makes memory grow
-    with the scene: block tasks cap it at 64 MiB in their process unless
-    ``GDAL_CACHEMAX`` is set in the environment.
+    with the scene: while block tasks read, they cap it at 64 MiB unless
+    ``GDAL_CACHEMAX`` is set in the environment. Once no block task is reading,
+    the cache has its earlier size again.
 
     Returns
     -------

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -23,7 +24,14 @@ from rasterio.vrt import WarpedVRT
 from geoxr.errors import CRSMismatchError, NoGeoreferenceError, RasterReadError
 from geoxr.grid import Grid
 
-__all__ = ["cap_block_cache", "dataset", "describe", "mosaic_vrt", "open_checked"]
+__all__ = [
+    "cap_block_cache",
+    "dataset",
+    "describe",
+    "mosaic_vrt",
+    "open_checked",
+    "read_once_block_cache",
+]
 
 _local = threading.local()
 
@@ -33,13 +41,57 @@ _local = threading.local()
 READ_ONCE_CACHE_BYTES = 64 * 2**20
 
 
-def cap_block_cache() -> None:
-    """Cap this process's GDAL block cache for read-once work, unless ``GDAL_CACHEMAX`` is set."""
+def cap_block_cache() -> int | None:
+    """Cap this process's GDAL block cache for read-once work, unless ``GDAL_CACHEMAX`` is set.
+
+    Returns the cache size it replaced (``None`` where it changed nothing).
+    """
     if "GDAL_CACHEMAX" in os.environ:
-        return
+        return None
     current = get_gdal_config("GDAL_CACHEMAX")
     if current is None or int(current) > READ_ONCE_CACHE_BYTES:
         set_gdal_config("GDAL_CACHEMAX", READ_ONCE_CACHE_BYTES)
+        return None if current is None else int(current)
+    return None
+
+
+_capped_lock = threading.Lock()
+_capped_users = 0
+_capped_from: int | None = None
+
+
+@contextmanager
+def read_once_block_cache() -> Iterator[None]:
+    """:func:`cap_block_cache` while inside; the size it had comes back after the last user.
+
+    For read-once work in a process that does other work too (prediction blocks on
+    dask's threaded scheduler run in the user's own process): threads inside at
+    the same time share the cap, and once none is, GDAL's cache has its earlier
+    size again, for whatever the process reads next.
+
+    Examples
+    --------
+    >>> before = get_gdal_config("GDAL_CACHEMAX")
+    >>> with read_once_block_cache():
+    ...     inside = get_gdal_config("GDAL_CACHEMAX")
+    >>> "GDAL_CACHEMAX" in os.environ or inside <= READ_ONCE_CACHE_BYTES
+    True
+    >>> get_gdal_config("GDAL_CACHEMAX") == before
+    True
+    """
+    global _capped_users, _capped_from
+    with _capped_lock:
+        if _capped_users == 0:
+            _capped_from = cap_block_cache()
+        _capped_users += 1
+    try:
+        yield
+    finally:
+        with _capped_lock:
+            _capped_users -= 1
+            if _capped_users == 0 and _capped_from is not None:
+                set_gdal_config("GDAL_CACHEMAX", _capped_from)
+                _capped_from = None
 
 
 def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetReader:

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import rasterio
 from distributed import Client, LocalCluster
+from rasterio.env import get_gdal_config, set_gdal_config
 
 import geoxr
 from geoxr.predict import block_chunks, load_cached
 from geoxr.predict.model_cache import ModelRef, loads_so_far
+from geoxr.read._gdal import READ_ONCE_CACHE_BYTES
 from geoxr.testing import raise_if_dask_computes
 
 
@@ -63,6 +65,31 @@ def test_building_a_prediction_reads_the_config_alone_and_checks_the_weights(
         dst.writestr("model.safetensors", src.read("model.safetensors")[:-100])
     with pytest.raises(geoxr.BundleError, match="unreadable weights"):
         geoxr.predict_scene(damaged, nc_source, chip_size=64, stride=32)
+
+
+def test_block_reads_cap_gdal_block_cache_and_the_user_process_gets_it_back(
+    nc_bundle, nc_source, monkeypatch
+):
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    user_size = 300 * 2**20  # larger than the cap: what a notebook may have set
+    set_gdal_config("GDAL_CACHEMAX", user_size)
+    seen = []
+    read = geoxr.RasterioSource.read
+
+    def read_and_look(self, window):
+        seen.append(get_gdal_config("GDAL_CACHEMAX"))
+        return read(self, window)
+
+    monkeypatch.setattr(geoxr.RasterioSource, "read", read_and_look)
+    try:
+        labels = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=32, block_size=128)
+        labels.scores.compute(scheduler="threads")
+        assert len(seen) == labels.scores.data.npartitions
+        assert set(seen) == {READ_ONCE_CACHE_BYTES}
+        assert get_gdal_config("GDAL_CACHEMAX") == user_size
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
 
 
 def test_prediction_equals_in_memory_reference_and_marks_nodata(nc_bundle, nc_source):
