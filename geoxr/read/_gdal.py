@@ -44,7 +44,8 @@ READ_ONCE_CACHE_BYTES = 64 * 2**20
 def cap_block_cache() -> int | None:
     """Cap this process's GDAL block cache for read-once work, unless ``GDAL_CACHEMAX`` is set.
 
-    Returns the cache size it replaced (``None`` where it changed nothing).
+    Returns the cache size it replaced, or ``None`` where it set nothing or GDAL
+    did not tell the size.
     """
     if "GDAL_CACHEMAX" in os.environ:
         return None
@@ -90,7 +91,9 @@ def read_once_block_cache() -> Iterator[None]:
         with _capped_lock:
             _capped_users -= 1
             if _capped_users == 0 and _capped_from is not None:
-                set_gdal_config("GDAL_CACHEMAX", _capped_from)
+                # Unless someone set another size meanwhile: theirs stays.
+                if get_gdal_config("GDAL_CACHEMAX") == READ_ONCE_CACHE_BYTES:
+                    set_gdal_config("GDAL_CACHEMAX", _capped_from)
                 _capped_from = None
 
 

@@ -82,7 +82,7 @@ def test_bundle_rejects_unsafe_and_malformed_files(tmp_path, nc_class_config, sm
     with pytest.raises(geoxr.BundleError, match="lacks"):
         read_bundle(missing)
     (tmp_path / "d.zip").write_bytes(b"not a zip")
-    with pytest.raises(geoxr.BundleError, match="not a zip file"):
+    with pytest.raises(geoxr.BundleError, match="not a readable zip file"):
         read_bundle(tmp_path / "d.zip")
     with pytest.raises(geoxr.BundleError, match="does not exist"):
         read_bundle(tmp_path / "nope.zip")
@@ -91,9 +91,25 @@ def test_bundle_rejects_unsafe_and_malformed_files(tmp_path, nc_class_config, sm
     )
     with pytest.raises(geoxr.BundleError, match="unreadable weights"):
         read_bundle(bad_weights)
-    for bundle in (traversal, pickled, missing, tmp_path / "d.zip", tmp_path / "nope.zip"):
-        with pytest.raises(geoxr.BundleError):
+    undecodable = _write_zip(tmp_path / "f.zip", {"cönfig.json": config})  # a UTF-8 name
+    raw = undecodable.read_bytes()
+    undecodable.write_bytes(raw.replace("ö".encode(), b"\xff\xfe"))  # no longer UTF-8
+    for bundle in (traversal, pickled, missing, tmp_path / "d.zip", undecodable):
+        with pytest.raises(geoxr.BundleError, match="Model bundle"):
+            read_bundle(bundle)
+        with pytest.raises(geoxr.BundleError, match="Model bundle"):
             read_bundle_config(bundle)
+    with pytest.raises(geoxr.BundleError, match="does not exist"):
+        read_bundle_config(tmp_path / "nope.zip")
+
+
+def _with_header(weights: bytes, change) -> bytes:
+    """Safetensors bytes whose JSON header ``change(header)`` edited, data unchanged."""
+    length = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8 : 8 + length])
+    change(header)
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + weights[8 + length :]
 
 
 @pytest.mark.parametrize(
@@ -101,8 +117,11 @@ def test_bundle_rejects_unsafe_and_malformed_files(tmp_path, nc_class_config, sm
     [
         lambda w: w[:5],  # shorter than a header
         lambda w: w[:-3],  # the last tensor's data cut short
+        lambda w: w + b"\0" * 4,  # bytes no tensor owns
         lambda w: (10**9).to_bytes(8, "little") + w[8:],  # a header longer than the file
         lambda w: w[:8] + b"x" + w[9:],  # a header that is not JSON
+        lambda w: _with_header(w, lambda h: h["w"].update(shape=[5])),  # 6 values stored
+        lambda w: _with_header(w, lambda h: h["w"].update(dtype="Q7")),  # no such dtype
     ],
 )
 def test_config_alone_is_read_without_the_weights_but_damaged_weights_still_fail(

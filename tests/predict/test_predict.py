@@ -9,7 +9,7 @@ from rasterio.env import get_gdal_config, set_gdal_config
 import geoxr
 from geoxr.predict import block_chunks, load_cached
 from geoxr.predict.model_cache import ModelRef, loads_so_far
-from geoxr.read._gdal import READ_ONCE_CACHE_BYTES
+from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, read_once_block_cache
 from geoxr.testing import raise_if_dask_computes
 
 
@@ -88,6 +88,19 @@ def test_block_reads_cap_gdal_block_cache_and_the_user_process_gets_it_back(
         assert len(seen) == labels.scores.data.npartitions
         assert set(seen) == {READ_ONCE_CACHE_BYTES}
         assert get_gdal_config("GDAL_CACHEMAX") == user_size
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+
+
+def test_a_size_set_while_blocks_read_is_kept(monkeypatch):
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        set_gdal_config("GDAL_CACHEMAX", 300 * 2**20)
+        with read_once_block_cache(), read_once_block_cache():  # two blocks at once
+            assert get_gdal_config("GDAL_CACHEMAX") == READ_ONCE_CACHE_BYTES
+            set_gdal_config("GDAL_CACHEMAX", 32 * 2**20)  # the user, meanwhile
+        assert get_gdal_config("GDAL_CACHEMAX") == 32 * 2**20
     finally:
         set_gdal_config("GDAL_CACHEMAX", before)
 
