@@ -36,7 +36,8 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     """
     dtype = np.dtype(np.uint8 if scores.shape[0] <= 256 else np.int32)
     ids = np.full(scores.shape[1:], null_class_id, dtype)
-    best = np.full(scores.shape[1:], -np.inf, np.float32)
+    # float32 at least; float64 scores keep their precision
+    best = np.full(scores.shape[1:], -np.inf, np.result_type(scores.dtype, np.float32))
     better = np.empty(scores.shape[1:], bool)
     step = np.empty(scores.shape[1:], dtype)
     for class_id in range(scores.shape[0]):

@@ -43,3 +43,9 @@ def test_class_ids_beyond_256_classes_are_int32() -> None:
     ids = class_ids_from_scores(scores, 0)
     assert ids.dtype == np.int32
     assert ids.tolist() == [[299, 1], [1, 257]]
+
+
+def test_float64_scores_closer_than_float32_precision_keep_their_order() -> None:
+    scores = np.array([[[1 + 5e-13]], [[1 + 1e-12]], [[np.nan]]])
+    assert class_ids_from_scores(scores, 2).tolist() == [[1]]
+    assert class_ids_from_scores(scores[::-1].copy(), 0).tolist() == [[1]]  # 1 + 1e-12 again
