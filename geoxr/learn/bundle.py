@@ -6,10 +6,10 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -22,6 +22,7 @@ __all__ = ["read_bundle", "read_bundle_config", "write_bundle"]
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _ALLOWED = {CONFIG_NAME, WEIGHTS_NAME}
+T = TypeVar("T")
 _MAX_CONFIG_BYTES = 16 * 2**20
 _MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit
 _DTYPE_BYTES = {
@@ -54,14 +55,7 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
         If the file is not a zip, holds unexpected or unsafe member names, or lacks
         the config or the weights, or either is unreadable.
     """
-    path = Path(path)
-    with _open_bundle(path) as zf:
-        config = _config(zf, path)
-        try:
-            state = load_safetensors(zf.read(WEIGHTS_NAME))
-        except Exception as exc:  # safetensors raises its own error types
-            raise _unreadable_weights(path, exc) from exc
-    return config, state
+    return _read(path, lambda zf: load_safetensors(zf.read(WEIGHTS_NAME)))
 
 
 def read_bundle_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -88,15 +82,23 @@ def read_bundle_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> read_bundle_config(path)
     {'schema_version': 1}
     """
+    return _read(path, _check_weights_header)[0]
+
+
+def _read(
+    path: str | os.PathLike[str], read_weights: Callable[[zipfile.ZipFile], T]
+) -> tuple[dict[str, Any], T]:
+    """The bundle's config and ``read_weights(zip)``; any failure as :class:`BundleError`."""
     path = Path(path)
     with _open_bundle(path) as zf:
         config = _config(zf, path)
         try:
-            with zf.open(WEIGHTS_NAME) as weights:
-                _check_weights_header(weights, zf.getinfo(WEIGHTS_NAME).file_size)
-        except Exception as exc:
-            raise _unreadable_weights(path, exc) from exc
-    return config
+            weights = read_weights(zf)
+        except Exception as exc:  # safetensors and zipfile raise their own error types
+            raise BundleError(
+                f"Model bundle {str(path)!r} has unreadable weights: {exc}."
+            ) from exc
+    return config, weights
 
 
 @contextmanager
@@ -136,19 +138,21 @@ def _config(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     return config
 
 
-def _check_weights_header(weights: IO[bytes], size: int) -> None:
-    """Check a safetensors header against the ``size`` bytes of the weights.
+def _check_weights_header(zf: zipfile.ZipFile) -> None:
+    """Check the weights' safetensors header against the weights' size, inflating only it.
 
     Every tensor has a known dtype and exactly the bytes its shape needs, and the
     tensors' data fill the rest of the file without gaps, as safetensors requires.
     """
-    head = weights.read(8)
-    if len(head) < 8:
-        raise ValueError(f"{size} bytes, shorter than a safetensors header")
-    length = int.from_bytes(head, "little")
-    if length > min(size - 8, _MAX_HEADER_BYTES):
-        raise ValueError(f"a header of {length} bytes in {size} bytes")
-    header = json.loads(weights.read(length))
+    size = zf.getinfo(WEIGHTS_NAME).file_size
+    with zf.open(WEIGHTS_NAME) as weights:
+        head = weights.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{size} bytes, shorter than a safetensors header")
+        length = int.from_bytes(head, "little")
+        if length > min(size - 8, _MAX_HEADER_BYTES):
+            raise ValueError(f"a header of {length} bytes in {size} bytes")
+        header = json.loads(weights.read(length))
     spans = []
     for name, info in header.items():
         if name == "__metadata__":
@@ -167,7 +171,3 @@ def _check_weights_header(weights: IO[bytes], size: int) -> None:
         position = end
     if position != size - 8 - length:
         raise ValueError(f"the tensors' data end at byte {position} of {size - 8 - length}")
-
-
-def _unreadable_weights(path: Path, exc: Exception) -> BundleError:
-    return BundleError(f"Model bundle {str(path)!r} has unreadable weights: {exc}.")

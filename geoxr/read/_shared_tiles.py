@@ -120,8 +120,7 @@ class SharedTileCache:
         self._lock_file = tempfile.TemporaryFile()  # its fd is inherited; the record lock is not
         self._thread_lock = ForkSafeLock()
         self.pid = os.getpid()
-        self._holders = 0
-        self._holders_lock = ForkSafeLock()
+        self._holders = 0  # counted under the thread lock
         self._freeing: threading.Thread | None = None
 
     @contextmanager
@@ -280,19 +279,19 @@ class SharedTileCache:
         """
         if os.getpid() != self.pid:
             return
-        with self._holders_lock:
+        with self._thread_lock:
             self._holders += 1
-        release = weakref.finalize(holder, self._let_go, self.pid)
+        release = weakref.finalize(holder, self._let_go)
         release.atexit = False  # the process's end frees the memory anyway
 
-    def _let_go(self, pid: int) -> None:
+    def _let_go(self) -> None:
         """A holder was collected: count it off, and free the tiles after the last one.
 
         A finalizer runs wherever the garbage collector does, perhaps in a thread
         that holds one of the cache's locks: it takes none, and leaves the work to
         a thread of its own.
         """
-        if os.getpid() != pid:  # a holder's copy in a forked process
+        if os.getpid() != self.pid:  # a holder's copy in a forked process
             return
         self._freeing = threading.Thread(
             target=self._release_holder, name="geoxr-free-shared-tiles", daemon=True
@@ -300,7 +299,7 @@ class SharedTileCache:
         self._freeing.start()
 
     def _release_holder(self) -> None:
-        with self._locked(), self._holders_lock:
+        with self._locked():
             self._holders -= 1
             if self._holders == 0:
                 self._forget_tiles()

@@ -6,6 +6,7 @@ import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 from typing import Generic, TypeVar
 
 from torch.utils.data import get_worker_info
@@ -62,12 +63,13 @@ def split_by_place(
     >>> split_by_place(range(8), lambda i: (i,), 2, bounds=[(7,)])
     [[0, 1, 2, 3, 4], [5, 6, 7]]
     """
-    ordered = sorted(indices, key=place)
+    placed = sorted(((place(i), i) for i in indices), key=itemgetter(0))
+    ordered = [i for _, i in placed]
     size, extra = divmod(len(ordered), lanes)
     cuts = [lane * size + min(lane, extra) for lane in range(1, lanes)]
     if bounds:
         slack = size // 4
-        places = [place(i) for i in ordered]
+        places = [p for p, _ in placed]
         cuts = [
             min(max(bisect_left(places, bound), cut - slack), cut + slack)
             for bound, cut in zip(bounds, cuts, strict=True)
