@@ -20,6 +20,7 @@ from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Grid, Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
+from geoxr.store._zarr_chunks import ChunkFiles
 
 __all__ = ["read_zarr_labels", "write_zarr_labels"]
 
@@ -67,16 +68,18 @@ def _job_token(ds: xr.Dataset) -> str:
 def _write_block(
     arrays: dict[str, np.ndarray],
     *,
-    targets: dict[str, zarr.Array],
-    done: zarr.Array,
+    targets: dict[str, ChunkFiles],
+    done: ChunkFiles,
     window: Window,
     block: tuple[int, int],
     on_block: BlockCallback | None,
 ) -> None:
+    # A block is one chunk of every array (leading dimensions in one chunk), and the
+    # store's chunk indices are the block's.
     for name, values in arrays.items():
-        targets[name][(..., *window.slices)] = values
+        targets[name].write((0,) * (values.ndim - 2) + block, values)
     # Marked after the data is written: a marked block is complete.
-    done[block] = 1
+    done.write(block, np.ones((1, 1), np.uint8))
     if on_block is not None:
         on_block(block)
 
@@ -177,20 +180,15 @@ def write_zarr_labels(
             fill_value=0,
         )
         done = np.zeros((len(chunks[0]), len(chunks[1])), bool)
-    # Opened once here (metadata read once), not in every block task; the arrays pickle
-    # as their metadata and store path, so distributed workers get them as they are.
-    # Every block is predicted, so zarr's check for chunks equal to the fill value (a
-    # pass over each chunk) would only cost: chunks are always written.
+    # Metadata read once here, not in every block task; the chunk writers pickle as
+    # paths, chunk shapes and codecs, so distributed workers get them as they are.
+    # Every block is predicted, so every chunk is written, even one equal to the fill
+    # value (zarr would compare each chunk with it first: a pass over the chunk).
     variables = {str(name): var.data for name, var in ds.data_vars.items()}
-    targets = {
-        name: zarr.open_array(f"{path}/{name}", mode="r+").with_config(
-            {"write_empty_chunks": True}
-        )
-        for name in variables
-    }
-    progress_array = zarr.open_array(f"{path}/{PROGRESS}", mode="r+")
+    targets = {name: ChunkFiles(zarr.open_array(f"{path}/{name}", mode="r")) for name in variables}
+    progress_files = ChunkFiles(zarr.open_array(f"{path}/{PROGRESS}", mode="r"))
     tasks = map_blocks_delayed(
-        partial(_write_block, targets=targets, done=progress_array, on_block=on_block),
+        partial(_write_block, targets=targets, done=progress_files, on_block=on_block),
         variables,
     )
     todo = {block: task for block, task in tasks.items() if not done[block]}
