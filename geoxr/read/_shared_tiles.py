@@ -67,6 +67,7 @@ _HEADER = 1  # int64 slots before the index: the ring's head
 _ENTRY = 5  # int64 slots per index entry: source, tile, position, bytes, check
 _WAYS = 4  # entries a tile may take: its bucket and the next three
 _MASK64 = 2**64 - 1
+_NO_LOCK = nullcontext()  # reusable: what a reader holds where loads stay in order
 
 
 class TileKey(NamedTuple):
@@ -134,7 +135,7 @@ class SharedTileCache:
 
     def _reading(self) -> AbstractContextManager[object]:
         """What a reader holds: nothing where loads stay in order (x86), else the lock."""
-        return nullcontext() if _LOADS_IN_ORDER else self._locked()
+        return _NO_LOCK if _LOADS_IN_ORDER else self._locked()
 
     def _intact(self, position: int) -> bool:
         """Whether no writer has reserved the ring's bytes written at ``position`` since."""
@@ -147,14 +148,18 @@ class SharedTileCache:
         being rewritten meanwhile is read torn, and its check value then does not
         match (writers only change entries under the lock).
         """
-        first = _bucket(key, self.buckets)
+        first, (source_id, tile_id) = _bucket(key, self.buckets), key
         with self._reading():
             for source, tile, position, size, check in self._entries[
                 first : first + _WAYS
             ].tolist():
-                if TileKey(source, tile) != key or size != nbytes:
-                    continue
-                if check == _check(key, position, size) and self._intact(position):
+                if (
+                    source == source_id
+                    and tile == tile_id
+                    and size == nbytes
+                    and check == _check(key, position, size)
+                    and self._intact(position)
+                ):
                     return int(position)
             return None
 
@@ -206,12 +211,8 @@ class SharedTileCache:
         return first + int(np.argmin(ways[:, 2]))
 
     def _pixels(self, position: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        start = position % self.capacity
-        return (
-            self._ring[start : start + math.prod(shape) * dtype.itemsize]
-            .view(dtype)
-            .reshape(shape)
-        )
+        offset = self._index_bytes + position % self.capacity
+        return np.ndarray(shape, dtype, buffer=self._memory, offset=offset)
 
     def copy_tile(
         self,

@@ -215,10 +215,11 @@ class RasterioSource(RasterSource):
             for col in range(x0 // tw, (x1 - 1) // tw + 1):
                 tx0, tx1 = col * tw, min(width, (col + 1) * tw)
                 xa, xb = max(x0, tx0), min(x1, tx1)
-                tile = rasterio.windows.Window(tx0, ty0, tx1 - tx0, ty1 - ty0)
 
-                def decode(into: np.ndarray, tile: rasterio.windows.Window = tile) -> None:
-                    ds.read(indexes, window=tile, out=into)
+                def decode(into: np.ndarray, tile: tuple[int, ...] = (tx0, ty0, tx1, ty1)) -> None:
+                    col0, row0, col1, row1 = tile
+                    window = rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
+                    ds.read(indexes, window=window, out=into)
 
                 cache.copy_tile(
                     TileKey(self._source_id, row * -(-width // tw) + col),
