@@ -36,8 +36,8 @@ __all__ = [
 _local = threading.local()
 
 #: GDAL's block cache where each tile is read once (prediction blocks, windows that
-#: share no tiles): GDAL's default (5% of RAM) would only grow RSS with the scene,
-#: up to that 5%, and fault in fresh pages for every tile it keeps.
+#: share no tiles) or written once (label COGs): GDAL's default (5% of RAM) would only
+#: grow RSS with the scene, up to that 5%, and fault in fresh pages for every tile it keeps.
 READ_ONCE_CACHE_BYTES = 64 * 2**20
 
 

@@ -22,6 +22,7 @@ from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.read import RasterioSource
+from geoxr.read._gdal import read_once_block_cache
 from geoxr.store._compute import stream_blocks
 from geoxr.store._overviews import (
     aligned_tile,
@@ -140,6 +141,10 @@ def _make_cog(
     )
 
 
+# Each tile is written once, then read once by the COG conversion: GDAL's block cache
+# (5% of RAM by default) would keep them, growing with the scene, so it is capped while
+# the COGs are written, as while prediction blocks read.
+@read_once_block_cache()
 def write_cog_labels(
     labels: SemanticSegmentationLabels,
     path: str | os.PathLike[str],

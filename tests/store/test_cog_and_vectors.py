@@ -4,10 +4,13 @@ import pytest
 import rasterio
 from distributed import Client, LocalCluster
 from rasterio.crs import CRS
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.features import rasterize
 from rio_cogeo.cogeo import cog_validate
 
 import geoxr
+import geoxr.store.cog
+from geoxr.read._gdal import READ_ONCE_CACHE_BYTES
 from geoxr.store import read_cog_labels, write_cog_labels, write_vector_labels
 
 
@@ -69,6 +72,39 @@ def test_cog_written_from_a_local_cluster_equals_the_threaded_write(tmp_path, nc
             np.testing.assert_allclose(a.read(), b.read(), atol=1e-5, equal_nan=True)
     with rasterio.open(paths["threads"][0]) as a, rasterio.open(paths["cluster"][0]) as b:
         np.testing.assert_array_equal(a.read(), b.read())  # class ids: exactly
+
+
+def test_cog_writes_cap_gdal_block_cache_and_give_the_user_size_back(
+    tmp_path, nc_labels, monkeypatch
+):
+    # Written tiles stay in GDAL's block cache (5% of RAM by default) until evicted: a
+    # 20000 x 20000 class ids COG grew the process by ~280 MiB more than a 4000 x 4000 one.
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    user_size = 300 * 2**20
+    seen = {}
+
+    def looking(name, function):
+        def call(*args, **kwargs):
+            seen.setdefault(name, set()).add(get_gdal_config("GDAL_CACHEMAX"))
+            return function(*args, **kwargs)
+
+        monkeypatch.setattr(geoxr.store.cog, name, call)
+
+    looking("_write_levels", geoxr.store.cog._write_levels)
+    looking("_make_cog", geoxr.store.cog._make_cog)
+    try:
+        set_gdal_config("GDAL_CACHEMAX", user_size)
+        write_cog_labels(
+            nc_labels, tmp_path / "ids.tif", scores_path=tmp_path / "s.tif", progress=False
+        )
+        assert seen == {
+            "_write_levels": {READ_ONCE_CACHE_BYTES},
+            "_make_cog": {READ_ONCE_CACHE_BYTES},
+        }
+        assert get_gdal_config("GDAL_CACHEMAX") == user_size
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
 
 
 def test_missing_cog_is_an_incomplete_output(tmp_path):
