@@ -216,8 +216,8 @@ class RasterioSource(RasterSource):
                 tx0, tx1 = col * tw, min(width, (col + 1) * tw)
                 xa, xb = max(x0, tx0), min(x1, tx1)
 
-                def decode(into: np.ndarray, tile: tuple[int, ...] = (tx0, ty0, tx1, ty1)) -> None:
-                    col0, row0, col1, row1 = tile
+                def decode(into: np.ndarray, box: tuple[int, ...] = (tx0, ty0, tx1, ty1)) -> None:
+                    col0, row0, col1, row1 = box  # the tile's pixels in the file
                     window = rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
                     ds.read(indexes, window=window, out=into)
 

@@ -4,8 +4,8 @@ A label store's block tasks each write whole chunks (a dask block is one chunk o
 every array). Through ``zarr.Array.__setitem__`` each write goes through zarr's
 asyncio machinery: the calling thread hands the chunk to zarr's event loop, which
 hands encoding and the file write to a thread pool and wakes the caller again.
-For 16 blocks of a 4000 x 4000 scene that machinery held the GIL for about 0.15 s,
-time the other block tasks' Python work waited for. :class:`ChunkFiles` encodes a
+For the 16 blocks of a 4000 x 4000 scene that machinery held the GIL for about
+0.15-0.2 s, time the other block tasks' Python work waited for. :class:`ChunkFiles` encodes a
 chunk in the calling thread with the array's own codecs (as zarr builds them, from
 numcodecs) and writes it where the Zarr v3 spec puts it: the key its chunk key
 encoding gives, as a path below the array's directory. Like zarr's local store it
