@@ -83,7 +83,8 @@ class ChunkFiles:
         self.dtype = array.dtype.newbyteorder(">" if big_endian else "<")
         self.chunk_shape = array.chunks  # zarr 3 chunk grids are regular
         self.fill_value = array.fill_value
-        self.directory = Path(store.root, array.path)
+        # Absolute: a distributed worker may run in another working directory.
+        self.directory = Path(store.root, array.path).absolute()
         self._chunk_key = metadata.chunk_key_encoding
         self._compressor = _numcodecs_compressor(compressors[0], label) if compressors else None
 

@@ -87,6 +87,15 @@ def test_arrays_it_cannot_write_are_refused_naming_them(tmp_path):
             ChunkFiles(array)
 
 
+def test_a_store_given_by_a_relative_path_is_written_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    files = ChunkFiles(_array("relative.zarr", "uint8", "auto", "auto", 0))
+    monkeypatch.chdir(tmp_path.parent)  # as a worker started elsewhere
+    files.write((0, 1, 2), np.full((2, 32, 26), 9, np.uint8))
+    back = zarr.open_array(str(tmp_path / "relative.zarr"), mode="r")[...]
+    assert (back[:, 32:64, 64:90] == 9).all() and back.sum() == 9 * 2 * 32 * 26
+
+
 def test_a_failed_write_leaves_neither_chunk_nor_temporary_file(tmp_path):
     array = _array(tmp_path / "a.zarr", "uint8", "auto", "auto", 0)
     files = ChunkFiles(array)
