@@ -26,7 +26,10 @@ from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import LocalStore
 
-__all__ = ["ChunkFiles"]
+__all__ = ["PARTIAL_SUFFIX", "ChunkFiles"]
+
+#: The end of a chunk's temporary file name (zarr's local store names its own alike).
+PARTIAL_SUFFIX = ".partial"
 
 _SHUFFLES = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 
@@ -103,7 +106,7 @@ class ChunkFiles:
         data = chunk.data if self._compressor is None else self._compressor.encode(chunk)
         path = self.directory / self._chunk_key.encode_chunk_key(coords)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
         try:
             with open(partial, "wb") as f:
                 f.write(data)

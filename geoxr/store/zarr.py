@@ -20,7 +20,7 @@ from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Grid, Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
-from geoxr.store._zarr_chunks import ChunkFiles
+from geoxr.store._zarr_chunks import PARTIAL_SUFFIX, ChunkFiles
 
 __all__ = ["read_zarr_labels", "write_zarr_labels"]
 
@@ -151,6 +151,8 @@ def write_zarr_labels(
                 labels, path, scores=scores, resume=False, progress=progress, on_block=on_block
             )
         done = np.asarray(zarr.open_array(f"{path}/{PROGRESS}", mode="r")[...]).astype(bool)
+        for leftover in path.rglob(f"*{PARTIAL_SUFFIX}"):  # of chunk writes killed midway
+            leftover.unlink()
     else:
         if path.exists():
             shutil.rmtree(path)

@@ -124,8 +124,13 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     assert done >= 5
     with pytest.raises(geoxr.IncompleteOutputError):
         read_zarr_labels(out)
+    # What a process killed while writing a chunk leaves: its temporary file.
+    leftover = out / "scores" / "c" / "0" / "3" / f"3.{'0' * 32}.partial"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"half a chunk")
     resumed = subprocess.run([*args, "0"], capture_output=True, text=True, env=os.environ)
     assert resumed.returncode == 0, resumed.stderr
+    assert not list(out.rglob("*.partial"))
     total = 4 * 4  # 443 x 489 in 128-pixel blocks
     assert int(resumed.stdout.strip().splitlines()[-1]) == total - done
     back = read_zarr_labels(out)
