@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from rasterio.env import get_gdal_config, set_gdal_config
 
 import geoxr
 
@@ -137,3 +138,17 @@ def atlanta_bundle(tmp_path_factory, sn4_image) -> Path:
 def nc_points(data_dir: Path) -> Path:
     """NC land-cover points: 1000 Points, EPSG:3358, columns id and label."""
     return _data_file(data_dir, "nc_landsat7_raleigh/landsat96_points.shp")
+
+
+@pytest.fixture
+def gdal_cache_of_256_mib(monkeypatch):
+    """GDAL's block cache at 256 MiB, as a user may set it (above geoxr's 64 MiB cap).
+
+    ``GDAL_CACHEMAX`` is out of the environment (where set, geoxr leaves the cache
+    alone), and the size the process had comes back after the test.
+    """
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = int(get_gdal_config("GDAL_CACHEMAX"))
+    set_gdal_config("GDAL_CACHEMAX", 256 * 2**20)
+    yield 256 * 2**20
+    set_gdal_config("GDAL_CACHEMAX", before)

@@ -19,10 +19,11 @@ from geoxr.errors import BundleError
 
 __all__ = ["read_bundle", "read_bundle_config", "write_bundle"]
 
+T = TypeVar("T")  # what a bundle reader makes of the weights
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _ALLOWED = {CONFIG_NAME, WEIGHTS_NAME}
-T = TypeVar("T")
 _MAX_CONFIG_BYTES = 16 * 2**20
 _MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit
 _DTYPE_BYTES = {

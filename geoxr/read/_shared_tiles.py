@@ -211,8 +211,7 @@ class SharedTileCache:
         return first + int(np.argmin(ways[:, 2]))
 
     def _pixels(self, position: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        offset = self._index_bytes + position % self.capacity
-        return np.ndarray(shape, dtype, buffer=self._memory, offset=offset)
+        return np.ndarray(shape, dtype, buffer=self._ring, offset=position % self.capacity)
 
     def copy_tile(
         self,

@@ -180,7 +180,7 @@ class GeoDataset(Dataset[Sample]):
         block cache (see :func:`~geoxr.read._gdal.cap_block_cache`): caching a tile
         would only cost memory and page faults.
         """
-        # Either way the reader sets this process up first (once per process).
+        # Both ways set this process up first, once: __getitem__ and the reader's fetch.
         if len(indices) < 2:
             return [self[i] for i in indices]
         return self._reader.fetch(indices)

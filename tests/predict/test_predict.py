@@ -68,12 +68,9 @@ def test_building_a_prediction_reads_the_config_alone_and_checks_the_weights(
 
 
 def test_block_reads_cap_gdal_block_cache_and_the_user_process_gets_it_back(
-    nc_bundle, nc_source, monkeypatch
+    nc_bundle, nc_source, monkeypatch, gdal_cache_of_256_mib
 ):
-    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
-    before = get_gdal_config("GDAL_CACHEMAX")
-    user_size = 300 * 2**20  # larger than the cap: what a notebook may have set
-    set_gdal_config("GDAL_CACHEMAX", user_size)
+    user_size = gdal_cache_of_256_mib  # larger than the cap: what a notebook may have set
     seen = []
     read = geoxr.RasterioSource.read
 
@@ -82,27 +79,18 @@ def test_block_reads_cap_gdal_block_cache_and_the_user_process_gets_it_back(
         return read(self, window)
 
     monkeypatch.setattr(geoxr.RasterioSource, "read", read_and_look)
-    try:
-        labels = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=32, block_size=128)
-        labels.scores.compute(scheduler="threads")
-        assert len(seen) == labels.scores.data.npartitions
-        assert set(seen) == {READ_ONCE_CACHE_BYTES}
-        assert get_gdal_config("GDAL_CACHEMAX") == user_size
-    finally:
-        set_gdal_config("GDAL_CACHEMAX", before)
+    labels = geoxr.predict_scene(nc_bundle, nc_source, chip_size=64, stride=32, block_size=128)
+    labels.scores.compute(scheduler="threads")
+    assert len(seen) == labels.scores.data.npartitions
+    assert set(seen) == {READ_ONCE_CACHE_BYTES}
+    assert get_gdal_config("GDAL_CACHEMAX") == user_size
 
 
-def test_a_size_set_while_blocks_read_is_kept(monkeypatch):
-    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
-    before = get_gdal_config("GDAL_CACHEMAX")
-    try:
-        set_gdal_config("GDAL_CACHEMAX", 300 * 2**20)
-        with read_once_block_cache(), read_once_block_cache():  # two blocks at once
-            assert get_gdal_config("GDAL_CACHEMAX") == READ_ONCE_CACHE_BYTES
-            set_gdal_config("GDAL_CACHEMAX", 32 * 2**20)  # the user, meanwhile
-        assert get_gdal_config("GDAL_CACHEMAX") == 32 * 2**20
-    finally:
-        set_gdal_config("GDAL_CACHEMAX", before)
+def test_a_size_set_while_blocks_read_is_kept(gdal_cache_of_256_mib):
+    with read_once_block_cache(), read_once_block_cache():  # two blocks at once
+        assert get_gdal_config("GDAL_CACHEMAX") == READ_ONCE_CACHE_BYTES
+        set_gdal_config("GDAL_CACHEMAX", 32 * 2**20)  # the user, meanwhile
+    assert get_gdal_config("GDAL_CACHEMAX") == 32 * 2**20
 
 
 def test_prediction_equals_in_memory_reference_and_marks_nodata(nc_bundle, nc_source):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gc
 
-import pytest
-from rasterio.env import get_gdal_config, set_gdal_config
+from rasterio.env import get_gdal_config
 from torch.utils.data import DataLoader, get_worker_info
 
 import geoxr.read._shared_tiles as shared_tiles
@@ -34,16 +33,6 @@ def _cache_sizes(dataset, workers):
         collate_fn=_cache_max_in_worker,
     )
     return set(loader)
-
-
-@pytest.fixture
-def gdal_cache_of_256_mib(monkeypatch):
-    """GDAL's block cache at 256 MiB for the test (earlier predictions may have capped it)."""
-    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
-    before = int(get_gdal_config("GDAL_CACHEMAX"))
-    set_gdal_config("GDAL_CACHEMAX", 256 * 2**20)
-    yield 256 * 2**20
-    set_gdal_config("GDAL_CACHEMAX", before)
 
 
 def _windows(scene, size, stride):

@@ -4,7 +4,7 @@ import pytest
 import rasterio
 from distributed import Client, LocalCluster
 from rasterio.crs import CRS
-from rasterio.env import get_gdal_config, set_gdal_config
+from rasterio.env import get_gdal_config
 from rasterio.features import rasterize
 from rio_cogeo.cogeo import cog_validate
 
@@ -75,13 +75,10 @@ def test_cog_written_from_a_local_cluster_equals_the_threaded_write(tmp_path, nc
 
 
 def test_cog_writes_cap_gdal_block_cache_and_give_the_user_size_back(
-    tmp_path, nc_labels, monkeypatch
+    tmp_path, nc_labels, monkeypatch, gdal_cache_of_256_mib
 ):
     # Written tiles stay in GDAL's block cache (5% of RAM by default) until evicted: a
     # 20000 x 20000 class ids COG grew the process by ~280 MiB more than a 4000 x 4000 one.
-    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
-    before = get_gdal_config("GDAL_CACHEMAX")
-    user_size = 300 * 2**20
     seen = {}
 
     def looking(name, function):
@@ -93,18 +90,11 @@ def test_cog_writes_cap_gdal_block_cache_and_give_the_user_size_back(
 
     looking("_write_levels", geoxr.store.cog._write_levels)
     looking("_make_cog", geoxr.store.cog._make_cog)
-    try:
-        set_gdal_config("GDAL_CACHEMAX", user_size)
-        write_cog_labels(
-            nc_labels, tmp_path / "ids.tif", scores_path=tmp_path / "s.tif", progress=False
-        )
-        assert seen == {
-            "_write_levels": {READ_ONCE_CACHE_BYTES},
-            "_make_cog": {READ_ONCE_CACHE_BYTES},
-        }
-        assert get_gdal_config("GDAL_CACHEMAX") == user_size
-    finally:
-        set_gdal_config("GDAL_CACHEMAX", before)
+    write_cog_labels(
+        nc_labels, tmp_path / "ids.tif", scores_path=tmp_path / "s.tif", progress=False
+    )
+    assert seen == {"_write_levels": {READ_ONCE_CACHE_BYTES}, "_make_cog": {READ_ONCE_CACHE_BYTES}}
+    assert get_gdal_config("GDAL_CACHEMAX") == gdal_cache_of_256_mib
 
 
 def test_missing_cog_is_an_incomplete_output(tmp_path):
