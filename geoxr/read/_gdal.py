@@ -31,6 +31,7 @@ __all__ = [
     "mosaic_vrt",
     "open_checked",
     "read_once_block_cache",
+    "tile_decode_cache_bytes",
 ]
 
 _local = threading.local()
@@ -39,10 +40,14 @@ _local = threading.local()
 #: share no tiles) or written once (label COGs): GDAL's default (5% of RAM) would only
 #: grow RSS with the scene, up to that 5%, and fault in fresh pages for every tile it keeps.
 READ_ONCE_CACHE_BYTES = 64 * 2**20
+#: GDAL's block cache, at least, in a process whose tiles all come from the shared tile
+#: cache (DataLoader workers): GDAL decodes a tile that cache misses, and nothing reads
+#: it from GDAL's cache again. Room for a tile suffices; more only faults in pages.
+TILE_DECODE_CACHE_BYTES = 8 * 2**20
 
 
-def cap_block_cache() -> int | None:
-    """Cap this process's GDAL block cache for read-once work, unless ``GDAL_CACHEMAX`` is set.
+def cap_block_cache(limit: int = READ_ONCE_CACHE_BYTES) -> int | None:
+    """Cap this process's GDAL block cache at ``limit`` bytes, unless ``GDAL_CACHEMAX`` is set.
 
     Returns the cache size it replaced, or ``None`` where it set nothing or GDAL
     did not tell the size.
@@ -50,10 +55,27 @@ def cap_block_cache() -> int | None:
     if "GDAL_CACHEMAX" in os.environ:
         return None
     current = get_gdal_config("GDAL_CACHEMAX")
-    if current is None or int(current) > READ_ONCE_CACHE_BYTES:
-        set_gdal_config("GDAL_CACHEMAX", READ_ONCE_CACHE_BYTES)
+    if current is None or int(current) > limit:
+        set_gdal_config("GDAL_CACHEMAX", limit)
         return None if current is None else int(current)
     return None
+
+
+def tile_decode_cache_bytes(tile_bytes: Sequence[int]) -> int:
+    """GDAL's block cache for a process that reads tiles of these sizes through the shared cache.
+
+    :data:`TILE_DECODE_CACHE_BYTES`, or room for two of the largest tiles if more.
+
+    Examples
+    --------
+    >>> tile_decode_cache_bytes([256 * 256 * 3]) == TILE_DECODE_CACHE_BYTES
+    True
+    >>> tile_decode_cache_bytes([4096 * 4096 * 4]) // 2**20
+    128
+    >>> tile_decode_cache_bytes([]) == TILE_DECODE_CACHE_BYTES
+    True
+    """
+    return max([TILE_DECODE_CACHE_BYTES, *(2 * b for b in tile_bytes)])
 
 
 _capped_lock = threading.Lock()

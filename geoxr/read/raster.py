@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -172,6 +173,8 @@ class RasterioSource(RasterSource):
         # Warped reads and VRTs (mosaics too) decode their files' tiles, not the VRT's blocks.
         direct = tiled_file and target_grid is None and len(paths) == 1
         self._tiles = TileLayout(block_shape, (row_off, col_off)) if direct else None
+        # What GDAL decodes for one tile: every band of the file (pixel interleaving).
+        self._tile_bytes = math.prod(block_shape) * count * dtype.itemsize
         self.tile_cache: SharedTileCache | None = None
         # The cache's key for this source: its dask token, which changes with the file.
         self._source_id = int(tokenize(self)[:15], 16)
@@ -180,6 +183,11 @@ class RasterioSource(RasterSource):
     def tile_layout(self) -> TileLayout | None:
         """A GeoTIFF's internal tiles or strips (``None`` for other formats, warped reads, mosaics)."""
         return self._tiles
+
+    @property
+    def decoded_tile_bytes(self) -> int:
+        """Bytes GDAL decodes for one internal tile or strip (all of the file's bands)."""
+        return self._tile_bytes
 
     @property
     def _raw_dtype(self) -> np.dtype:

@@ -15,7 +15,7 @@ from geoxr.grid import Window, windows_share_tiles
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, RasterioSource, RasterSource, compute_band_stats
 from geoxr.read._base import invalid_pixels
-from geoxr.read._gdal import cap_block_cache
+from geoxr.read._gdal import cap_block_cache, tile_decode_cache_bytes
 from geoxr.read._shared_tiles import inherited_tile_cache, shared_tile_cache
 from geoxr.read.stats import model_input
 from geoxr.sample._batch import Chip, Slot
@@ -150,7 +150,8 @@ class GeoDataset(Dataset[Sample]):
         decoded is copied, not decoded again, by the others. Where each tile is
         read once, or every raster reads through the shared cache, GDAL's block
         cache would only keep tiles never read again, in freshly faulted pages
-        (see :func:`~geoxr.read._gdal.cap_block_cache`).
+        (see :func:`~geoxr.read._gdal.cap_block_cache`); through the shared
+        cache, it needs room for the tile being decoded and no more.
         """
         worker = get_worker_info()
         several = worker is not None and worker.num_workers > 1
@@ -160,7 +161,9 @@ class GeoDataset(Dataset[Sample]):
         if cache is not None:
             for raster in tiled:
                 raster.tile_cache = cache
-        if self._tiles_read_once or (cache is not None and len(tiled) == len(rasters)):
+        if cache is not None and len(tiled) == len(rasters):
+            cap_block_cache(tile_decode_cache_bytes([r.decoded_tile_bytes for r in tiled]))
+        elif self._tiles_read_once:
             cap_block_cache()
 
     def _load(self, index: int, slot: Slot) -> Sample:

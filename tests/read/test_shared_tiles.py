@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import shutil
@@ -240,3 +241,45 @@ def test_every_tile_of_two_sources_finds_its_own_index_entry():
     assert all(cache.copy_tile(k, shape, np.uint8, index, out, decode) for k in keys)
     decoded_again = [k for k in keys if cache.copy_tile(k, shape, np.uint8, index, out, decode)]
     assert decoded_again == [] and len(cache) == len(keys)
+
+
+def _resident_bytes(array: np.ndarray) -> int:
+    """Bytes of ``array``'s pages mapped in this process (``/proc/self/pagemap``, Linux)."""
+    page = shared_tiles.mmap.PAGESIZE
+    address = array.__array_interface__["data"][0]
+    first, end = address // page, -(-(address + array.nbytes) // page)
+    with open("/proc/self/pagemap", "rb") as pagemap:
+        pagemap.seek(first * 8)
+        entries = np.frombuffer(pagemap.read((end - first) * 8), np.uint64)
+    return int(np.count_nonzero(entries >> np.uint64(63))) * page
+
+
+@pytest.mark.skipif(shared_tiles._POPULATE_WRITE is None, reason="Linux only")
+def test_a_kept_tile_has_its_pages_mapped_in_one_call_before_the_copy():
+    cache = SharedTileCache(64 << 20)
+    before = _resident_bytes(cache._ring)
+    cache._map_pages(start=4096 + 100, nbytes=1 << 20)  # from inside a page: that page too
+    assert cache._populate_write is not None  # the kernel took it (Linux 5.14 or later)
+    assert _resident_bytes(cache._ring) - before == (1 << 20) + 4096
+    # A tile kept later reads back as written.
+    out = np.zeros((1, 512, 512), np.float32)
+    decode = functools.partial(np.copyto, src=np.float32(3))
+    assert cache.copy_tile(TileKey(1, 1), out.shape, np.float32, (), out, decode)
+    assert not cache.copy_tile(TileKey(1, 1), out.shape, np.float32, (), out, decode)
+    assert (out == 3).all()
+
+
+@pytest.mark.skipif(not hasattr(shared_tiles.mmap, "MADV_REMOVE"), reason="Linux only")
+def test_clear_frees_the_memory_unless_asked_to_keep_it_for_the_next_tiles():
+    cache = SharedTileCache(8 << 20)
+    tile = 256 * 256 * 4  # bytes of a (1, 256, 256) float32 tile
+    assert _fill(cache)
+    kept = _resident_bytes(cache._ring)
+    assert kept >= tile
+    cache.clear(free_memory=False)
+    assert len(cache) == 0 and _resident_bytes(cache._ring) == kept
+    # The next tile goes where the last one was, into pages already there.
+    assert _fill(cache, value=5)
+    assert _resident_bytes(cache._ring) == kept
+    cache.clear()
+    assert len(cache) == 0 and _resident_bytes(cache._ring) < tile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import rasterio
 from rasterio.env import get_gdal_config
 from torch.utils.data import DataLoader, get_worker_info
 
@@ -15,7 +16,7 @@ from geoxr import (
     make_ss_scene,
 )
 from geoxr.read import RasterioSource
-from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, mosaic_vrt
+from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, TILE_DECODE_CACHE_BYTES, mosaic_vrt
 from geoxr.read._shared_tiles import SharedTileCache, shared_tile_cache
 
 
@@ -99,8 +100,9 @@ def test_several_workers_share_the_tiles_random_windows_read(
             dataset, 4, num_workers=workers, timeout=timeout, collate_fn=_tile_cache_in_worker
         )
 
-    # The workers decode into the cache of the main process, which forked them.
-    assert set(loader(2)) == {(True, READ_ONCE_CACHE_BYTES)}
+    # The workers decode into the cache of the main process, which forked them; GDAL's
+    # own cache only needs room for the tile being decoded.
+    assert set(loader(2)) == {(True, TILE_DECODE_CACHE_BYTES)}
     held = len(cache)
     assert held > 0
     # Item by item (no batches), workers are set up all the same.
@@ -108,7 +110,7 @@ def test_several_workers_share_the_tiles_random_windows_read(
     unbatched = DataLoader(
         dataset, batch_size=None, num_workers=2, timeout=20, collate_fn=_tile_cache_in_worker
     )
-    assert set(unbatched) == {(True, READ_ONCE_CACHE_BYTES)}
+    assert set(unbatched) == {(True, TILE_DECODE_CACHE_BYTES)}
     assert len(cache) > 0
     # One worker has nobody to share with; the main process reads as it always did.
     assert set(loader(1)) == {(False, gdal_cache_of_256_mib)}
@@ -127,9 +129,28 @@ def test_the_shared_tiles_are_freed_with_the_last_dataset(
         scene, size_lims=(64, 65), max_windows=24, seed=3
     )
     loader = DataLoader(dataset, 4, num_workers=2, timeout=20, collate_fn=_tile_cache_in_worker)
-    assert set(loader) == {(True, READ_ONCE_CACHE_BYTES)}
+    assert set(loader) == {(True, TILE_DECODE_CACHE_BYTES)}
     assert len(cache) > 0
     del dataset, loader
     gc.collect()
     cache._freeing.join(10)
     assert len(cache) == 0
+
+
+def test_workers_reading_large_tiles_through_the_shared_cache_keep_room_for_two(
+    nc_stack, tmp_path, gdal_cache_of_256_mib
+):
+    # The stack (6 float32 bands) written again in 512 px tiles: 6 MiB a tile.
+    retiled = tmp_path / "stack_512.tif"
+    with rasterio.open(nc_stack) as src:
+        profile = src.profile | {"tiled": True, "blockxsize": 512, "blockysize": 512}
+        with rasterio.open(retiled, "w", **profile) as dst:
+            dst.write(src.read())
+    source = RasterioSource(retiled)
+    assert source.decoded_tile_bytes == 512 * 512 * 6 * 4
+    dataset = SemanticSegmentationRandomWindowGeoDataset(
+        Scene("nc", source), size_lims=(64, 65), max_windows=16, seed=3
+    )
+    loader = DataLoader(dataset, 4, num_workers=2, timeout=20, collate_fn=_tile_cache_in_worker)
+    assert set(loader) == {(True, 2 * 512 * 512 * 6 * 4)}
+    assert int(get_gdal_config("GDAL_CACHEMAX")) == gdal_cache_of_256_mib
