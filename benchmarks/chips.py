@@ -416,6 +416,7 @@ def bench_mode(
     batch_size: int,
     rounds: int,
     quiet: Quiet,
+    free_tile_memory: bool = False,
 ) -> ModeResult:
     """Time one window plan in ``rounds`` rounds of: rasterio, then geoxr at each ``num_workers``.
 
@@ -423,7 +424,8 @@ def bench_mode(
     configurations alike; figures are medians over the rounds. ``quiet`` keeps
     passes away from other processes' load where it can. Each geoxr pass
     gets a dataset of its own, as a fresh training script would (this also
-    sidesteps geoxr's thread pool surviving a fork, see the README).
+    sidesteps geoxr's thread pool surviving a fork, see the README), and an
+    emptied shared tile cache, whose pages are kept unless ``free_tile_memory``.
     """
     dataset, loader_set = make_dataset(mode, scene, max_windows=max_windows, seed=seed)
     windows = dataset.windows[: len(loader_set)]  # type: ignore[arg-type]
@@ -445,7 +447,8 @@ def bench_mode(
     def geoxr_pass(w: int) -> Timing:
         _, loader_set = make_dataset(mode, scene, max_windows=max_windows, seed=seed)
         if (tiles := shared_tile_cache()) is not None:
-            tiles.clear()  # no pass reads tiles an earlier pass decoded
+            # No pass reads tiles an earlier pass decoded; the memory stays unless asked.
+            tiles.clear(free_memory=free_tile_memory)
         return time_loader(loader_set, workers=w, batch_size=batch_size)
 
     for r in range(rounds):
@@ -642,6 +645,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds the run may spend waiting for a quiet machine and rerunning (120)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random windows (0)")
+    p.add_argument(
+        "--free-tile-memory",
+        action="store_true",
+        help="give the shared tile cache's pages back between passes, so each pass with "
+        "several workers writes its tiles into fresh memory, as the first epoch of a new "
+        "process does (default: a pass forgets the tiles and keeps the pages, as the "
+        "limit's process keeps the heap GDAL's cache used)",
+    )
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = p.parse_args(argv)
     if args.batches is not None:
@@ -689,9 +700,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"every pass reads from memory, not disk. {args.rounds} interleaved rounds of "
         "(rasterio, geoxr at each num_workers)."
     )
+    memory = "given back" if args.free_tile_memory else "kept (--free-tile-memory gives them back)"
     print(
         f"Each pass: {args.max_windows} windows, the first batch ({args.batch_size}) is "
-        "untimed warm-up for geoxr and rasterio alike.\n"
+        "untimed warm-up for geoxr and rasterio alike. The shared tile cache is emptied "
+        f"before each geoxr pass, its pages {memory}.\n"
     )
 
     quiet = Quiet(threshold=args.quiet_threshold, budget_s=args.quiet_budget)
@@ -711,6 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             rounds=args.rounds,
             quiet=quiet,
+            free_tile_memory=args.free_tile_memory,
         )
         for mode in args.modes
     ]
