@@ -42,7 +42,8 @@ _local = threading.local()
 READ_ONCE_CACHE_BYTES = 64 * 2**20
 #: GDAL's block cache, at least, in a process whose tiles all come from the shared tile
 #: cache (DataLoader workers): GDAL decodes a tile that cache misses, and nothing reads
-#: it from GDAL's cache again. Room for a tile suffices; more only faults in pages.
+#: it from GDAL's cache again; more room would only fault in pages (see
+#: :func:`tile_decode_cache_bytes`).
 TILE_DECODE_CACHE_BYTES = 8 * 2**20
 
 
@@ -64,7 +65,11 @@ def cap_block_cache(limit: int = READ_ONCE_CACHE_BYTES) -> int | None:
 def tile_decode_cache_bytes(tile_bytes: Sequence[int]) -> int:
     """GDAL's block cache for a process that reads tiles of these sizes through the shared cache.
 
-    :data:`TILE_DECODE_CACHE_BYTES`, or room for two of the largest tiles if more.
+    :data:`TILE_DECODE_CACHE_BYTES`, or room for two of the largest tiles if more:
+    GDAL keeps the other bands of a pixel-interleaved tile it decoded only if all of
+    them fit in its cache, and image and label tiles are decoded in turn. (A tile
+    larger than a quarter of the shared cache is never kept there: GDAL's cache is
+    then its only cache, two tiles deep.)
 
     Examples
     --------

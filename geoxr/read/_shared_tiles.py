@@ -29,6 +29,7 @@ parent: they read without the cache (:func:`inherited_tile_cache`).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import math
 import mmap
@@ -69,7 +70,8 @@ _ENTRY = 5  # int64 slots per index entry: source, tile, position, bytes, check
 _WAYS = 4  # entries a tile may take: its bucket and the next three
 _MASK64 = 2**64 - 1
 _NO_LOCK = nullcontext()  # reusable: what a reader holds where loads stay in order
-#: ``madvise`` advice that maps a range's pages in one call (Linux 5.14+; Python 3.13 names it).
+#: ``madvise`` advice that maps a range's pages in one call (Linux 5.14+; CPython's mmap
+#: module does not name it).
 _POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23 if sys.platform == "linux" else None)
 
 
@@ -214,8 +216,9 @@ class SharedTileCache:
             self._memory.madvise(
                 self._populate_write, first, self._index_bytes + start + nbytes - first
             )
-        except OSError:  # a kernel without it (EINVAL): the copy maps the pages
-            self._populate_write = None
+        except OSError as exc:  # the copy maps the pages
+            if exc.errno == errno.EINVAL:  # a kernel without it: not asked again
+                self._populate_write = None
 
     def _entry_for(self, key: TileKey) -> int:
         """The index entry a new tile of ``key`` takes (under the lock).

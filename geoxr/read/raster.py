@@ -186,7 +186,12 @@ class RasterioSource(RasterSource):
 
     @property
     def decoded_tile_bytes(self) -> int:
-        """Bytes GDAL decodes for one internal tile or strip (all of the file's bands)."""
+        """Bytes GDAL decodes for one internal tile or strip, at most: all of the file's bands.
+
+        Exact for pixel-interleaved files (GDAL decodes every band of a tile), high for
+        band-interleaved ones (only the bands read). It describes the file's tiles
+        where :attr:`tile_layout` is not ``None``; elsewhere, the blocks GDAL reports.
+        """
         return self._tile_bytes
 
     @property

@@ -151,7 +151,8 @@ class GeoDataset(Dataset[Sample]):
         read once, or every raster reads through the shared cache, GDAL's block
         cache would only keep tiles never read again, in freshly faulted pages
         (see :func:`~geoxr.read._gdal.cap_block_cache`); through the shared
-        cache, it needs room for the tile being decoded and no more.
+        cache, it needs room for two tiles and no more
+        (:func:`~geoxr.read._gdal.tile_decode_cache_bytes`).
         """
         worker = get_worker_info()
         several = worker is not None and worker.num_workers > 1
