@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
-from typing import Generic, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 from torch.utils.data import get_worker_info
 
@@ -15,12 +16,14 @@ from geoxr.sample._batch import BatchBuffers, Slot
 from geoxr.sample._buffer_pool import BufferPool
 from geoxr.sample._inherited_memory import give_back_inherited_free_memory
 
-__all__ = ["BatchReader", "lane_bounds", "split_by_place"]
+__all__ = ["BatchReader", "WeakBound", "lane_bounds", "split_by_place"]
 
 #: Items whose places are sampled for the lanes' bands (see :func:`lane_bounds`).
 _BOUNDS_SAMPLE = 4096
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 #: Where item ``i`` lies, as a sortable tuple (for windows: column, then row).
 Place = Callable[[int], tuple[int, ...]]
 
@@ -75,6 +78,47 @@ def split_by_place(
             for bound, cut in zip(bounds, cuts, strict=True)
         ]
     return [ordered[a:b] for a, b in zip([0, *cuts], [*cuts, len(ordered)], strict=True)]
+
+
+class WeakBound(Generic[P, R]):
+    """A bound method that does not keep its object alive, for the object's own reader.
+
+    A dataset owns its :class:`BatchReader` and hands it its methods. Held as they
+    are, they would make a reference cycle: a dropped dataset, its reader threads and
+    their GDAL handles (with every tile they decoded) would live on until the
+    garbage collector found the cycle. Pickles as the bound method, so a copy (a
+    DataLoader worker started by ``spawn``) calls its own object's method.
+
+    Examples
+    --------
+    >>> class Owner:
+    ...     def twice(self, x):
+    ...         return 2 * x
+    >>> owner = Owner()
+    >>> twice = WeakBound(owner.twice)
+    >>> twice(21)
+    42
+    >>> del owner  # nothing else holds it: collected at once, no cycle
+    >>> twice.alive
+    False
+    """
+
+    def __init__(self, method: Callable[P, R]) -> None:
+        self._method: weakref.WeakMethod[Callable[P, R]] = weakref.WeakMethod(method)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the method's object still exists."""
+        return self._method() is not None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        method = self._method()
+        if method is None:
+            raise ReferenceError("the object whose method this is was collected")
+        return method(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (WeakBound, (self._method(),))
 
 
 class BatchReader(Generic[T]):

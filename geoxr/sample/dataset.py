@@ -19,7 +19,7 @@ from geoxr.read._gdal import cap_block_cache, tile_decode_cache_bytes
 from geoxr.read._shared_tiles import inherited_tile_cache, shared_tile_cache
 from geoxr.read.stats import model_input
 from geoxr.sample._batch import Chip, Slot
-from geoxr.sample._batch_reader import BatchReader
+from geoxr.sample._batch_reader import BatchReader, WeakBound
 
 __all__ = ["GeoDataset", "Sample", "Transform"]
 
@@ -114,12 +114,14 @@ class GeoDataset(Dataset[Sample]):
         # fork (so they share it) and held (its memory is freed with the last holder).
         if self._windows_share_tiles and (cache := shared_tile_cache()) is not None:
             cache.hold(self)
+        # The reader holds the dataset's methods weakly: a dropped dataset is freed at
+        # once, with its reader threads, their GDAL handles and the shared tile cache's hold.
         self._reader = BatchReader(
-            self._load,
-            self.__len__,
-            self._place if self._windows_share_tiles else None,
+            WeakBound(self._load),
+            WeakBound(self.__len__),
+            WeakBound(self._place) if self._windows_share_tiles else None,
             reuse_memory=reuse_batch_memory,
-            on_worker_start=self._on_worker_start,
+            on_worker_start=WeakBound(self._on_worker_start),
         )
 
     @classmethod

@@ -1,6 +1,9 @@
 """Tests of geoxr.sample: sliding and random window datasets on the real NC scene."""
 
+import gc
 import pickle
+import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -122,6 +125,28 @@ def test_pickle_round_trip(nc_scene):
     for index in (0, 5, len(ds) - 1):
         for a, b in zip(clone[index], ds[index], strict=True):
             assert torch.equal(a, b)
+
+
+def test_a_dropped_dataset_is_freed_at_once_with_its_reader_threads(nc_scene):
+    # No reference cycle keeps a dropped dataset, its reader threads and their GDAL
+    # handles (with every tile they decoded) until the garbage collector runs.
+    before = set(threading.enumerate())
+    ds = SemanticSegmentationRandomWindowGeoDataset(
+        nc_scene, size_lims=(64, 65), max_windows=32, seed=1
+    )
+    assert len(list(DataLoader(ds, batch_size=8))) == 4  # starts the reader's threads
+    readers = set(threading.enumerate()) - before
+    assert readers
+    dropped = weakref.ref(ds)
+    gc.disable()
+    try:
+        del ds
+        assert dropped() is None
+    finally:
+        gc.enable()
+    for thread in readers:
+        thread.join(10)
+        assert not thread.is_alive()
 
 
 def test_scene_without_labels_gives_nan_mask(nc_stack):
