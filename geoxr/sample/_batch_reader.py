@@ -99,17 +99,14 @@ class WeakBound(Generic[P, R]):
     >>> twice(21)
     42
     >>> del owner  # nothing else holds it: collected at once, no cycle
-    >>> twice.alive
-    False
+    >>> twice(21)
+    Traceback (most recent call last):
+    ...
+    ReferenceError: the object whose method this is was collected
     """
 
     def __init__(self, method: Callable[P, R]) -> None:
         self._method: weakref.WeakMethod[Callable[P, R]] = weakref.WeakMethod(method)
-
-    @property
-    def alive(self) -> bool:
-        """Whether the method's object still exists."""
-        return self._method() is not None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         method = self._method()

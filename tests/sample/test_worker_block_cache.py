@@ -101,7 +101,7 @@ def test_several_workers_share_the_tiles_random_windows_read(
         )
 
     # The workers decode into the cache of the main process, which forked them; GDAL's
-    # own cache only needs room for the tile being decoded.
+    # own cache only needs room for the tiles being decoded.
     assert set(loader(2)) == {(True, TILE_DECODE_CACHE_BYTES)}
     held = len(cache)
     assert held > 0
