@@ -451,11 +451,16 @@ def shared_tile_cache() -> SharedTileCache | None:
         return _cache
 
 
+def made_tile_cache() -> SharedTileCache | None:
+    """The shared tile cache if this process or a parent it was forked from made it; makes none."""
+    return _cache
+
+
 def inherited_tile_cache() -> SharedTileCache | None:
     """The shared tile cache if a parent process made it and forked this one, else ``None``.
 
     A process started otherwise (``spawn``, ``forkserver``) has nobody to share
     with: a cache of its own would only cost memory.
     """
-    cache = _cache
+    cache = made_tile_cache()
     return cache if cache is not None and cache.pid != os.getpid() else None

@@ -86,8 +86,8 @@ class WeakBound(Generic[P, R]):
     A dataset owns its :class:`BatchReader` and hands it its methods. Held as they
     are, they would make a reference cycle: a dropped dataset, its reader threads and
     their GDAL handles (with every tile they decoded) would live on until the
-    garbage collector found the cycle. Pickles as the bound method, so a copy (a
-    DataLoader worker started by ``spawn``) calls its own object's method.
+    garbage collector found the cycle. It does not pickle: a copy of the object
+    makes a reader of its own.
 
     Examples
     --------
@@ -113,9 +113,6 @@ class WeakBound(Generic[P, R]):
         if method is None:
             raise ReferenceError("the object whose method this is was collected")
         return method(*args, **kwargs)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (WeakBound, (self._method(),))
 
 
 class BatchReader(Generic[T]):
@@ -219,14 +216,3 @@ class BatchReader(Generic[T]):
             start = indices[0] + n * self._processes
             self._ahead = self._submit(range(start, min(start + n, self.length())))
         return [futures[i].result() for i in indices]
-
-    def __getstate__(self) -> dict[str, object]:
-        # Threads and futures stay in their process; a copy starts with none.
-        return {
-            **self.__dict__,
-            "_lanes": [],
-            "_bounds": [],
-            "_pid": None,
-            "_ahead": {},
-            "_pool": None,
-        }

@@ -16,7 +16,12 @@ from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, RasterioSource, RasterSource, compute_band_stats
 from geoxr.read._base import invalid_pixels
 from geoxr.read._gdal import cap_block_cache, tile_decode_cache_bytes
-from geoxr.read._shared_tiles import inherited_tile_cache, shared_tile_cache
+from geoxr.read._shared_tiles import (
+    SharedTileCache,
+    inherited_tile_cache,
+    made_tile_cache,
+    shared_tile_cache,
+)
 from geoxr.read.stats import model_input
 from geoxr.sample._batch import Chip, Slot
 from geoxr.sample._batch_reader import BatchReader, WeakBound
@@ -110,19 +115,37 @@ class GeoDataset(Dataset[Sample]):
         # Each tile read once: a worker's GDAL block cache would only keep tiles never
         # read again, in freshly faulted pages (see cap_block_cache).
         self._tiles_read_once = shared is False
-        # Wherever workers may read through the shared cache, it is made before they
-        # fork (so they share it) and held (its memory is freed with the last holder).
-        if self._windows_share_tiles and (cache := shared_tile_cache()) is not None:
+        self._reuse_batch_memory = reuse_batch_memory
+        self._start_reader(shared_tile_cache)
+
+    def _start_reader(self, tile_cache: Callable[[], SharedTileCache | None]) -> None:
+        """Give this dataset a reader of its own, and hold the cache ``tile_cache()`` gives.
+
+        Wherever workers may read through the shared cache, it is made before they
+        fork (so they share it) and held (its memory is freed with the last holder).
+        The reader holds the dataset's methods weakly: a dropped dataset is freed at
+        once, with its reader threads, their GDAL handles and its hold on the cache.
+        Every copy (``copy.copy``, pickling) gets its own reader, calling its own
+        methods: a copy whose ``transform`` was changed reads with that transform, and
+        lives on after the dataset it was copied from.
+        """
+        if self._windows_share_tiles and (cache := tile_cache()) is not None:
             cache.hold(self)
-        # The reader holds the dataset's methods weakly: a dropped dataset is freed at
-        # once, with its reader threads, their GDAL handles and the shared tile cache's hold.
         self._reader = BatchReader(
             WeakBound(self._load),
             WeakBound(self.__len__),
             WeakBound(self._place) if self._windows_share_tiles else None,
-            reuse_memory=reuse_batch_memory,
+            reuse_memory=self._reuse_batch_memory,
             on_worker_start=WeakBound(self._on_worker_start),
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if name != "_reader"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # The cache made in this process, or inherited by fork; a spawned process makes none.
+        self._start_reader(made_tile_cache)
 
     @classmethod
     def from_uris(cls, image_uri: str | Sequence[str], **kwargs: Any) -> GeoDataset:

@@ -1,5 +1,6 @@
 """Tests of geoxr.sample: sliding and random window datasets on the real NC scene."""
 
+import copy
 import gc
 import pickle
 import threading
@@ -147,6 +148,30 @@ def test_a_dropped_dataset_is_freed_at_once_with_its_reader_threads(nc_scene):
     for thread in readers:
         thread.join(10)
         assert not thread.is_alive()
+
+
+def _flip(image, mask):
+    return image.flip(-1), mask.flip(-1)
+
+
+@pytest.mark.parametrize(
+    "make_copy",
+    [copy.copy, copy.deepcopy, lambda dataset: pickle.loads(pickle.dumps(dataset))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_a_copy_reads_with_its_own_settings_after_its_original_is_dropped(nc_scene, make_copy):
+    # A copy given another transform (a validation set made from a training set)
+    # fetches its batches with that transform, and lives on without its original.
+    original = SemanticSegmentationRandomWindowGeoDataset(
+        nc_scene, size_lims=(64, 65), max_windows=8, seed=1
+    )
+    expected = [_flip(*original[i]) for i in range(4)]
+    copied = make_copy(original)
+    copied.transform = _flip
+    del original
+    images, masks = next(iter(DataLoader(copied, batch_size=4)))
+    for k, (image, mask) in enumerate(expected):
+        assert torch.equal(images[k], image) and torch.equal(masks[k], mask)
 
 
 def test_scene_without_labels_gives_nan_mask(nc_stack):
@@ -298,11 +323,10 @@ def test_random_dataset_out_size(nc_scene, nc_stack, nc_strata):
 # ---------------------------------------------------------------------------- DataLoader
 
 
-def load_all(dataset, num_workers):
+def load_all(dataset, num_workers, **loader_options):
     # A timeout turns a stuck worker into a failure instead of a hung test run.
-    timeout = {"timeout": 10} if num_workers else {}
-    loader = DataLoader(dataset, batch_size=3, num_workers=num_workers, **timeout)
-    return list(loader)
+    options = ({"timeout": 10} if num_workers else {}) | loader_options
+    return list(DataLoader(dataset, batch_size=3, num_workers=num_workers, **options))
 
 
 @pytest.mark.parametrize("kind", ["sliding", "random"])
@@ -323,3 +347,16 @@ def test_dataloader_num_workers_give_identical_batches(nc_scene, kind):
         assert len(batches) == len(reference)
         for (x, y), (rx, ry) in zip(batches, reference, strict=True):
             assert torch.equal(x, rx) and torch.equal(y, ry), num_workers
+
+
+def test_spawned_workers_give_identical_batches(nc_scene):
+    # Workers started by spawn (the default on macOS and Windows) unpickle the dataset.
+    dataset = SemanticSegmentationRandomWindowGeoDataset(
+        nc_scene, size_lims=(64, 65), max_windows=6, seed=2
+    )
+    reference = load_all(dataset, 0)
+    # A spawned worker imports torch and geoxr before its first batch: more time.
+    spawned = load_all(dataset, 2, multiprocessing_context="spawn", timeout=60)
+    assert len(spawned) == len(reference) == 2
+    for (x, y), (rx, ry) in zip(spawned, reference, strict=True):
+        assert torch.equal(x, rx) and torch.equal(y, ry)
