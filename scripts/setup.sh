@@ -10,8 +10,8 @@ PYTHON="${PYTHON:-python3}"
 export PIP_NO_CACHE_DIR=1
 
 # The environment takes about 1.8 GB (torch alone about 0.8 GB): warn before pip runs out midway.
-free_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
-if [ ! -x .venv/bin/python ] && [ "${free_kb:-0}" -lt $((2048 * 1024)) ]; then
+free_kb=$(df -Pk . 2>/dev/null | awk 'NR == 2 {print $4}') || free_kb=""
+if [ ! -x .venv/bin/python ] && [[ "$free_kb" =~ ^[0-9]+$ ]] && [ "$free_kb" -lt $((2048 * 1024)) ]; then
     echo "geoxr set-up: warning: only $((free_kb / 1024)) MB free where .venv goes;" \
         "the environment needs about 1.8 GB. If pip fails with 'No space left on device'," \
         "free some space and run this again." >&2

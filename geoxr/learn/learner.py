@@ -57,6 +57,11 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     os.replace(tmp, path)
 
 
+def _constant_lr(epoch: int) -> float:
+    """The constant schedule's factor: a module-level function, so a learner pickles."""
+    return 1.0
+
+
 class SemanticSegmentationLearner:
     """Trains a segmentation model on GeoDatasets; saves checkpoints, history and bundles.
 
@@ -153,7 +158,7 @@ class SemanticSegmentationLearner:
             return sched.OneCycleLR(self.optimizer, max_lr=s.lr, total_steps=total + 1)
         if s.lr_schedule == "step":
             return sched.StepLR(self.optimizer, max(1, s.step_epochs * steps_per_epoch), s.gamma)
-        return sched.LambdaLR(self.optimizer, lambda _: 1.0)
+        return sched.LambdaLR(self.optimizer, _constant_lr)
 
     def _loss_fn(self) -> nn.Module:
         weights = self.cfg.solver.class_weights

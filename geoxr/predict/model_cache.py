@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from dask.base import tokenize
 from torch import nn
 
+from geoxr._fork_safe_lock import ForkSafeLock
 from geoxr.learn import SemanticSegmentationLearner
 
 __all__ = ["ModelRef", "load_cached", "loads_so_far"]
 
-_lock = threading.Lock()
-_cache: dict[tuple[int, str, float, str | None, str], SemanticSegmentationLearner] = {}
+# Held for a whole bundle load: a process forked meanwhile gets a free lock.
+_lock = ForkSafeLock()
+#: (process, bundle path, device, factory token) -> (the bundle's mtime, its learner).
+_cache: dict[tuple[int, str, str | None, str], tuple[float, SemanticSegmentationLearner]] = {}
 _loads = 0
 
 
@@ -25,12 +28,19 @@ class ModelRef:
 
     ``model_factory`` builds the architecture of a bundle trained with a custom
     ``nn.Module`` (a picklable zero-argument callable, e.g.
-    ``functools.partial(MyNet, in_channels=3)``); its weights come from the bundle.
+    ``functools.partial(MyNet, in_channels=3)``, or a lambda); its weights come from
+    the bundle. ``factory_token`` names the factory in the model cache's keys, the same
+    in every copy of the reference: a factory unpickled anew for every task (a lambda
+    or closure on a dask cluster) is still loaded once per worker.
     """
 
     bundle_path: str
     device: str | None = None
     model_factory: Callable[[], nn.Module] | None = None
+    factory_token: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "factory_token", tokenize(self.model_factory))
 
     @classmethod
     def of(
@@ -46,17 +56,17 @@ class ModelRef:
 def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
     """This process's learner for ``ref``: loaded from the bundle on first use, then reused.
 
-    The cache key includes the bundle's modification time, so a rewritten bundle
-    is loaded afresh.
+    A rewritten bundle (a later modification time) is loaded afresh, in place of
+    the learner loaded before.
     """
     global _loads
     mtime = os.path.getmtime(ref.bundle_path)
-    key = (os.getpid(), ref.bundle_path, mtime, ref.device, repr(ref.model_factory))
-    learner = _cache.get(key)
-    if learner is None:
+    key = (os.getpid(), ref.bundle_path, ref.device, ref.factory_token)
+    cached = _cache.get(key)
+    if cached is None or cached[0] != mtime:
         with _lock:
-            learner = _cache.get(key)
-            if learner is None:
+            cached = _cache.get(key)
+            if cached is None or cached[0] != mtime:
                 model = None if ref.model_factory is None else ref.model_factory()
                 learner = SemanticSegmentationLearner.from_model_bundle(
                     ref.bundle_path,
@@ -65,9 +75,9 @@ def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
                     output_dir=Path(ref.bundle_path).parent,
                 )
                 learner.progress = False
-                _cache[key] = learner
+                cached = _cache[key] = (mtime, learner)
                 _loads += 1
-    return learner
+    return cached[1]
 
 
 def loads_so_far() -> int:

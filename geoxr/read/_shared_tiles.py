@@ -53,6 +53,7 @@ __all__ = [
     "SharedTileCache",
     "TileKey",
     "inherited_tile_cache",
+    "made_tile_cache",
     "shared_tile_cache",
     "tile_cache_bytes",
     "usable_ram",

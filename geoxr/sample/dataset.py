@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import multiprocessing
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -143,9 +144,14 @@ class GeoDataset(Dataset[Sample]):
         return {name: value for name, value in self.__dict__.items() if name != "_reader"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # A dataset pickled by an earlier geoxr carries its reader: only its setting stays.
+        reader = state.pop("_reader", None)
+        state.setdefault("_reuse_batch_memory", getattr(reader, "reuse_memory", True))
         self.__dict__.update(state)
-        # The cache made in this process, or inherited by fork; a spawned process makes none.
-        self._start_reader(made_tile_cache)
+        # The main process makes the shared cache, as __init__ does (its workers fork
+        # later); another (a spawned worker) uses the one it inherited, if any.
+        main = multiprocessing.current_process().name == "MainProcess"
+        self._start_reader(shared_tile_cache if main else made_tile_cache)
 
     @classmethod
     def from_uris(cls, image_uri: str | Sequence[str], **kwargs: Any) -> GeoDataset:

@@ -1,4 +1,5 @@
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -81,6 +82,19 @@ def test_class_weights_and_sgd(tmp_path, nc_class_config, nc_datasets, small_cfg
     history = learner.train(1)
     assert np.isfinite(history[0]["train_loss"])
     assert isinstance(learner.optimizer, torch.optim.SGD)
+
+
+def test_a_trained_learner_pickles(tmp_path, nc_datasets, small_cfg):
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), train_ds=subset, output_dir=tmp_path, progress=False
+    )
+    assert learner.cfg.solver.lr_schedule == "constant"
+    learner.train(1)  # builds the optimizer and the schedule
+    clone = pickle.loads(pickle.dumps(learner))
+    image = subset[0].image[None]
+    torch.testing.assert_close(clone.predict(image), learner.predict(image))
 
 
 def test_predict_dataset_yields_window_scores(tmp_path, nc_class_config, nc_datasets, small_cfg):

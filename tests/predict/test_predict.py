@@ -1,3 +1,5 @@
+import multiprocessing
+import os
 import zipfile
 
 import numpy as np
@@ -7,7 +9,7 @@ from distributed import Client, LocalCluster
 from rasterio.env import get_gdal_config, set_gdal_config
 
 import geoxr
-from geoxr.predict import block_chunks, load_cached
+from geoxr.predict import block_chunks, load_cached, model_cache
 from geoxr.predict.model_cache import ModelRef, loads_so_far
 from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, read_once_block_cache
 from geoxr.testing import raise_if_dask_computes
@@ -153,6 +155,45 @@ def test_local_cluster_matches_threads_and_loads_model_once_per_worker(nc_bundle
 def test_model_cache_reuses_the_learner(nc_bundle):
     ref = ModelRef.of(nc_bundle)
     assert load_cached(ref) is load_cached(ref)
+
+
+def test_model_cache_loads_a_lambda_factory_once_for_all_its_copies(tmp_path, nc_class_config):
+    import cloudpickle
+    import torch
+
+    classes = len(nc_class_config)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=torch.nn.Conv2d(6, classes, 1), output_dir=tmp_path, progress=False
+    )
+    bundle = tmp_path / "model-bundle.zip"
+    learner.save_model_bundle(bundle)
+    ref = ModelRef.of(bundle, model_factory=lambda: torch.nn.Conv2d(6, classes, 1))
+    # What every task on a dask cluster unpickles: a new lambda, at a new address.
+    copies = [cloudpickle.loads(cloudpickle.dumps(ref)) for _ in range(3)]
+    assert len({repr(copy.model_factory) for copy in copies}) == 3
+    before = loads_so_far()
+    first = load_cached(ref)
+    assert all(load_cached(copy) is first for copy in copies)
+    assert loads_so_far() == before + 1
+    # A rewritten bundle is loaded again, in place of the learner loaded before.
+    later = bundle.stat().st_mtime + 10
+    os.utime(bundle, (later, later))
+    reloaded = load_cached(copies[0])
+    assert reloaded is not first and load_cached(copies[1]) is reloaded
+    assert loads_so_far() == before + 2
+    assert sum(key[1] == ref.bundle_path for key in model_cache._cache) == 1
+
+
+def _load_in_child(ref):
+    return load_cached(ref) is not None
+
+
+def test_a_process_forked_while_a_bundle_loads_can_load_it(nc_bundle):
+    ref = ModelRef.of(nc_bundle, device="cpu")
+    context = multiprocessing.get_context("fork")
+    with model_cache._lock, context.Pool(1) as pool:  # forked while this thread holds it
+        assert pool.apply_async(_load_in_child, (ref,)).get(timeout=60)
 
 
 def test_in_memory_learner_and_custom_model_factory(tmp_path, nc_source, nc_class_config):

@@ -5,6 +5,7 @@ import gc
 import pickle
 import threading
 import weakref
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -126,6 +127,19 @@ def test_pickle_round_trip(nc_scene):
     for index in (0, 5, len(ds) - 1):
         for a, b in zip(clone[index], ds[index], strict=True):
             assert torch.equal(a, b)
+
+
+def test_a_dataset_pickled_with_its_reader_loads(nc_scene):
+    # Earlier geoxr pickled a dataset with its reader: only the reader's setting stays.
+    ds = SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=64, stride=64)
+    state = ds.__getstate__()
+    del state["_reuse_batch_memory"]
+    state["_reader"] = SimpleNamespace(reuse_memory=False)
+    old = object.__new__(type(ds))
+    old.__setstate__(state)
+    assert old._reuse_batch_memory is False
+    for item, expected in zip(old.__getitems__([0, 1, 2]), [ds[0], ds[1], ds[2]], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(item, expected, strict=True))
 
 
 def test_a_dropped_dataset_is_freed_at_once_with_its_reader_threads(nc_scene):

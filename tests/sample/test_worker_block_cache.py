@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import pickle
 
 import rasterio
 from rasterio.env import get_gdal_config
@@ -140,6 +141,26 @@ def test_the_shared_tiles_are_freed_with_the_last_dataset_a_copy_included(
     gc.collect()
     cache._freeing.join(10)
     assert len(cache) == 0
+
+
+def test_a_dataset_unpickled_in_a_fresh_main_process_makes_the_shared_cache(
+    nc_stack, nc_strata, nc_class_config, monkeypatch
+):
+    scene = make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=nc_class_config)
+    pickled = pickle.dumps(
+        SemanticSegmentationRandomWindowGeoDataset(
+            scene, size_lims=(64, 65), max_windows=24, seed=3
+        )
+    )
+    # As in a process that made no cache yet: a saved dataset loaded by a new program.
+    monkeypatch.setattr(shared_tiles, "_cache", None)
+    monkeypatch.setenv(shared_tiles.CACHE_ENV, "64")
+    dataset = pickle.loads(pickled)
+    cache = shared_tiles.made_tile_cache()
+    assert cache is not None and cache.capacity == 64 << 20
+    loader = DataLoader(dataset, 4, num_workers=2, timeout=20, collate_fn=_tile_cache_in_worker)
+    assert set(loader) == {(True, TILE_DECODE_CACHE_BYTES)}
+    assert len(cache) > 0
 
 
 def test_workers_reading_large_tiles_through_the_shared_cache_keep_room_for_two(
