@@ -152,6 +152,37 @@ def test_local_cluster_matches_threads_and_loads_model_once_per_worker(nc_bundle
     assert all(n == 1 for n in loads.values()), loads  # 16 blocks, one bundle load per worker
 
 
+def test_a_lambda_model_factory_loads_once_per_cluster_worker(
+    tmp_path, nc_source, nc_class_config
+):
+    import torch
+
+    classes = len(nc_class_config)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=torch.nn.Conv2d(6, classes, 1), output_dir=tmp_path, progress=False
+    )
+    bundle = learner.save_model_bundle()
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        labels = geoxr.predict_scene(
+            bundle,
+            nc_source,
+            chip_size=64,
+            stride=64,
+            block_size=128,
+            model_factory=lambda: torch.nn.Conv2d(6, classes, 1),  # unpickled anew per task
+        )
+        labels.scores.compute()
+        loads = client.run(loads_so_far)
+    assert labels.scores.data.npartitions == 16
+    assert max(loads.values()) == 1, loads  # not once per task (8 a worker before)
+
+
 def test_model_cache_reuses_the_learner(nc_bundle):
     ref = ModelRef.of(nc_bundle)
     assert load_cached(ref) is load_cached(ref)
