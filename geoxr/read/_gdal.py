@@ -137,14 +137,31 @@ def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetRead
         ) from exc
 
 
+def _file_identity(path: str) -> tuple[int, int, int] | None:
+    """A local file's inode, size and modification time (``None``: not a local file)."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):  # a URL, a /vsi path, VRT XML
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def dataset(path: str, target_grid: Grid | None = None, resampling: str = "nearest") -> Any:
-    """This thread's open handle on ``path`` (warped onto ``target_grid`` if given)."""
+    """This thread's open handle on ``path`` (warped onto ``target_grid`` if given).
+
+    A local file replaced or rewritten since (another inode, size or modification
+    time: a label store saved again) is opened afresh; the stale handle is closed.
+    """
     key = (os.getpid(), path, target_grid, resampling)
     handles = getattr(_local, "handles", None)
     if handles is None or handles.get("pid") != os.getpid():
         handles = _local.handles = {"pid": os.getpid()}
-    handle = handles.get(key)
-    if handle is None:
+    identity = _file_identity(path)
+    identity_and_handle = handles.get(key)
+    if identity_and_handle is not None and identity_and_handle[0] != identity:
+        identity_and_handle[1].close()
+        identity_and_handle = None
+    if identity_and_handle is None:
         handle = open_checked(path)
         if target_grid is not None:
             # Without a nodata value or alpha, a warped read cannot tell uncovered pixels apart.
@@ -158,8 +175,8 @@ def dataset(path: str, target_grid: Grid | None = None, resampling: str = "neare
                 resampling=Resampling[resampling],
                 add_alpha=handle.nodata is None and not has_alpha,
             )
-        handles[key] = handle
-    return handle
+        identity_and_handle = handles[key] = (identity, handle)
+    return identity_and_handle[1]
 
 
 def describe(ds: rasterio.DatasetReader, *, label: str) -> Grid:

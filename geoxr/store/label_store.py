@@ -82,6 +82,10 @@ class SemanticSegmentationLabelStore:
         """Where a COG store puts scores."""
         if self.format != "cog" or not self.write_scores:
             return None
+        return self._scores_sidecar
+
+    @property
+    def _scores_sidecar(self) -> Path:
         return self.uri.with_name(f"{self.uri.stem}-scores{self.uri.suffix}")
 
     def save(self, labels: SemanticSegmentationLabels) -> Path:
@@ -96,6 +100,8 @@ class SemanticSegmentationLabelStore:
             )
         else:
             scores_uri = self.scores_uri if labels.scores is not None else None
+            if scores_uri is None:  # scores of an earlier save would pass for these labels'
+                self._scores_sidecar.unlink(missing_ok=True)
             write_cog_labels(labels, self.uri, scores_path=scores_uri, progress=self.progress)
         if self.vector_output is not None:
             v = self.vector_output

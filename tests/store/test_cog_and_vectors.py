@@ -1,3 +1,4 @@
+import dask
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -131,6 +132,21 @@ def test_vector_simplify_and_min_area(tmp_path, nc_land_cover):
     assert (small.area >= 28.5**2 * 50).all()
     with pytest.raises(ValueError, match="geojson"):
         write_vector_labels(nc_labels, tmp_path / "c.shp")
+
+
+def test_a_cog_store_saved_again_reads_back_the_new_labels(tmp_path, nc_labels, nc_land_cover):
+    store = geoxr.SemanticSegmentationLabelStore(tmp_path / "p.tif", progress=False)
+    # Reads in this thread, as its GDAL handles are cached per thread.
+    with dask.config.set(scheduler="synchronous"):
+        store.save(nc_labels)
+        first = store.get_labels()
+        np.testing.assert_array_equal(first.class_ids.values, nc_labels.class_ids.values)
+        assert first.scores is not None
+        # Other labels, without scores, into the same store: nothing of the first is read.
+        store.save(nc_land_cover)
+        again = store.get_labels()
+        np.testing.assert_array_equal(again.class_ids.values, nc_land_cover.class_ids.values)
+    assert again.scores is None and not (tmp_path / "p-scores.tif").exists()
 
 
 def test_label_store_zarr_and_cog(tmp_path, nc_labels):
