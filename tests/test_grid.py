@@ -338,6 +338,15 @@ def test_aoi_union_rejects_points_and_empty():
         aoi_union([shapely.Polygon([(0, 0), (1, 1), (2, 2)])])
 
 
+def test_aoi_union_keeps_the_polygons_of_a_repaired_polygon():
+    from geoxr.grid import aoi_union
+
+    spike = shapely.Polygon([(0, 0), (8, 0), (8, 8), (4, 8), (4, 15), (4, 8), (0, 8)])
+    repaired = shapely.make_valid(spike)  # as VectorSource repairs it: a polygon and a line
+    assert not spike.is_valid and repaired.geom_type == "GeometryCollection"
+    assert aoi_union([repaired]).equals(shapely.box(0, 0, 8, 8))
+
+
 # ---------------------------------------------------------------------------- Grid
 
 

@@ -11,9 +11,24 @@ import shapely
 from geoxr.errors import AOIError
 from geoxr.grid._window import Grid, Window
 
-__all__ = ["AOIMode", "aoi_union", "filter_windows"]
+__all__ = ["AOIMode", "aoi_union", "filter_windows", "polygonal_part"]
 
 AOIMode = Literal["within", "intersects"]
+
+
+def polygonal_part(geometry: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of a geometry: a collection (``make_valid`` leaves some) may hold lines.
+
+    Examples
+    --------
+    >>> mixed = shapely.GeometryCollection([shapely.box(0, 0, 1, 1), shapely.LineString([(1, 0), (3, 0)])])
+    >>> polygonal_part(mixed).geom_type
+    'Polygon'
+    >>> polygonal_part(shapely.LineString([(0, 0), (1, 0)])).is_empty
+    True
+    """
+    parts = [p for p in shapely.get_parts(geometry) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
 def aoi_union(polygons: Iterable[shapely.Geometry], *, name: str = "AOI") -> shapely.Geometry:
@@ -36,7 +51,13 @@ def aoi_union(polygons: Iterable[shapely.Geometry], *, name: str = "AOI") -> sha
     >>> aoi_union([shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)]).area
     2.0
     """
-    geoms = list(polygons)
+    # A collection with polygons (an invalid polygon repaired by make_valid) gives those.
+    geoms = [
+        part
+        if g.geom_type == "GeometryCollection" and not (part := polygonal_part(g)).is_empty
+        else g
+        for g in polygons
+    ]
     if not geoms:
         raise AOIError(f"{name} is empty: give at least one Polygon, or aoi_polygons=None.")
     bad = sorted({g.geom_type for g in geoms if g.geom_type not in ("Polygon", "MultiPolygon")})

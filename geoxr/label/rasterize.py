@@ -8,7 +8,7 @@ import numpy.typing as npt
 import shapely
 
 from geoxr._rasterio_features import geometry_mask, rasterize
-from geoxr.grid import Grid, Window
+from geoxr.grid import Grid, Window, polygonal_part
 
 __all__ = ["aoi_window_mask", "rasterize_window"]
 
@@ -52,7 +52,9 @@ def aoi_window_mask(aoi: shapely.Geometry, grid: Grid, window: Window) -> np.nda
     box = grid.window_polygon(window)
     if shapely.covers(aoi, box):
         return np.zeros(window.shape, bool)
+    # Only the area counts: an AOI edge on the window's edge leaves a line or a point
+    # there, which would mark a strip of pixels inside.
     clipped = shapely.intersection(aoi, box)
-    if clipped.is_empty:
+    if clipped.area == 0:
         return np.ones(window.shape, bool)
-    return geometry_mask([clipped], window.shape, grid.window_transform(window))
+    return geometry_mask([polygonal_part(clipped)], window.shape, grid.window_transform(window))

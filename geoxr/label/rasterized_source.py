@@ -11,17 +11,11 @@ import xarray as xr
 from dask.base import tokenize
 
 from geoxr.errors import ClassConfigError, GeoxrWarning
-from geoxr.grid import Grid, Window
+from geoxr.grid import Grid, Window, polygonal_part
 from geoxr.label.rasterize import rasterize_window
 from geoxr.read import RasterSource, VectorSource
 
 __all__ = ["RasterizedSource"]
-
-
-def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry:
-    """The polygons of a geometry (e.g. of a GeometryCollection left by make_valid)."""
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
 class RasterizedSource(RasterSource):
@@ -71,7 +65,7 @@ class RasterizedSource(RasterSource):
         chunk_size: int = 2048,
     ) -> None:
         gdf = vector_source.get_geodataframe(crs=grid.crs)
-        polygonal = gdf.geometry.apply(_polygonal_part)
+        polygonal = gdf.geometry.apply(polygonal_part)
         dropped = int(polygonal.is_empty.sum())
         if dropped:
             warnings.warn(

@@ -194,3 +194,13 @@ def test_scene_without_labels(nc_stack):
     scene = make_ss_scene(nc_stack, class_config=ClassConfig(["a"]))
     assert scene.label_source is None and scene.class_config is None
     assert scene.grid == RasterioSource(nc_stack).grid
+
+
+def test_an_aoi_edge_on_a_window_edge_marks_no_pixel_of_the_window_inside(nc_stack):
+    from geoxr.label import aoi_window_mask
+
+    grid = geoxr.RasterioSource(nc_stack).grid
+    first_50_columns = shapely.box(*grid.window_bounds(geoxr.Window(0, 0, 443, 50)))
+    # The window right of the AOI meets it in a line only.
+    assert aoi_window_mask(first_50_columns, grid, geoxr.Window(0, 50, 64, 64)).all()
+    assert not aoi_window_mask(first_50_columns, grid, geoxr.Window(0, 0, 64, 50)).any()
