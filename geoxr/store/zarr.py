@@ -60,9 +60,25 @@ def _dataset(labels: SemanticSegmentationLabels, *, scores: bool) -> xr.Dataset:
 
 
 def _job_token(ds: xr.Dataset) -> str:
+    """The job a store holds: its arrays' computations and dtypes, grid and class config."""
     return dask.base.tokenize(
-        *(v.data.name if hasattr(v.data, "name") else v.data for v in ds.data_vars.values())
+        *(v.data.name if hasattr(v.data, "name") else v.data for v in ds.data_vars.values()),
+        {name: str(v.dtype) for name, v in ds.data_vars.items()},
+        ds.attrs,
     )
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _is_geoxr_store(path: Path) -> bool:
+    """Whether ``path`` is a Zarr store that geoxr wrote (its root names a job)."""
+    try:
+        root = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(root, dict) and JOB_ATTR in root.get("attributes", {})
 
 
 def _write_block(
@@ -137,7 +153,13 @@ def write_zarr_labels(
     for var in ds.data_vars.values():
         var.encoding.pop("grid_mapping", None)
         var.attrs["grid_mapping"] = "spatial_ref"  # CF: where the CRS lives
-    if path.exists() and resume:
+    if path.exists() and not _is_geoxr_store(path) and not _is_empty_dir(path):
+        raise IncompleteOutputError(
+            f"Zarr store path {str(path)!r} holds something that is not a geoxr label store "
+            f"({'a file' if path.is_file() else 'a directory of other files'}); geoxr replaces "
+            "only its own stores. Choose another path, or remove it first."
+        )
+    if _is_geoxr_store(path) and resume:
         root = zarr.open_group(str(path), mode="r")
         if root.attrs.get(JOB_ATTR) != token:
             raise IncompleteOutputError(

@@ -88,6 +88,45 @@ def test_store_of_another_job_is_not_resumed(tmp_path, nc_labels, nc_bundle, nc_
     np.testing.assert_array_equal(read_zarr_labels(path).class_ids.values, other.class_ids.values)
 
 
+def test_the_same_arrays_with_another_class_config_are_another_job(
+    tmp_path, nc_labels, nc_class_config
+):
+    path = write_zarr_labels(nc_labels, tmp_path / "p.zarr", progress=False)
+    renamed = geoxr.ClassConfig(
+        [f"{name}-2" if name != "null" else name for name in nc_class_config.names],
+        null_class="null",
+    )
+    relabelled = geoxr.SemanticSegmentationLabels(
+        grid=nc_labels.grid,
+        class_config=renamed,
+        scores=nc_labels.scores,
+        class_ids=nc_labels.class_ids,
+    )
+    with pytest.raises(geoxr.IncompleteOutputError, match="another prediction job"):
+        write_zarr_labels(relabelled, path, progress=False)
+
+
+def test_only_a_geoxr_store_is_replaced(tmp_path, nc_labels):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a store")
+    a_file = tmp_path / "file.zarr"
+    a_file.write_text("not a store")
+    for path, kind in ((other, "a directory of other files"), (a_file, "a file")):
+        for resume in (True, False):
+            with pytest.raises(
+                geoxr.IncompleteOutputError, match=f"not a geoxr label store \\({kind}"
+            ):
+                write_zarr_labels(nc_labels, path, progress=False, resume=resume)
+    assert (other / "notes.txt").read_text() == "not a store" and a_file.is_file()
+    empty = tmp_path / "empty.zarr"
+    empty.mkdir()
+    write_zarr_labels(nc_labels, empty, progress=False)
+    np.testing.assert_array_equal(
+        read_zarr_labels(empty).class_ids.values, nc_labels.class_ids.values
+    )
+
+
 RUN = textwrap.dedent(
     """
     import os, sys
