@@ -145,6 +145,9 @@ def make_ss_scene(
         kw = dict(label_raster_source_kw or {})
         labels = RasterioSource(label_raster_uri, **kw)
         if not labels.grid.aligned_with(image.grid):
+            # Read onto the image's grid, already cropped to its bbox: a bbox of the
+            # label raster's own has no part in that.
+            kw.pop("bbox", None)
             labels = RasterioSource(label_raster_uri, target_grid=image.grid, **kw)
         label_source = SemanticSegmentationLabelSource(labels, class_config)
     elif label_vector_uri is not None:

@@ -111,6 +111,39 @@ def test_image_raster_source_kw(nc_stack, nc_strata, nc_class_config):
     )
 
 
+def test_a_label_raster_on_another_grid_leaves_its_bbox_to_the_image(
+    nc_stack, nc_strata, nc_class_config, tmp_path
+):
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    # The land-cover raster at half the resolution: read onto the image's grid.
+    coarse = tmp_path / "strata_coarse.tif"
+    with rasterio.open(nc_strata) as src:
+        shape = (src.height // 2, src.width // 2)
+        profile = src.profile | {
+            "height": shape[0],
+            "width": shape[1],
+            "transform": src.transform * Affine.scale(2),
+        }
+        with rasterio.open(coarse, "w", **profile) as dst:
+            dst.write(src.read(out_shape=(1, *shape), resampling=Resampling.nearest))
+    image_kw = {"bbox": (100, 50, 300, 250)}
+    scenes = [
+        make_ss_scene(
+            nc_stack,
+            class_config=nc_class_config,
+            label_raster_uri=coarse,
+            image_raster_source_kw=image_kw,
+            label_raster_source_kw=label_kw,
+        )
+        for label_kw in ({}, {"bbox": (50, 25, 150, 125)})
+    ]
+    plain, cropped = (s.label_source.get_label_arr(s.grid.extent) for s in scenes)
+    assert plain.shape == (200, 200) and len(np.unique(plain)) > 2
+    np.testing.assert_array_equal(cropped, plain)
+
+
 def test_aoi_from_file_in_other_crs_is_reprojected(nc_stack, nc_strata, nc_class_config, tmp_path):
     image = RasterioSource(nc_stack)
     left, bottom, _, top = image.bounds
