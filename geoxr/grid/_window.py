@@ -170,9 +170,11 @@ class Grid:
                 f"DataArray {data.name!r} has dims {data.dims}; expected ('band', 'y', 'x'). "
                 "Rename the spatial dims with `data.rename(...)`."
             )
-        return cls(
-            CRS.from_user_input(crs), data.rio.transform(), (data.sizes["y"], data.sizes["x"])
-        )
+        shape = (data.sizes["y"], data.sizes["x"])
+        # From the coordinates where they tell it: a stored GeoTransform outlives a flip
+        # (``isel(y=slice(None, None, -1))``); a single row or column needs the stored one.
+        recalc = min(shape) >= 2
+        return cls(CRS.from_user_input(crs), data.rio.transform(recalc=recalc), shape)
 
     @property
     def height(self) -> int:

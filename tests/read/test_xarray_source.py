@@ -87,6 +87,16 @@ def test_read_over_zarr_store(nc_zarr, nc_dataarray, nc_stack):
     np.testing.assert_array_equal(data.values, nc_zarr.values)
 
 
+@pytest.mark.parametrize("dim", ["y", "x"])
+def test_a_flipped_dataarray_keeps_its_coordinates(nc_dataarray, dim):
+    flipped = nc_dataarray.isel({dim: slice(None, None, -1)})  # its stored GeoTransform is stale
+    src = XarraySource(flipped)
+    np.testing.assert_array_equal(src.data[dim].values, flipped[dim].values)
+    assert src.bounds == nc_dataarray.rio.bounds()
+    window = Window(10, 20, 16, 16)
+    np.testing.assert_array_equal(src.read(window).data, flipped.isel(window.isel()).values)
+
+
 def test_pickle_round_trip(nc_dataarray):
     src = XarraySource(nc_dataarray, channel_order=[2])
     clone = pickle.loads(pickle.dumps(src))
