@@ -87,6 +87,13 @@ class RasterizedSource(RasterSource):
                 f"column {class_id_column!r}. Name the column that holds it with "
                 "class_id_column=..., or give default_class_id=..."
             )
+        negative = sorted({i for i in [*ids.astype(int).tolist(), background_class_id] if i < 0})
+        if negative:
+            raise ClassConfigError(
+                f"Features of {vector_source.uri!r} (column {class_id_column!r}) or the "
+                f"background class have negative class ids {negative}; class ids are "
+                "positions in the ClassConfig, 0 or more. Map them to those positions first."
+            )
         self.label = vector_source.uri
         self.grid = grid
         self.channels = [0]

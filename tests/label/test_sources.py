@@ -145,6 +145,22 @@ def test_rasterized_background_and_pickle(nc_polygons, nc_image):
     np.testing.assert_array_equal(clone.read(window).data[0], chip)
 
 
+def test_rasterized_negative_class_ids_raise(nc_polygons, nc_image, tmp_path):
+    polygons = gpd.read_file(nc_polygons)
+    polygons.loc[0, "id"] = -1  # burned into uint8, it became background
+    path = tmp_path / "negative.gpkg"
+    polygons.to_file(path)
+    with pytest.raises(geoxr.ClassConfigError, match=r"negative class ids \[-1\]"):
+        RasterizedSource(VectorSource(path), grid=nc_image.grid, class_id_column="id")
+    with pytest.raises(geoxr.ClassConfigError, match=r"negative class ids \[-2\]"):
+        RasterizedSource(
+            VectorSource(nc_polygons),
+            grid=nc_image.grid,
+            class_id_column="id",
+            background_class_id=-2,
+        )
+
+
 def test_rasterized_missing_class_ids_raise(sn4_buildings, sn4_image):
     image = RasterioSource(sn4_image)
     with pytest.raises(
