@@ -159,7 +159,10 @@ def dataset(path: str, target_grid: Grid | None = None, resampling: str = "neare
     identity = _file_identity(path)
     identity_and_handle = handles.get(key)
     if identity_and_handle is not None and identity_and_handle[0] != identity:
-        identity_and_handle[1].close()
+        stale = identity_and_handle[1]
+        stale.close()
+        if isinstance(stale, WarpedVRT):
+            stale.src_dataset.close()
         identity_and_handle = None
     if identity_and_handle is None:
         handle = open_checked(path)

@@ -6,6 +6,7 @@ Install with ``pip install geoxr[stac]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rasterio.crs import CRS
@@ -128,5 +129,10 @@ def stac_source(
         for i in item_list
     ]
     return TemporalMultiRasterSource(
-        sources, times=[i.datetime.replace(tzinfo=None) for i in item_list], resampling=resampling
+        sources, times=[_utc(i.datetime) for i in item_list], resampling=resampling
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """A naive datetime in UTC (a time series' times must compare across time zones)."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)

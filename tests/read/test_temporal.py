@@ -76,6 +76,16 @@ def test_stac_items_from_local_json_make_a_lazy_time_series(tmp_path, naip):
         np.testing.assert_array_equal(data[0].values, first.read(window=window))
 
 
+def test_stac_times_in_other_time_zones_are_in_utc(naip):
+    east = datetime.timezone(datetime.timedelta(hours=5))
+    items = [
+        _item("later", naip[1], datetime.datetime(2020, 8, 31, 3, tzinfo=east)),  # 22:00 UTC
+        _item("earlier", naip[0], datetime.datetime(2020, 8, 30, 23, tzinfo=datetime.UTC)),
+    ]
+    times = geoxr.stac_source(items, ["image"]).data["time"].values.astype("datetime64[m]")
+    assert times.astype(str).tolist() == ["2020-08-30T22:00", "2020-08-30T23:00"]
+
+
 def test_stac_item_assets_become_bands(naip):
     item = _item("both", naip[0], datetime.datetime(2009, 8, 18))
     item.add_asset("later", pystac.Asset(str(naip[1])))
