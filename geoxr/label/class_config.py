@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from geoxr.errors import ClassConfigError
 
 __all__ = ["ClassConfig"]
@@ -104,6 +106,33 @@ class ClassConfig:
             return self.names.index(name)
         except ValueError:
             raise ClassConfigError(f"Unknown class {name!r}; known: {list(self.names)}.") from None
+
+    def check_class_ids(
+        self, values: np.ndarray, *, label: str, fix: str, skip: Sequence[int] = ()
+    ) -> None:
+        """Raise if ``values`` hold class ids this config does not have (``skip``: allowed).
+
+        Examples
+        --------
+        >>> ClassConfig(["a", "b"]).check_class_ids(np.array([0, 1, 255]), label="x", fix="", skip=[255])
+        >>> ClassConfig(["a", "b"]).check_class_ids(np.array([0, 7]), label="Labels 'x'", fix="Fix it.")
+        Traceback (most recent call last):
+        ...
+        geoxr.errors.ClassConfigError: Labels 'x': class ids [7] that the class config (2 classes: ['a', 'b']) does not have. Fix it.
+        """
+        n = len(self)
+        # The range on the values' own (often uint8) dtype first: cheaper than int64.
+        if not values.size or (values.min() >= 0 and values.max() < n):
+            return
+        ids = values.astype(np.int64)
+        bad = (ids < 0) | (ids >= n)
+        if skip:
+            bad &= ~np.isin(ids, list(skip))
+        if bad.any():
+            raise ClassConfigError(
+                f"{label}: class ids {np.unique(ids[bad])[:10].tolist()} that the class config "
+                f"({n} classes: {list(self.names)}) does not have. {fix}"
+            )
 
     def ensure_null_class(self) -> ClassConfig:
         """This config if it has a null class, else a copy with ``"null"`` appended."""

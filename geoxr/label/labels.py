@@ -16,7 +16,7 @@ from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.label.class_config import ClassConfig
 from geoxr.label.rasterize import aoi_window_mask
 
-__all__ = ["SemanticSegmentationLabels", "class_ids_from_scores"]
+__all__ = ["SemanticSegmentationLabels", "checked_class_ids", "class_ids_from_scores"]
 
 
 def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
@@ -51,6 +51,24 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
         np.subtract(ids, step, out=ids)
         np.fmax(best, scores[class_id], out=best)  # a NaN score leaves best as it is
     return ids
+
+
+def checked_class_ids(labels: SemanticSegmentationLabels, *, output: str) -> da.Array:
+    """The labels' class ids as a dask array, each block checked as it is computed.
+
+    For writers: an id the class config does not have raises a ClassConfigError
+    naming ``output``, instead of being written (a COG's uint8 would wrap it round).
+    """
+    return da.asarray(labels.class_ids.data).map_blocks(
+        _checked_block, class_config=labels.class_config, label=f"Labels written to {output!r}"
+    )
+
+
+def _checked_block(block: np.ndarray, *, class_config: ClassConfig, label: str) -> np.ndarray:
+    class_config.check_class_ids(
+        block, label=label, fix="Give class ids that are positions in the labels' class config."
+    )
+    return block
 
 
 def _class_ids_of_block(scores: np.ndarray, null_class_id: int) -> np.ndarray:

@@ -80,16 +80,11 @@ class SemanticSegmentationLabelSource:
     ) -> np.ndarray:
         if invalid is not None and invalid.any():
             values = np.where(invalid, self.null_class_id, values)
-        # Range checks on the raster's own (often uint8) values: cheaper than on int64.
-        n = len(self.class_config)
-        if values.size and (values.min() < 0 or values.max() >= n):
-            ids = values.astype(np.int64)
-            bad = np.unique(ids[(ids < 0) | (ids >= n)])[:10].tolist()
-            raise ClassConfigError(
-                f"Label raster {self.raster_source!r} holds class ids {bad} that the class config "
-                f"({len(self.class_config)} classes: {list(self.class_config.names)}) does not "
-                "have. Add the classes, or declare the value as the label raster's nodata."
-            )
+        self.class_config.check_class_ids(
+            values,
+            label=f"Label raster {self.raster_source!r}",
+            fix="Add the classes, or declare the value as the label raster's nodata.",
+        )
         if out is None:
             return values.astype(np.int64)
         np.copyto(out, values, casting="unsafe")  # as astype: float ids are truncated

@@ -21,6 +21,7 @@ from rasterio.windows import Window as RioWindow
 from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
+from geoxr.label.labels import checked_class_ids
 from geoxr.read import RasterioSource
 from geoxr.read._gdal import read_once_block_cache
 from geoxr.store._compute import stream_blocks
@@ -182,15 +183,16 @@ def write_cog_labels(
     path = Path(path)
     ids_dtype = "uint8" if len(labels.class_config) <= 256 else "uint16"
     null = labels.null_class_id
-    outputs = [_Output(path, labels.class_ids.data, ids_dtype, null, average=False)]
+    class_ids = checked_class_ids(labels, output=str(path))
+    outputs = [_Output(path, class_ids, ids_dtype, null, average=False)]
     if scores_path is not None:
         if labels.scores is None:
             raise ValueError("These labels have no scores; leave scores_path=None.")
-        scores = labels.scores.data.astype("float32")
+        scores = da.asarray(labels.scores.data).astype("float32")
         outputs.append(_Output(Path(scores_path), scores, "float32", np.nan, average=True))
     overview_levels = overview_factors(labels.grid.width, labels.grid.height, blocksize)
     factors = (1, *overview_levels)
-    tiles = [aligned_tile(labels.class_ids.data.chunks, f, blocksize) for f in factors]
+    tiles = [aligned_tile(class_ids.chunks, f, blocksize) for f in factors]
     # Levels the blocks fill whole tiles of are written from the blocks' tasks; any
     # after them (blocks of a size with few factors of 2) from the last of those.
     blockwise = next((k for k, tile in enumerate(tiles[1:]) if tile is None), len(tiles) - 1)

@@ -19,6 +19,7 @@ from zarr.codecs import BloscCodec
 from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Grid, Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
+from geoxr.label.labels import checked_class_ids
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
 from geoxr.store._zarr_chunks import PARTIAL_SUFFIX, ChunkFiles
 
@@ -30,8 +31,8 @@ PROGRESS = "geoxr_blocks_done"
 BlockCallback = Callable[[tuple[int, int]], None]
 
 
-def _dataset(labels: SemanticSegmentationLabels, *, scores: bool) -> xr.Dataset:
-    ids = labels.class_ids
+def _dataset(labels: SemanticSegmentationLabels, *, scores: bool, output: str) -> xr.Dataset:
+    ids = labels.class_ids.copy(data=checked_class_ids(labels, output=output))
     variables: dict[str, xr.DataArray] = {
         "class_id": ids.drop_vars("spatial_ref", errors="ignore")
     }
@@ -140,7 +141,7 @@ def write_zarr_labels(
         If ``path`` holds a store of another job and ``resume`` is True.
     """
     path = Path(path)
-    ds = _dataset(labels, scores=scores)
+    ds = _dataset(labels, scores=scores, output=str(path))
     ids_chunks = ds["class_id"].chunks or tuple((n,) for n in ds["class_id"].shape)
     # Regular chunks: every dask block is whole Zarr chunks, so no two tasks share a chunk.
     row_chunks, col_chunks = (
@@ -149,7 +150,10 @@ def write_zarr_labels(
     )
     chunks = (row_chunks, col_chunks)
     token = dask.base.tokenize(_job_token(ds), chunks)
-    ds = ds.chunk({"y": chunks[0], "x": chunks[1]})
+    # A block holds every class: its task writes whole chunks of every array.
+    ds = ds.chunk(
+        {"y": chunks[0], "x": chunks[1], **({"class": -1} if "class" in ds.dims else {})}
+    )
     for var in ds.data_vars.values():
         var.encoding.pop("grid_mapping", None)
         var.attrs["grid_mapping"] = "spatial_ref"  # CF: where the CRS lives

@@ -256,7 +256,7 @@ def test_label_value_outside_class_config_raises(nc_strata):
         ["null", "developed", "agriculture", "herbaceous", "shrubland"], null_class="null"
     )
     source = SemanticSegmentationLabelSource(RasterioSource(nc_strata), config)
-    with pytest.raises(geoxr.ClassConfigError, match=r"holds class ids \[5, 6, 7\]"):
+    with pytest.raises(geoxr.ClassConfigError, match=r": class ids \[5, 6, 7\] that"):
         source.get_label_arr(source.grid.extent)
     with pytest.raises(
         geoxr.ClassConfigError, match=r"class ids \[5, 6, 7\] that the class config"
@@ -270,7 +270,7 @@ def test_label_value_outside_class_config_in_window(nc_strata, nc_class_config):
     )
     source = SemanticSegmentationLabelSource(RasterioSource(nc_strata), small)
     # The top-left corner is forest (5) next to shrubland (4).
-    with pytest.raises(geoxr.ClassConfigError, match=r"holds class ids \[5\]"):
+    with pytest.raises(geoxr.ClassConfigError, match=r": class ids \[5\] that"):
         source.get_label_arr(Window(0, 0, 2, 4))
 
 

@@ -149,6 +149,49 @@ def test_a_cog_store_saved_again_reads_back_the_new_labels(tmp_path, nc_labels, 
     assert again.scores is None and not (tmp_path / "p-scores.tif").exists()
 
 
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_class_ids_the_class_config_lacks_are_an_error_and_leave_no_output(
+    tmp_path, nc_land_cover, suffix
+):
+    ids = nc_land_cover.class_ids.astype(np.int64)
+    ids = ids.where(ids != 5, 260)
+    wrong = geoxr.SemanticSegmentationLabels(
+        grid=nc_land_cover.grid, class_config=nc_land_cover.class_config, class_ids=ids
+    )
+    store = geoxr.SemanticSegmentationLabelStore(tmp_path / f"p{suffix}", progress=False)
+    with pytest.raises(geoxr.ClassConfigError, match=r"p\.(tif|zarr)': class ids \[260\]"):
+        store.save(wrong)  # a COG's uint8 made 260 class 4
+    assert not (tmp_path / "p.tif").exists()
+    if suffix == ".zarr":
+        with pytest.raises(geoxr.IncompleteOutputError):
+            store.get_labels()
+
+
+def test_in_memory_labels_and_scores_chunked_by_class_are_written(tmp_path, nc_labels):
+    in_memory = geoxr.SemanticSegmentationLabels(
+        grid=nc_labels.grid,
+        class_config=nc_labels.class_config,
+        scores=nc_labels.scores.compute(),
+        class_ids=nc_labels.class_ids.compute(),
+    )
+    write_cog_labels(
+        in_memory, tmp_path / "ids.tif", scores_path=tmp_path / "s.tif", progress=False
+    )
+    by_class = geoxr.SemanticSegmentationLabels(
+        grid=nc_labels.grid,
+        class_config=nc_labels.class_config,
+        scores=nc_labels.scores.chunk({"class": 1}),
+    )
+    store = geoxr.SemanticSegmentationLabelStore(tmp_path / "p.zarr", progress=False)
+    store.save(by_class)
+    for back in (
+        read_cog_labels(tmp_path / "ids.tif", scores_path=tmp_path / "s.tif"),
+        store.get_labels(),
+    ):
+        np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
+        np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
+
+
 def test_label_store_zarr_and_cog(tmp_path, nc_labels):
     zarr_store = geoxr.SemanticSegmentationLabelStore(tmp_path / "p.zarr", progress=False)
     cog_store = geoxr.SemanticSegmentationLabelStore(
