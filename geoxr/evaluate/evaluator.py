@@ -12,10 +12,11 @@ import numpy as np
 import shapely
 import xarray as xr
 
-from geoxr.errors import CRSMismatchError
+from geoxr.errors import ClassConfigError, CRSMismatchError
 from geoxr.evaluate.confusion import confusion_matrix_lazy
 from geoxr.grid import Grid
 from geoxr.label import ClassConfig, SemanticSegmentationLabels, SemanticSegmentationLabelSource
+from geoxr.label.labels import checked_class_ids
 from geoxr.learn.metrics import segmentation_metrics
 
 __all__ = ["SemanticSegmentationEvaluator"]
@@ -61,6 +62,14 @@ class SemanticSegmentationEvaluator:
             ``miou``, ``accuracy``, ``pixels``, ``per_class`` (precision, recall,
             F1, IoU, support and predicted pixel counts) and ``confusion_matrix``.
         """
+        for name, labels in (("truth", truth), ("prediction", prediction)):
+            config = getattr(labels, "class_config", None)
+            if config is not None and config.ensure_null_class() != self.class_config:
+                raise ClassConfigError(
+                    f"The {name}'s classes {list(config.names)} are not the evaluator's "
+                    f"{list(self.class_config.names)}: the ids would name other classes. "
+                    "Evaluate with the class config both were made with."
+                )
         if aoi_polygons is not None:
             prediction = prediction.filter_by_aoi(aoi_polygons)
         truth_ids, pred_ids = _class_ids(truth), prediction.class_ids
@@ -70,8 +79,23 @@ class SemanticSegmentationEvaluator:
                 f"{prediction.grid}; evaluate on the prediction's scene grid."
             )
         null = self.class_config.ignore_class_id
+        # A truth raster's nodata (and NaN) is no label, as the null class.
+        nodata = truth_ids.rio.nodata if isinstance(truth, xr.DataArray) else None
+        ignore = [null] if nodata is None or np.isnan(nodata) else [null, int(nodata)]
+        checked = [
+            ids.copy(
+                data=checked_class_ids(
+                    ids.data,
+                    self.class_config,
+                    label=f"The {name}",
+                    fix="Evaluate with the class config the ids were made with.",
+                    skip=ignore,
+                )
+            )
+            for name, ids in (("truth", truth_ids), ("prediction", pred_ids))
+        ]
         n = len(self.class_config)
-        cm = np.asarray(confusion_matrix_lazy(truth_ids, pred_ids, n, ignore=[null]).compute())
+        cm = np.asarray(confusion_matrix_lazy(*checked, n, ignore=ignore).compute())
         metrics = segmentation_metrics(cm, list(self.class_config.names), ignore_index=null)
         metrics["confusion_matrix"] = cm.tolist()
         metrics["class_names"] = list(self.class_config.names)
@@ -82,5 +106,17 @@ class SemanticSegmentationEvaluator:
         """Write metrics as JSON."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(metrics, indent=2))
+        # NaN (a metric of no pixels) is not JSON: null.
+        path.write_text(json.dumps(_without_nan(metrics), indent=2, allow_nan=False))
         return path
+
+
+def _without_nan(value: Any) -> Any:
+    """``value`` with every float NaN in it (in dicts and lists too) replaced by ``None``."""
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nan(item) for item in value]
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value

@@ -110,7 +110,7 @@ class ClassConfig:
     def check_class_ids(
         self, values: np.ndarray, *, label: str, fix: str, skip: Sequence[int] = ()
     ) -> None:
-        """Raise if ``values`` hold class ids this config does not have (``skip``: allowed).
+        """Raise if ``values`` hold class ids this config does not have (``skip``, NaN: allowed).
 
         Examples
         --------
@@ -121,6 +121,8 @@ class ClassConfig:
         geoxr.errors.ClassConfigError: Labels 'x': class ids [7] that the class config (2 classes: ['a', 'b']) does not have. Fix it.
         """
         n = len(self)
+        if values.dtype.kind == "f":  # NaN is no class id
+            values = values[~np.isnan(values)]
         # The range on the values' own (often uint8) dtype first: cheaper than int64.
         if not values.size or (values.min() >= 0 and values.max() < n):
             return

@@ -53,21 +53,22 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     return ids
 
 
-def checked_class_ids(labels: SemanticSegmentationLabels, *, output: str) -> da.Array:
-    """The labels' class ids as a dask array, each block checked as it is computed.
+def checked_class_ids(
+    ids: Any, class_config: ClassConfig, *, label: str, fix: str, skip: Sequence[int] = ()
+) -> da.Array:
+    """``ids`` as a dask array, each block checked against ``class_config`` as it is computed.
 
-    For writers: an id the class config does not have raises a ClassConfigError
-    naming ``output``, instead of being written (a COG's uint8 would wrap it round).
+    An id the class config does not have (other than those in ``skip``) raises a
+    ClassConfigError naming ``label``, instead of passing on (a COG's uint8 would
+    wrap it round; a confusion matrix would drop it). NaN is no id: it passes.
     """
-    return da.asarray(labels.class_ids.data).map_blocks(
-        _checked_block, class_config=labels.class_config, label=f"Labels written to {output!r}"
+    return da.asarray(ids).map_blocks(
+        _checked_block, class_config=class_config, label=label, fix=fix, skip=tuple(skip)
     )
 
 
-def _checked_block(block: np.ndarray, *, class_config: ClassConfig, label: str) -> np.ndarray:
-    class_config.check_class_ids(
-        block, label=label, fix="Give class ids that are positions in the labels' class config."
-    )
+def _checked_block(block: np.ndarray, **check: Any) -> np.ndarray:
+    check.pop("class_config").check_class_ids(block, **check)
     return block
 
 

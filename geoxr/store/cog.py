@@ -183,7 +183,12 @@ def write_cog_labels(
     path = Path(path)
     ids_dtype = "uint8" if len(labels.class_config) <= 256 else "uint16"
     null = labels.null_class_id
-    class_ids = checked_class_ids(labels, output=str(path))
+    class_ids = checked_class_ids(
+        labels.class_ids.data,
+        labels.class_config,
+        label=f"Labels written to {str(path)!r}",
+        fix="Give class ids that are positions in the labels' class config.",
+    )
     outputs = [_Output(path, class_ids, ids_dtype, null, average=False)]
     if scores_path is not None:
         if labels.scores is None:

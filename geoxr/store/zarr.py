@@ -32,7 +32,13 @@ BlockCallback = Callable[[tuple[int, int]], None]
 
 
 def _dataset(labels: SemanticSegmentationLabels, *, scores: bool, output: str) -> xr.Dataset:
-    ids = labels.class_ids.copy(data=checked_class_ids(labels, output=output))
+    checked = checked_class_ids(
+        labels.class_ids.data,
+        labels.class_config,
+        label=f"Labels written to {output!r}",
+        fix="Give class ids that are positions in the labels' class config.",
+    )
+    ids = labels.class_ids.copy(data=checked)
     variables: dict[str, xr.DataArray] = {
         "class_id": ids.drop_vars("spatial_ref", errors="ignore")
     }

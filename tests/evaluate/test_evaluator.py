@@ -66,3 +66,43 @@ def test_truth_on_another_grid_is_refused(nc_truth_and_prediction, nc_class_conf
     other = geoxr.RasterioSource(sn4_image).data.isel(band=0)
     with pytest.raises(geoxr.CRSMismatchError, match="evaluate on the prediction's scene grid"):
         geoxr.SemanticSegmentationEvaluator(nc_class_config).evaluate(other, labels)
+
+
+def test_a_truth_raster_nodata_is_ignored(nc_truth_and_prediction, nc_class_config):
+    scene, labels = nc_truth_and_prediction
+    truth = scene.label_source.data.rio.write_nodata(7)  # "sediment" pixels declared nodata
+    metrics = geoxr.SemanticSegmentationEvaluator(nc_class_config).evaluate(truth, labels)
+    values, pred = scene.label_source.data.values, labels.class_ids.values
+    assert metrics["pixels"] == ((values != 0) & (values != 7) & (pred != 0)).sum()
+
+
+def test_ids_and_classes_the_evaluator_does_not_know_are_refused(
+    nc_truth_and_prediction, nc_class_config
+):
+    scene, labels = nc_truth_and_prediction
+    evaluator = geoxr.SemanticSegmentationEvaluator(nc_class_config)
+    unknown = scene.label_source.data.astype(np.int64)
+    unknown = unknown.where(unknown != 7, 12)  # dropped from the matrix before: more accuracy
+    with pytest.raises(geoxr.ClassConfigError, match=r"The truth: class ids \[12\] that"):
+        evaluator.evaluate(unknown, labels)
+    reordered = geoxr.ClassConfig([*nc_class_config.names[1:], "null"], null_class="null")
+    other = geoxr.SemanticSegmentationLabels(
+        grid=labels.grid, class_config=reordered, class_ids=labels.class_ids
+    )
+    with pytest.raises(
+        geoxr.ClassConfigError, match=r"prediction's classes .* are not the evaluator's"
+    ):
+        evaluator.evaluate(scene.label_source, other)
+
+
+def test_metrics_of_no_pixels_save_as_json_null(
+    tmp_path, nc_truth_and_prediction, nc_class_config
+):
+    scene, labels = nc_truth_and_prediction
+    evaluator = geoxr.SemanticSegmentationEvaluator(nc_class_config)
+    left, _, _, top = scene.grid.bounds
+    corner = shapely.box(left, top - 1, left + 1, top)  # inside no pixel centre
+    metrics = evaluator.evaluate(scene.label_source, labels, aoi_polygons=[corner])
+    assert metrics["pixels"] == 0 and np.isnan(metrics["miou"])
+    saved = evaluator.save(metrics, tmp_path / "m.json").read_text()
+    assert "NaN" not in saved and json.loads(saved)["miou"] is None
