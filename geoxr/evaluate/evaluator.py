@@ -82,7 +82,7 @@ class SemanticSegmentationEvaluator:
         # A truth raster's nodata (and NaN) is no label, as the null class.
         nodata = truth_ids.rio.nodata if isinstance(truth, xr.DataArray) else None
         ignore = [null] if nodata is None or np.isnan(nodata) else [null, int(nodata)]
-        checked = [
+        truth_checked, pred_checked = (
             ids.copy(
                 data=checked_class_ids(
                     ids.data,
@@ -93,9 +93,11 @@ class SemanticSegmentationEvaluator:
                 )
             )
             for name, ids in (("truth", truth_ids), ("prediction", pred_ids))
-        ]
+        )
         n = len(self.class_config)
-        cm = np.asarray(confusion_matrix_lazy(*checked, n, ignore=ignore).compute())
+        cm = np.asarray(
+            confusion_matrix_lazy(truth_checked, pred_checked, n, ignore=ignore).compute()
+        )
         metrics = segmentation_metrics(cm, list(self.class_config.names), ignore_index=null)
         metrics["confusion_matrix"] = cm.tolist()
         metrics["class_names"] = list(self.class_config.names)
