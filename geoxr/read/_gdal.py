@@ -191,6 +191,13 @@ def describe(ds: rasterio.DatasetReader, *, label: str) -> Grid:
             "`rio edit-info --crs EPSG:... --transform ...` or use XarraySource with "
             "`data.rio.write_crs(...)`."
         )
+    if ds.transform.b or ds.transform.d:
+        raise NoGeoreferenceError(
+            f"Raster {label!r} has a rotated or sheared geotransform {tuple(ds.transform)[:6]}; "
+            "geoxr works on north-up grids (x and y coordinates along the columns and rows). "
+            "Warp it onto one first, e.g. `gdalwarp in.tif out.tif` (or a VRT: "
+            "`gdalwarp -of VRT in.tif out.vrt`)."
+        )
     return Grid(ds.crs, ds.transform, (ds.height, ds.width))
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.windows
+from affine import Affine
 
 import geoxr
 from geoxr import CastTransformer, RasterioSource, Window
@@ -305,6 +306,16 @@ def test_not_a_raster_raises_read_error(tmp_path):
     path = tmp_path / "text.tif"
     path.write_text("not a raster")
     with pytest.raises(geoxr.RasterReadError, match=r"text\.tif"):
+        RasterioSource(path)
+
+
+def test_rotated_geotiff_raises(rgb_byte, tmp_path):
+    path = tmp_path / "rotated.tif"
+    with rasterio.open(rgb_byte) as ds:
+        rotated = ds.transform * Affine.rotation(30)
+        with rasterio.open(path, "w", **(ds.profile | {"transform": rotated})) as dst:
+            dst.write(ds.read())
+    with pytest.raises(geoxr.NoGeoreferenceError, match=r"rotated\.tif' has a rotated or sheared"):
         RasterioSource(path)
 
 
