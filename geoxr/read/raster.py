@@ -162,7 +162,8 @@ class RasterioSource(RasterSource):
         self.nodata = nodata if nodata is not None else file_nodata
         self._dtype = dtype
         self.raster_transformers = tuple(raster_transformers)
-        ch, cw = tile_aligned_chunks(block_shape, self.grid.shape, target=chunk_size)
+        # Sized on the whole file (or target grid), so a bbox's chunks meet on its tile edges.
+        ch, cw = tile_aligned_chunks(block_shape, full.shape, target=chunk_size)
         row_off, col_off = (
             (0, 0) if target_grid is not None else (self._offset.row_off, self._offset.col_off)
         )

@@ -178,6 +178,11 @@ def test_data_chunks_nc_tiles(nc_stack):
     data = RasterioSource(nc_stack, chunk_size=300).data
     assert data.chunks == ((6,), (256, 187), (256, 233))
     assert RasterioSource(nc_stack).data.chunks == ((6,), (443,), (489,))
+    # A bbox from row and column 100: chunk edges stay on the file's tile edges (256).
+    cropped = RasterioSource(nc_stack, bbox=(100, 100, 400, 400), chunk_size=300).data
+    assert cropped.chunks == ((6,), (156, 144), (156, 144))
+    whole = RasterioSource(nc_stack, bbox=(100, 100, 400, 400)).data  # the file in one chunk
+    assert whole.chunks == ((6,), (300,), (300,))
 
 
 def test_tile_layout_is_the_files_tiles_on_the_sources_grid(nc_stack, rgb_byte, tmp_path):
