@@ -212,16 +212,29 @@ def mosaic_vrt(paths: Sequence[str]) -> str:
         with open_checked(path) as ds:
             infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], ds.nodata))
     first_path, first, count, dtype, nodata = infos[0]
-    for path, grid, n, _, _ in infos[1:]:
-        if grid.crs != first.crs or grid.resolution != first.resolution or n != count:
+    xres, yres = first.resolution
+    for path, grid, n, other_dtype, _ in infos[1:]:
+        # Whole pixels apart: the mosaic places each file at a pixel offset.
+        shift = (
+            (grid.transform.c - first.transform.c) / xres,
+            (grid.transform.f - first.transform.f) / yres,
+        )
+        on_pixels = all(abs(d - round(d)) < 1e-6 for d in shift)
+        if (grid.crs, grid.resolution, n, other_dtype) != (
+            first.crs,
+            first.resolution,
+            count,
+            dtype,
+        ) or not on_pixels:
             raise CRSMismatchError(
                 f"Cannot mosaic {path!r} with {first_path!r}: expected the same CRS, "
-                f"resolution and band count ({first.crs}, {first.resolution}, {count}), "
-                f"got ({grid.crs}, {grid.resolution}, {n}). Use MultiRasterSource to combine "
-                "rasters on different grids."
+                f"resolution, band count and data type on the same pixel grid ({first.crs}, "
+                f"{first.resolution}, {count}, {dtype}), got ({grid.crs}, {grid.resolution}, "
+                f"{n}, {other_dtype}){'' if on_pixels else f', not a whole number of pixels apart: {shift}'}. Use "
+                "MultiRasterSource to combine rasters on different grids, or convert the data "
+                "types first."
             )
     lefts, bottoms, rights, tops = zip(*(g.bounds for _, g, *_ in infos), strict=True)
-    xres, yres = first.resolution
     left, top = min(lefts), max(tops)
     width = round((max(rights) - left) / xres)
     height = round((top - min(bottoms)) / yres)

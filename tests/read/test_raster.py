@@ -358,6 +358,25 @@ def test_mosaic_of_different_crs_raises(rgb_byte, sn4_image):
         RasterioSource([rgb_byte, sn4_image])
 
 
+def test_mosaic_of_another_dtype_or_a_shifted_grid_raises(rgb_byte, tmp_path):
+    left, right = write_halves(rgb_byte, tmp_path)
+    with rasterio.open(right) as ds:
+        profile, values = ds.profile, ds.read()
+    wider = tmp_path / "right_uint16.tif"
+    with rasterio.open(wider, "w", **(profile | {"dtype": "uint16"})) as dst:
+        dst.write(values.astype(np.uint16) * 4)  # a uint8 mosaic made 1020 into 255
+    shifted = tmp_path / "right_shifted.tif"
+    half_pixel = profile["transform"] * Affine.translation(0.5, 0)
+    with rasterio.open(shifted, "w", **(profile | {"transform": half_pixel})) as dst:
+        dst.write(values)
+    with pytest.raises(geoxr.CRSMismatchError, match=r"data type.*uint8\), got .*uint16\)"):
+        RasterioSource([left, wider])
+    with pytest.raises(
+        geoxr.CRSMismatchError, match=r"not a whole number of pixels apart: \(395\.5, 0\.0\)"
+    ):
+        RasterioSource([left, shifted])
+
+
 # ---------------------------------------------------------------------------- pickle, transformers
 
 
