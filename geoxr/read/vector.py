@@ -31,7 +31,9 @@ class VectorSource:
     uri : str or path
         File path or GDAL URL. ``.parquet``/``.geoparquet`` is read with pyarrow.
     crs : str, int or CRS, optional
-        CRS to assume when the file declares none. A file with a CRS keeps its own.
+        CRS to assume when the file declares none. A file with a CRS keeps its own,
+        but for GeoJSON without a ``"crs"`` member whose coordinates are not degrees
+        (read as longitude/latitude, as RFC 7946 says), ``crs`` is the one they are in.
     layer : str or int, optional
         Layer of a multi-layer source (GeoPackage).
     on_invalid : {'repair', 'drop', 'raise'}
@@ -90,6 +92,16 @@ class VectorSource:
                     "are in, for example VectorSource(uri, crs='EPSG:32616')."
                 )
             gdf = gdf.set_crs(self.crs.to_wkt())
+        elif _geographic_but_not_degrees(gdf):
+            # GeoJSON without a "crs" member is WGS84 (RFC 7946), as GDAL reads it.
+            if self.crs is None:
+                raise NoGeoreferenceError(
+                    f"Vector file {self.uri!r} is read as {gdf.crs.to_string()} (GeoJSON "
+                    "without a 'crs' member is longitude/latitude), but its coordinates "
+                    f"{tuple(gdf.total_bounds.round(1))} are not degrees. Pass the CRS they "
+                    "are in, for example VectorSource(uri, crs='EPSG:32616')."
+                )
+            gdf = gdf.set_crs(self.crs.to_wkt(), allow_override=True)
         return self._check_geometries(gdf)
 
     def _check_geometries(self, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -132,3 +144,11 @@ class VectorSource:
 
     def __repr__(self) -> str:
         return f"VectorSource({self.uri!r})"
+
+
+def _geographic_but_not_degrees(gdf: gpd.GeoDataFrame) -> bool:
+    """Whether ``gdf`` is in a geographic CRS with coordinates no longitude/latitude can take."""
+    if gdf.crs is None or not CRS.from_user_input(gdf.crs).is_geographic or gdf.empty:
+        return False
+    left, bottom, right, top = gdf.total_bounds
+    return bool(left < -360 or right > 360 or bottom < -90 or top > 90)

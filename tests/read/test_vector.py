@@ -165,3 +165,17 @@ def test_missing_file_raises(tmp_path, name):
 def test_missing_layer_raises(bow_tie_gpkg):
     with pytest.raises(geoxr.VectorReadError, match="check the path and layer"):
         VectorSource(bow_tie_gpkg, layer="nope").get_geodataframe()
+
+
+def test_projected_geojson_without_a_crs_member_needs_the_crs_it_is_in(sn4_buildings, tmp_path):
+    import json
+
+    collection = json.loads(sn4_buildings.read_text())
+    del collection["crs"]  # GDAL now reads it as longitude/latitude (RFC 7946)
+    bare = tmp_path / "buildings.geojson"
+    bare.write_text(json.dumps(collection))
+    with pytest.raises(geoxr.NoGeoreferenceError, match=r"are not degrees\. Pass the CRS"):
+        VectorSource(bare).get_geodataframe()
+    given = VectorSource(bare, crs="EPSG:32616").get_geodataframe(crs="EPSG:32616")
+    expected = VectorSource(sn4_buildings).get_geodataframe()
+    np.testing.assert_allclose(given.total_bounds, expected.total_bounds)  # not inf
