@@ -163,7 +163,7 @@ def test_aoi_of_points_raises(nc_stack, nc_class_config, tmp_path):
     image = RasterioSource(nc_stack)
     left, _, _, top = image.bounds
     path = write_aoi(
-        tmp_path / "points.geojson", [shapely.Point(left + 100, top - 100)], image.crs.to_wkt()
+        tmp_path / "points.gpkg", [shapely.Point(left + 100, top - 100)], image.crs.to_wkt()
     )
     with pytest.raises(geoxr.AOIError, match=r"must hold Polygons or MultiPolygons.*\['Point'\]"):
         make_ss_scene(nc_stack, class_config=nc_class_config, aoi_uri=path)
