@@ -16,7 +16,12 @@ from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.label.class_config import ClassConfig
 from geoxr.label.rasterize import aoi_window_mask
 
-__all__ = ["SemanticSegmentationLabels", "checked_class_ids", "class_ids_from_scores"]
+__all__ = [
+    "SemanticSegmentationLabels",
+    "checked_class_ids",
+    "class_ids_from_scores",
+    "class_ids_to_write",
+]
 
 
 def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
@@ -67,8 +72,20 @@ def checked_class_ids(
     )
 
 
-def _checked_block(block: np.ndarray, **check: Any) -> np.ndarray:
-    check.pop("class_config").check_class_ids(block, **check)
+def class_ids_to_write(labels: SemanticSegmentationLabels, output: str) -> da.Array:
+    """What a writer writes of ``labels``' class ids: checked block by block (see above)."""
+    return checked_class_ids(
+        labels.class_ids.data,
+        labels.class_config,
+        label=f"Labels written to {output!r}",
+        fix="Give class ids that are positions in the labels' class config.",
+    )
+
+
+def _checked_block(
+    block: np.ndarray, *, class_config: ClassConfig, label: str, fix: str, skip: tuple[int, ...]
+) -> np.ndarray:
+    class_config.check_class_ids(block, label=label, fix=fix, skip=skip)
     return block
 
 

@@ -213,26 +213,23 @@ def mosaic_vrt(paths: Sequence[str]) -> str:
             infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], ds.nodata))
     first_path, first, count, dtype, nodata = infos[0]
     xres, yres = first.resolution
+    expected = (first.crs, first.resolution, count, dtype)
     for path, grid, n, other_dtype, _ in infos[1:]:
         # Whole pixels apart: the mosaic places each file at a pixel offset.
         shift = (
             (grid.transform.c - first.transform.c) / xres,
             (grid.transform.f - first.transform.f) / yres,
         )
-        on_pixels = all(abs(d - round(d)) < 1e-6 for d in shift)
-        if (grid.crs, grid.resolution, n, other_dtype) != (
-            first.crs,
-            first.resolution,
-            count,
-            dtype,
-        ) or not on_pixels:
+        off_pixels = any(abs(d - round(d)) > 1e-6 for d in shift)
+        got = (grid.crs, grid.resolution, n, other_dtype)
+        if got != expected or off_pixels:
+            apart = f", not a whole number of pixels apart: {shift}" if off_pixels else ""
             raise CRSMismatchError(
                 f"Cannot mosaic {path!r} with {first_path!r}: expected the same CRS, "
-                f"resolution, band count and data type on the same pixel grid ({first.crs}, "
-                f"{first.resolution}, {count}, {dtype}), got ({grid.crs}, {grid.resolution}, "
-                f"{n}, {other_dtype}){'' if on_pixels else f', not a whole number of pixels apart: {shift}'}. Use "
-                "MultiRasterSource to combine rasters on different grids, or convert the data "
-                "types first."
+                "resolution, band count and data type on the same pixel grid "
+                f"({', '.join(map(str, expected))}), got ({', '.join(map(str, got))}){apart}. "
+                "Use MultiRasterSource to combine rasters on different grids, or convert the "
+                "data types first."
             )
     lefts, bottoms, rights, tops = zip(*(g.bounds for _, g, *_ in infos), strict=True)
     left, top = min(lefts), max(tops)

@@ -21,7 +21,7 @@ from rasterio.windows import Window as RioWindow
 from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
-from geoxr.label.labels import checked_class_ids
+from geoxr.label.labels import class_ids_to_write
 from geoxr.read import RasterioSource
 from geoxr.read._gdal import read_once_block_cache
 from geoxr.store._compute import stream_blocks
@@ -183,12 +183,7 @@ def write_cog_labels(
     path = Path(path)
     ids_dtype = "uint8" if len(labels.class_config) <= 256 else "uint16"
     null = labels.null_class_id
-    class_ids = checked_class_ids(
-        labels.class_ids.data,
-        labels.class_config,
-        label=f"Labels written to {str(path)!r}",
-        fix="Give class ids that are positions in the labels' class config.",
-    )
+    class_ids = class_ids_to_write(labels, str(path))
     outputs = [_Output(path, class_ids, ids_dtype, null, average=False)]
     if scores_path is not None:
         if labels.scores is None:

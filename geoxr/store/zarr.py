@@ -19,7 +19,7 @@ from zarr.codecs import BloscCodec
 from geoxr.errors import IncompleteOutputError
 from geoxr.grid import Grid, Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
-from geoxr.label.labels import checked_class_ids
+from geoxr.label.labels import class_ids_to_write
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
 from geoxr.store._zarr_chunks import PARTIAL_SUFFIX, ChunkFiles
 
@@ -32,13 +32,7 @@ BlockCallback = Callable[[tuple[int, int]], None]
 
 
 def _dataset(labels: SemanticSegmentationLabels, *, scores: bool, output: str) -> xr.Dataset:
-    checked = checked_class_ids(
-        labels.class_ids.data,
-        labels.class_config,
-        label=f"Labels written to {output!r}",
-        fix="Give class ids that are positions in the labels' class config.",
-    )
-    ids = labels.class_ids.copy(data=checked)
+    ids = labels.class_ids.copy(data=class_ids_to_write(labels, output))
     variables: dict[str, xr.DataArray] = {
         "class_id": ids.drop_vars("spatial_ref", errors="ignore")
     }
@@ -163,13 +157,14 @@ def write_zarr_labels(
     for var in ds.data_vars.values():
         var.encoding.pop("grid_mapping", None)
         var.attrs["grid_mapping"] = "spatial_ref"  # CF: where the CRS lives
-    if path.exists() and not _is_geoxr_store(path) and not _is_empty_dir(path):
+    geoxr_store = _is_geoxr_store(path)
+    if path.exists() and not geoxr_store and not _is_empty_dir(path):
         raise IncompleteOutputError(
             f"Zarr store path {str(path)!r} holds something that is not a geoxr label store "
             f"({'a file' if path.is_file() else 'a directory of other files'}); geoxr replaces "
             "only its own stores. Choose another path, or remove it first."
         )
-    if _is_geoxr_store(path) and resume:
+    if geoxr_store and resume:
         root = zarr.open_group(str(path), mode="r")
         if root.attrs.get(JOB_ATTR) != token:
             raise IncompleteOutputError(
