@@ -14,10 +14,13 @@ __all__ = [
     "CRSMismatchError",
     "ClassConfigError",
     "ConfigError",
+    "EmptyBandError",
     "GeoxrError",
     "GeoxrWarning",
     "IncompleteOutputError",
+    "LabelsError",
     "NoGeoreferenceError",
+    "OutputPathError",
     "RasterReadError",
     "StacAssetError",
     "VectorReadError",
@@ -57,6 +60,10 @@ class BandCountError(GeoxrError, ValueError):
     """Sources that must have the same bands (dates of a time series) do not."""
 
 
+class EmptyBandError(GeoxrError, ValueError):
+    """A band has no valid pixel where one is needed (e.g. to compute its statistics)."""
+
+
 class StacAssetError(GeoxrError, KeyError):
     """A STAC item lacks an asset that was asked for."""
 
@@ -69,7 +76,7 @@ class ClassConfigError(GeoxrError, ValueError):
 
 
 class ConfigError(GeoxrError, ValueError):
-    """An environment variable geoxr reads holds a value it cannot use."""
+    """An argument or environment variable holds a value geoxr cannot use."""
 
 
 class BundleError(GeoxrError, ValueError):
@@ -78,6 +85,14 @@ class BundleError(GeoxrError, ValueError):
 
 class IncompleteOutputError(GeoxrError, ValueError):
     """An output store was not finished (an interrupted run), or holds another job."""
+
+
+class OutputPathError(GeoxrError, ValueError):
+    """An output path has a format geoxr does not write, or a directory or file in the way."""
+
+
+class LabelsError(GeoxrError, ValueError):
+    """Labels lack the scores or class ids asked of them, or have the wrong shape."""
 
 
 class GeoxrWarning(UserWarning):

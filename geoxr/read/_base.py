@@ -51,14 +51,25 @@ def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
 
 
 def resolve_channels(channel_order: Sequence[int] | None, count: int, *, label: str) -> list[int]:
-    """0-based band indices to read, checked against the band count."""
+    """0-based band indices to read, checked against the band count.
+
+    Python and numpy integers are band indices; floats and bools are refused, not
+    truncated (``int(1.7)`` would read band 1).
+    """
     if channel_order is None:
         return list(range(count))
-    channels = [int(c) for c in channel_order]
+    given = list(channel_order)
+    not_ints = [c for c in given if isinstance(c, bool) or not isinstance(c, int | np.integer)]
+    if not_ints:
+        raise WindowError(
+            f"channel_order {given} for {label!r} holds {not_ints}, which are not integer "
+            "band indices. Give 0-based ints, e.g. channel_order=[0, 1, 2]."
+        )
+    channels = [int(c) for c in given]
     bad = [c for c in channels if not 0 <= c < count]
     if bad or not channels:
         raise WindowError(
-            f"channel_order {list(channel_order)} is invalid for {label!r}, which has "
+            f"channel_order {given} is invalid for {label!r}, which has "
             f"{count} bands; give 0-based band indices in 0..{count - 1}."
         )
     return channels
@@ -67,20 +78,23 @@ def resolve_channels(channel_order: Sequence[int] | None, count: int, *, label: 
 class _ChunkReader:
     """Array-like that dask slices block by block; each block is one :meth:`RasterSource.read`.
 
-    Blocks are the very chips ``read`` returns (transformers included), filled with
-    ``data_nodata`` (NaN for floats), so ``.data`` and chips agree by construction.
+    Blocks are the very chips ``read`` returns (transformers included), as ``dtype``
+    with masked pixels set to ``fill`` (NaN for floats), so ``.data`` and chips agree
+    by construction.
     """
 
-    def __init__(self, source: RasterSource) -> None:
+    def __init__(self, source: RasterSource, dtype: np.dtype, fill: float | None) -> None:
         self.source = source
         self.shape = (source.num_channels, *source.grid.shape)
-        self.dtype = source.dtype
+        self.dtype = dtype
+        self.fill = fill
         self.ndim = 3
 
     def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
         _, rows, cols = key  # the band axis is always whole (one chunk)
         window = Window.from_box(rows.start, cols.start, rows.stop, cols.stop)
-        return fill_masked(self.source.read(window), self.source.data_nodata)
+        chip = self.source.read(window)
+        return fill_masked(np.ma.asarray(chip, self.dtype), self.fill)
 
 
 class RasterSource(ABC):
@@ -200,6 +214,27 @@ class RasterSource(ABC):
         """The window covering the whole source."""
         return self.grid.extent
 
+    def _block_reads(
+        self,
+        chunks: tuple[int | tuple[int, ...], int | tuple[int, ...]],
+        *,
+        dtype: np.dtype,
+        fill: float | None,
+    ) -> da.Array:
+        """A lazy ``(band, y, x)`` dask array whose every block is one :meth:`read`.
+
+        Blocks are ``dtype``, with masked pixels ``fill`` (NaN for floats).
+        """
+        return da.from_array(
+            _ChunkReader(self, dtype, fill),
+            chunks=(-1, *chunks),
+            name=f"geoxr-read-{tokenize(self, chunks, dtype, fill)}",
+            lock=False,
+            asarray=False,
+            fancy=False,
+            meta=np.array((), dtype),
+        )
+
     def _lazy_reads(
         self,
         chunks: tuple[int | tuple[int, ...], int | tuple[int, ...]],
@@ -207,25 +242,25 @@ class RasterSource(ABC):
         name: str,
         band_numbers: Sequence[int],
     ) -> xr.DataArray:
-        """A lazy array whose every block is one :meth:`read` of this source."""
-        array = da.from_array(
-            _ChunkReader(self),
-            chunks=(-1, *chunks),
-            name=f"geoxr-read-{tokenize(self, chunks)}",
-            lock=False,
-            asarray=False,
-            fancy=False,
-            meta=np.array((), self.dtype),
-        )
+        """The lazy ``.data`` whose every block is one :meth:`read` of this source."""
+        array = self._block_reads(chunks, dtype=self.dtype, fill=self.data_nodata)
         if self.num_channels != len(band_numbers):  # a transformer changed the band count
             band_numbers = range(1, self.num_channels + 1)
         return self._georeference(array, name=name, band_numbers=band_numbers)
 
     def _georeference(
-        self, array: object, *, name: str, band_numbers: Sequence[int]
+        self,
+        array: object,
+        *,
+        name: str,
+        band_numbers: Sequence[int],
+        times: Sequence[object] | None = None,
     ) -> xr.DataArray:
-        """A ``(band, y, x)`` array on this source's grid, with its nodata (NaN for floats)."""
-        data = self.grid.wrap(array, name=name, coords={"band": list(band_numbers)})
+        """A ``([time,] band, y, x)`` array on this source's grid, with its nodata (NaN for floats)."""
+        coords: dict[str, object] = {"band": list(band_numbers)}
+        if times is not None:
+            coords = {"time": times, **coords}
+        data = self.grid.wrap(array, dims=(*coords, "y", "x"), name=name, coords=coords)
         floats = np.issubdtype(data.dtype, np.floating)
         nodata = np.nan if floats else output_nodata(data.dtype, self.nodata)
         return data.rio.write_nodata(nodata, encoded=False)

@@ -10,7 +10,7 @@ import xarray as xr
 from dask.base import tokenize
 from rasterio.warp import transform_bounds
 
-from geoxr.errors import CRSMismatchError
+from geoxr.errors import ConfigError, CRSMismatchError
 from geoxr.grid import Grid, Window
 from geoxr.read._base import RasterSource, resolve_channels
 from geoxr.read.raster import RasterioSource
@@ -103,11 +103,14 @@ class MultiRasterSource(RasterSource):
         raster_transformers: Sequence[RasterTransformer] = (),
     ) -> None:
         if not raster_sources:
-            raise ValueError("MultiRasterSource needs at least one raster source.")
+            raise ConfigError(
+                f"MultiRasterSource needs at least one raster source, got {raster_sources!r}. "
+                "Give a list of RasterSources, e.g. [RasterioSource(path), ...]."
+            )
         if not 0 <= primary_source_idx < len(raster_sources):
-            raise ValueError(
+            raise ConfigError(
                 f"primary_source_idx {primary_source_idx} is not an index of the "
-                f"{len(raster_sources)} sources."
+                f"{len(raster_sources)} sources; give an index in 0..{len(raster_sources) - 1}."
             )
         primary = raster_sources[primary_source_idx]
         self.grid = primary.grid

@@ -13,6 +13,7 @@ import xarray as xr
 from dask.base import tokenize
 from rasterio.enums import MaskFlags, Resampling
 
+from geoxr.errors import ConfigError
 from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
 from geoxr.read._gdal import dataset, describe, mosaic_vrt, open_checked
@@ -132,7 +133,10 @@ class RasterioSource(RasterSource):
             else [os.fspath(u) for u in uris]
         )
         if not paths:
-            raise ValueError("RasterioSource needs at least one uri.")
+            raise ConfigError(
+                f"RasterioSource needs at least one uri, got {uris!r}. Give a file path or "
+                "URL, or a list of them to mosaic."
+            )
         self.uris = paths
         self.label = (
             paths[0] if len(paths) == 1 else f"mosaic of {len(paths)} files ({paths[0]}, ...)"
@@ -147,7 +151,7 @@ class RasterioSource(RasterSource):
             tiled_file = ds.driver == "GTiff"  # a VRT's blocks are not its files' tiles
             self._dataset_mask = any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
         if Resampling.__members__.get(resampling) is None:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown resampling {resampling!r}; use one of {sorted(Resampling.__members__)}."
             )
         # Warped reads mask what the file does not cover.

@@ -12,7 +12,7 @@ from typing import Any
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
-from geoxr.errors import StacAssetError, WindowError
+from geoxr.errors import ConfigError, StacAssetError, WindowError
 from geoxr.read._base import RasterSource
 from geoxr.read.multi import MultiRasterSource
 from geoxr.read.raster import RasterioSource
@@ -117,11 +117,15 @@ def stac_source(
         return stac_item_source(items, assets, bbox=bbox, bbox_crs=bbox_crs, resampling=resampling)
     item_list: list[Any] = list(items.items if hasattr(items, "items") else items)
     if not item_list:
-        raise ValueError("No STAC items given.")
+        raise ConfigError(
+            f"No STAC items given ({items!r}); give a pystac Item, an ItemCollection or a "
+            "non-empty list of Items."
+        )
     undated = [i.id for i in item_list if i.datetime is None]
     if undated:
-        raise ValueError(
-            f"STAC items {undated} have no datetime; a time series needs one per item."
+        raise ConfigError(
+            f"STAC items {undated} have no datetime; a time series needs one per item. "
+            "Set `item.datetime`, or pass each item alone for a (band, y, x) source."
         )
     item_list.sort(key=lambda i: i.datetime)
     sources = [

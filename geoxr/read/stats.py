@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import numpy as np
 import xarray as xr
+
+from geoxr.errors import EmptyBandError
+from geoxr.grid import Window, block_windows
+
+if TYPE_CHECKING:
+    from geoxr.read._base import RasterSource
 
 __all__ = ["BandStats", "compute_band_stats", "model_input"]
 
@@ -96,29 +102,8 @@ def _valid(data: xr.DataArray, nodata: float | None) -> xr.DataArray:
     return valid
 
 
-def compute_band_stats(
-    data: xr.DataArray, *, nodata: float | None = None, min_std: float = 1e-6
-) -> BandStats:
-    """Mean and std per band over valid pixels, in one pass of one dask compute.
-
-    Nodata is ``nodata`` (default ``data.rio.nodata``) and NaN; 0 counts as data
-    unless declared nodata. Sums run in float64, block by block.
-
-    Parameters
-    ----------
-    data : xarray.DataArray
-        ``(band, y, x)`` raster, usually a source's lazy ``.data``.
-    nodata : float, optional
-        Value to ignore.
-    min_std : float
-        Floor for the std so constant bands do not divide by zero.
-
-    Examples
-    --------
-    >>> r = xr.DataArray(np.array([[[1.0, 3.0], [0.0, 9.0]]]), dims=("band", "y", "x"))
-    >>> compute_band_stats(r, nodata=9.0)
-    BandStats(means=(1.333...,), stds=(1.247...,))
-    """
+def _array_sums(data: xr.DataArray, nodata: float | None) -> Any:
+    """Lazy per-band ``(count, sum, sum of squares)`` of the valid values of ``data``."""
     if nodata is None and hasattr(data, "rio"):
         nodata = data.rio.nodata
     if nodata is not None and np.isnan(nodata):
@@ -126,12 +111,85 @@ def compute_band_stats(
     valid = _valid(data, nodata)
     values = data.astype(np.float64).where(valid, 0.0)
     dims = [d for d in data.dims if d != "band"]
-    count = valid.sum(dims).data
-    total = values.sum(dims).data
-    total_sq = (values * values).sum(dims).data
-    count, total, total_sq = dask.compute(count, total, total_sq)
-    count = np.maximum(np.asarray(count, np.float64), 1.0)
-    means = np.asarray(total) / count
-    stds = np.sqrt(np.maximum(np.asarray(total_sq) / count - means**2, 0.0))
+    return [valid.sum(dims).data, values.sum(dims).data, (values * values).sum(dims).data]
+
+
+def _masked_sums(source: RasterSource, window: Window, nodata: float | None) -> np.ndarray:
+    """``(3, band)`` count, sum and sum of squares of the unmasked values of one read."""
+    chip = source.read(window)
+    values = np.moveaxis(np.ma.getdata(chip), -3, 0)  # (band, [time,] y, x)
+    valid = ~np.moveaxis(np.ma.getmaskarray(chip), -3, 0)
+    if values.dtype.kind == "f":
+        valid &= ~np.isnan(values)
+    if nodata is not None:
+        valid &= values != nodata
+    sums = np.zeros((3, len(values)), np.float64)
+    for band, (v, ok) in enumerate(zip(values, valid, strict=True)):
+        kept = v[ok].astype(np.float64)
+        sums[:, band] = kept.size, kept.sum(), np.dot(kept, kept)
+    return sums
+
+
+def _source_sums(source: RasterSource, nodata: float | None) -> Any:
+    """Lazy per-band sums of a source's reads, one task per block of its ``.data``."""
+    chunks = source.data.chunks or tuple((n,) for n in source.shape)
+    parts = [
+        dask.delayed(_masked_sums, pure=True)(source, window, nodata)
+        for _, window in block_windows(chunks[-2:])
+    ]
+    return dask.delayed(np.sum)(parts, axis=0)
+
+
+def compute_band_stats(
+    data: xr.DataArray | RasterSource, *, nodata: float | None = None, min_std: float = 1e-6
+) -> BandStats:
+    """Mean and std per band over valid pixels, in one pass of one dask compute.
+
+    Sums run in float64, one task per block.
+
+    Parameters
+    ----------
+    data : xarray.DataArray or RasterSource
+        A ``(band, y, x)`` raster (e.g. a source's lazy ``.data``), whose nodata is
+        ``data.rio.nodata`` and NaN; 0 counts as data unless declared nodata. Or a
+        raster source, whose own masks say what is valid (its nodata, a GDAL mask,
+        pixels a warped source or a date does not cover), band by band, as chips
+        mask them; a ``(time, band, y, x)`` source pools its dates.
+    nodata : float, optional
+        A value to ignore as well.
+    min_std : float
+        Floor for the std so constant bands do not divide by zero.
+
+    Raises
+    ------
+    EmptyBandError
+        If a band has no valid pixel: its mean and std are undefined.
+
+    Examples
+    --------
+    >>> r = xr.DataArray(np.array([[[1.0, 3.0], [0.0, 9.0]]]), dims=("band", "y", "x"))
+    >>> compute_band_stats(r, nodata=9.0)
+    BandStats(means=(1.333...,), stds=(1.247...,))
+    >>> import os
+    >>> source = geoxr.RasterioSource(os.path.join(DATA, "rasterio_rgb_byte/RGB.byte.tif"))
+    >>> compute_band_stats(source).means  # the file's nodata (0) and its mask left out
+    (44.43..., 66.02..., 71.39...)
+    """
+    if isinstance(data, xr.DataArray):
+        sums = _array_sums(data, nodata)
+        label = f"DataArray {data.name!r}"
+    else:
+        sums = _source_sums(data, nodata)
+        label = repr(data)
+    count, total, total_sq = (np.asarray(s, np.float64) for s in dask.compute(sums)[0])
+    empty = np.flatnonzero(count == 0)
+    if empty.size:
+        raise EmptyBandError(
+            f"Band(s) {empty.tolist()} (0-based) of {label} have no valid pixel: every pixel "
+            "is nodata, NaN or masked, so their mean and std are undefined. Check the nodata "
+            "value and channel_order, or give the statistics yourself (BandStats)."
+        )
+    means = total / count
+    stds = np.sqrt(np.maximum(total_sq / count - means**2, 0.0))
     stds = np.maximum(stds, min_std)
     return BandStats(tuple(means.tolist()), tuple(stds.tolist()))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
-from geoxr.errors import BandCountError
+from geoxr.errors import BandCountError, ConfigError
 from geoxr.grid import Window
 from geoxr.read._base import RasterSource
 from geoxr.read.multi import align_to, read_all
@@ -55,10 +56,14 @@ class TemporalMultiRasterSource(RasterSource):
         resampling: str = "nearest",
     ) -> None:
         if not raster_sources:
-            raise ValueError("TemporalMultiRasterSource needs at least one raster source.")
+            raise ConfigError(
+                f"TemporalMultiRasterSource needs at least one raster source, got "
+                f"{raster_sources!r}. Give one RasterSource per date."
+            )
         if len(times) != len(raster_sources):
-            raise ValueError(
-                f"Got {len(times)} times for {len(raster_sources)} sources; give one each."
+            raise ConfigError(
+                f"Got {len(times)} times for {len(raster_sources)} sources; give "
+                "one time per source, in the same order."
             )
         counts = [s.num_channels for s in raster_sources]
         if len(set(counts)) != 1:
@@ -77,6 +82,8 @@ class TemporalMultiRasterSource(RasterSource):
         self._dtype = np.result_type(*(s.dtype for s in self.sources))
         self.nodata = None if self._dtype.kind == "f" else raster_sources[0].nodata
         self.raster_transformers = ()
+        chunks = self.sources[0].data.chunks
+        self._chunks = (chunks[-2], chunks[-1]) if chunks else self.grid.shape
 
     @property
     def _raw_dtype(self) -> np.dtype:
@@ -91,13 +98,19 @@ class TemporalMultiRasterSource(RasterSource):
         return read_all(self.sources, window, self._dtype, np.stack)
 
     def _lazy_data(self) -> xr.DataArray:
-        """Lazy ``(time, band, y, x)`` with datetime ``time`` coordinates."""
-        dates = [s.data.astype(self._dtype) for s in self.sources]
-        data = xr.concat(
-            dates, dim=pd.Index(self.times, name="time"), coords="minimal", join="override"
+        """Lazy ``(time, band, y, x)`` with datetime ``time`` coordinates.
+
+        Each block is one date's :meth:`RasterSource.read`, as the stack's dtype with
+        masked pixels set to the stack's nodata, as :meth:`read` masks them.
+        """
+        dates = [
+            s._block_reads(self._chunks, dtype=self.dtype, fill=self.data_nodata)
+            for s in self.sources
+        ]
+        band_numbers = self.sources[0].data["band"].values.tolist()
+        return self._georeference(
+            da.stack(dates), name="time_series", band_numbers=band_numbers, times=self.times
         )
-        data.name = "time_series"
-        return data
 
     def __dask_tokenize__(self) -> object:
         return (type(self).__name__, [tokenize(s) for s in self.sources], list(self.times))

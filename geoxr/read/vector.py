@@ -12,7 +12,7 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.crs import CRS
 
-from geoxr.errors import GeoxrWarning, NoGeoreferenceError, VectorReadError
+from geoxr.errors import ConfigError, GeoxrWarning, NoGeoreferenceError, VectorReadError
 from geoxr.read.vector_transformers import VectorTransformer
 
 __all__ = ["VectorSource"]
@@ -64,7 +64,7 @@ class VectorSource:
         vector_transformers: Sequence[VectorTransformer] = (),
     ) -> None:
         if on_invalid not in ("repair", "drop", "raise"):
-            raise ValueError(
+            raise ConfigError(
                 f"on_invalid must be 'repair', 'drop' or 'raise', got {on_invalid!r}."
             )
         self.uri = os.fspath(uri)

@@ -106,7 +106,7 @@ class GeoDataset(Dataset[Sample]):
         self.scene = scene
         self.windows = list(windows)
         if normalize == "stats":
-            normalize = compute_band_stats(scene.raster_source.data)  # nodata: data.rio.nodata
+            normalize = compute_band_stats(scene.raster_source)  # masked as chips are
         self.normalize = normalize
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
         self.transform = transform

@@ -353,6 +353,27 @@ def test_bad_channel_order_raises(rgb_byte, channel_order):
         RasterioSource(rgb_byte, channel_order=channel_order)
 
 
+@pytest.mark.parametrize(
+    ("channel_order", "bad"),
+    [([0.5, 1.7], r"\[0\.5, 1\.7\]"), ([0, 2.0], r"\[2\.0\]"), ([True, 1], r"\[True\]")],
+)
+def test_non_integer_channel_order_raises(rgb_byte, channel_order, bad):
+    # int() used to truncate them: [0.5, 1.7] read bands [0, 1].
+    with pytest.raises(
+        geoxr.WindowError, match=rf"channel_order .* holds {bad}, which are not integer band"
+    ):
+        RasterioSource(rgb_byte, channel_order=channel_order)
+
+
+def test_channel_order_takes_numpy_integers(rgb_byte):
+    src = RasterioSource(rgb_byte, channel_order=np.array([2, 0]))
+    assert src.channels == [2, 0] and all(type(c) is int for c in src.channels)
+    np.testing.assert_array_equal(
+        src.read(Window(100, 200, 8, 8)).data,
+        rasterio_read(rgb_byte, Window(100, 200, 8, 8), [3, 1]),
+    )
+
+
 def test_mosaic_of_different_crs_raises(rgb_byte, sn4_image):
     with pytest.raises(geoxr.CRSMismatchError, match="Cannot mosaic"):
         RasterioSource([rgb_byte, sn4_image])

@@ -9,6 +9,7 @@ import xarray as xr
 from geoxr import (
     BandStats,
     ClassConfig,
+    EmptyBandError,
     GeoDataset,
     RasterioSource,
     SemanticSegmentationSlidingWindowGeoDataset,
@@ -114,3 +115,57 @@ def test_band_stats_normalize_and_dict():
     assert BandStats.from_dict(stats.to_dict()) == stats
     with pytest.raises(ValueError, match="Chip has 3 bands but the stats have 2"):
         stats.normalize(np.zeros((3, 1, 1)))
+
+
+@pytest.fixture
+def internally_masked(tmp_path):
+    """A uint8 GeoTIFF with no nodata value but a GDAL internal mask over a 0-valued collar."""
+    rng = np.random.default_rng(0)
+    values = rng.integers(100, 201, (3, 120, 90), dtype=np.uint8)
+    valid = np.zeros((120, 90), bool)
+    valid[10:100, 20:90] = True
+    values[:, ~valid] = 0
+    path = tmp_path / "masked.tif"
+    profile = dict(driver="GTiff", width=90, height=120, count=3, dtype="uint8", crs="EPSG:32616")
+    transform = rasterio.transform.from_origin(733600, 3725140, 0.5, 0.5)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", **profile, transform=transform, tiled=True) as dst:
+            dst.write(values)
+            dst.write_mask(valid.astype(np.uint8) * 255)
+    kept = values[:, valid].astype(np.float64)
+    return path, kept.mean(axis=1), kept.std(axis=1)
+
+
+def test_band_stats_of_a_source_leave_out_its_gdal_mask(internally_masked):
+    path, means, stds = internally_masked
+    source = RasterioSource(path, chunk_size=32)
+    assert source.nodata is None and source.data.rio.nodata is None
+    with raise_if_dask_computes(max_computes=1):
+        stats = compute_band_stats(source)
+    np.testing.assert_allclose(stats.means, means, rtol=1e-12)
+    np.testing.assert_allclose(stats.stds, stds, rtol=1e-12)
+    # the lazy data cannot tell the masked 0s from data: its statistics count them
+    assert max(compute_band_stats(source.data).means) < 0.7 * min(means)
+    scene = make_ss_scene(path, class_config=ClassConfig(["a"]))
+    ds = GeoDataset(scene, [Window(0, 0, 16, 16)], normalize="stats")
+    assert ds.normalize == stats
+
+
+@pytest.mark.parametrize("path_fixture", ["nc_stack", "rgb_byte"])
+def test_band_stats_of_a_source_equal_those_of_its_data(request, path_fixture):
+    source = RasterioSource(request.getfixturevalue(path_fixture), chunk_size=256)
+    means, stds = numpy_band_stats(source.uris[0])
+    stats = compute_band_stats(source)
+    np.testing.assert_allclose(stats.means, means, rtol=1e-9)
+    np.testing.assert_allclose(stats.stds, stds, rtol=1e-9)
+
+
+def test_a_band_without_valid_pixels_has_no_stats(rgb_byte):
+    data = xr.DataArray(np.full((2, 4, 4), np.nan), dims=("band", "y", "x"), name="dark")
+    data[0, 1, 1] = 3.0
+    with pytest.raises(EmptyBandError, match=r"Band\(s\) \[1\] \(0-based\) of DataArray 'dark'"):
+        compute_band_stats(data)
+    # a corner of the scene's collar, where every band is nodata (0)
+    source = RasterioSource(rgb_byte, bbox=(0, 0, 20, 20))
+    with pytest.raises(EmptyBandError, match=r"Band\(s\) \[0, 1, 2\] .*RGB\.byte\.tif"):
+        compute_band_stats(source)

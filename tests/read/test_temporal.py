@@ -8,6 +8,7 @@ import rasterio
 
 import geoxr
 from geoxr.grid import Window
+from geoxr.read.transformers import fill_masked
 from geoxr.testing import raise_if_dask_computes
 
 
@@ -97,3 +98,30 @@ def test_stac_item_assets_become_bands(naip):
         geoxr.stac_source(item, ["image", "nir"])
     with pytest.raises(geoxr.WindowError, match="does not overlap"):
         geoxr.stac_source(item, ["image"], bbox=(0, 0, 10, 10))
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "dtype"),
+    [
+        # the 2020 date's own nodata (its most common band-1 value) is not the stack's (0)
+        ({}, {"nodata": 64}, "uint8"),
+        # a uint8 date in a float stack: its masked pixels are NaN, not its nodata
+        ({"nodata": 109}, {"raster_transformers": [geoxr.CastTransformer("float32")]}, "float32"),
+    ],
+)
+def test_lazy_data_masks_each_date_as_read_does(naip, first, second, dtype):
+    ts = geoxr.TemporalMultiRasterSource(
+        [geoxr.RasterioSource(naip[0], **first), geoxr.RasterioSource(naip[1], **second)],
+        times=["2009-08-18", "2020-08-31"],
+    )
+    chip = ts.read(ts.extent)
+    data = ts.data
+    assert data.dtype == chip.dtype == np.dtype(dtype)
+    assert (
+        np.ma.getmaskarray(chip).sum() > 19849
+    )  # the nodata pixels and the 2020 row off the grid
+    np.testing.assert_array_equal(data.values, fill_masked(chip, ts.data_nodata))
+    if dtype == "uint8":
+        assert data.rio.nodata == ts.nodata == 0
+    else:
+        assert np.isnan(data.rio.nodata) and np.isnan(data.values[0][chip.mask[0]]).all()
