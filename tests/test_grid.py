@@ -145,8 +145,8 @@ def test_sliding_windows_padding_zero_snaps_last_window_to_edge():
         (2, "end", [0, 4, 8]),
         (2, "start", [-2, 2, 6]),
         (2, "both", [-2, 2, 6]),
-        (6, "end", [0, 4, 8, 12]),
-        (6, "both", [-6, -2, 2, 6, 10]),
+        (3, "end", [0, 4, 8]),
+        (3, "both", [-3, 1, 5, 9]),
     ],
 )
 def test_sliding_windows_explicit_padding(padding, pad_direction, expected):
@@ -162,6 +162,41 @@ def test_sliding_windows_explicit_padding_per_axis():
     windows = sliding_windows((10, 20), (4, 8), (4, 8), padding=(2, 0))
     assert axis_starts(windows, 0) == [0, 4, 8]
     assert axis_starts(windows, 1) == [0, 8, 12]
+
+
+@pytest.mark.parametrize("pad_direction", ["start", "end", "both"])
+@pytest.mark.parametrize(
+    ("length", "size", "stride"), [(10, 4, 4), (10, 4, 3), (20, 4, 6), (3, 5, 2)]
+)
+def test_sliding_windows_with_padding_below_size_all_hold_a_scene_pixel(
+    length, size, stride, pad_direction
+):
+    scene = Window(0, 0, length, length)
+    for padding in range(max(size - length, 0), size):
+        windows = sliding_windows(
+            (length, length), size, stride, padding=padding, pad_direction=pad_direction
+        )
+        assert all(w.intersection(scene) is not None for w in windows), padding
+
+
+@pytest.mark.parametrize("pad_direction", ["start", "end", "both"])
+@pytest.mark.parametrize(
+    ("size", "padding", "match"),
+    [
+        (4, 4, r"padding 4 px is not below the window height 4 px.*padding <= 3"),
+        (4, 6, r"padding 6 px is not below the window height 4 px.*padding <= 3"),
+        ((4, 8), (2, 8), r"padding 8 px is not below the window width 8 px.*padding <= 7"),
+    ],
+)
+def test_sliding_windows_padding_not_below_size_raises(size, padding, pad_direction, match):
+    # With padding >= size, windows were planned wholly in the padding (all masked):
+    # 10 px, 4 px windows, padding 6 at the end gave a window over rows [12, 16).
+    with pytest.raises(geoxr.WindowError, match=rf"(?s){match}.*padding=None"):
+        sliding_windows((10, 20), size, size, padding=padding, pad_direction=pad_direction)
+    from geoxr.grid import ChipGrid
+
+    with pytest.raises(geoxr.WindowError, match=match):
+        ChipGrid.plan((10, 20), size, size, padding=padding, pad_direction=pad_direction)
 
 
 @pytest.mark.parametrize(
@@ -324,6 +359,40 @@ def test_filter_windows_touching_edge_is_not_intersecting(unit_grid):
 def test_filter_windows_bad_mode(unit_grid):
     with pytest.raises(geoxr.AOIError, match="'within' or 'intersects'"):
         filter_windows([Window(0, 0, 1, 1)], unit_grid, shapely.box(0, 0, 1, 1), mode="covers")
+
+
+@pytest.mark.parametrize(
+    ("aoi", "aoi_bounds"),
+    [
+        # In the grid's CRS, 5 km away.
+        (shapely.box(5000, 5000, 5100, 5100), r"\(5000\.0, 5000\.0, 5100\.0, 5100\.0\)"),
+        # The numbers of a lon/lat AOI, taken as metres of the grid's CRS.
+        (shapely.box(-84.4, 33.6, -84.3, 33.7), r"\(-84\.4, 33\.6, -84\.3, 33\.7\)"),
+        # Sharing only the grid's right edge: no pixel inside.
+        (shapely.box(100, 0, 150, 100), r"\(100\.0, 0\.0, 150\.0, 100\.0\)"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["within", "intersects"])
+def test_filter_windows_aoi_outside_the_grid_raises(unit_grid, aoi, aoi_bounds, mode):
+    windows = sliding_windows(unit_grid.shape, 10, 10)
+    match = (
+        rf"(?s)AOI \(bounds {aoi_bounds}\) does not overlap the raster "
+        r"\(bounds \(0\.0, 0\.0, 100\.0, 100\.0\), both in EPSG:32616\).*CRS.*wrong file"
+    )
+    with pytest.raises(geoxr.AOIError, match=match):
+        filter_windows(windows, unit_grid, aoi, mode=mode)
+    with pytest.raises(geoxr.AOIError, match=match):
+        filter_windows([], unit_grid, aoi, mode=mode)  # known before any window
+
+
+def test_filter_windows_aoi_in_the_bounds_but_off_a_rotated_grid_raises():
+    # A grid turned 45 degrees: its footprint is a diamond, its bounds the square around it.
+    grid = Grid(CRS.from_epsg(32616), Affine.rotation(45) * Affine.scale(1, -1), (10, 10))
+    left, _, _, top = grid.bounds
+    corner = shapely.box(left, top - 1, left + 1, top)  # inside the bounds, off the diamond
+    assert shapely.box(*grid.bounds).covers(corner)
+    with pytest.raises(geoxr.AOIError, match="does not overlap the raster"):
+        filter_windows(sliding_windows(grid.shape, 2, 2), grid, corner)
 
 
 def test_aoi_union_rejects_points_and_empty():

@@ -31,7 +31,27 @@ def polygonal_part(geometry: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-def aoi_union(polygons: Iterable[shapely.Geometry], *, name: str = "AOI") -> shapely.Geometry:
+def _require_overlap(aoi: shapely.Geometry, grid: Grid, name: str) -> None:
+    """Raise :class:`AOIError` if ``aoi`` shares no area with the grid's footprint.
+
+    An AOI that only touches the footprint (shares an edge) holds no pixel of the
+    grid either. The footprint, not the bounds, is used: a rotated grid fills only
+    part of its bounds.
+    """
+    footprint = grid.window_polygon(grid.extent)
+    if shapely.intersects(aoi, footprint) and not shapely.touches(aoi, footprint):
+        return
+    raise AOIError(
+        f"{name} (bounds {aoi.bounds}) does not overlap the raster (bounds {grid.bounds}, "
+        f"both in {grid.crs}), so no window or pixel of it lies in the AOI. Check that the "
+        "AOI is in the raster's CRS (reproject it first, e.g. `gdf.to_crs(raster.crs)`; "
+        "make_ss_scene's aoi_uri does this) and that it belongs to this raster (wrong file?)."
+    )
+
+
+def aoi_union(
+    polygons: Iterable[shapely.Geometry], *, name: str = "AOI", grid: Grid | None = None
+) -> shapely.Geometry:
     """Validate AOI geometries and return their union (a Polygon or MultiPolygon).
 
     Parameters
@@ -40,11 +60,14 @@ def aoi_union(polygons: Iterable[shapely.Geometry], *, name: str = "AOI") -> sha
         Polygons or MultiPolygons in the scene's CRS.
     name : str
         How to name the input in error messages.
+    grid : Grid, optional
+        The scene grid; if given, the union must share area with its footprint.
 
     Raises
     ------
     AOIError
-        If there are no polygons, a geometry is not polygonal, or the union is empty.
+        If there are no polygons, a geometry is not polygonal, the union is empty,
+        or it lies wholly outside ``grid`` (touching its edge at most).
 
     Examples
     --------
@@ -69,6 +92,8 @@ def aoi_union(polygons: Iterable[shapely.Geometry], *, name: str = "AOI") -> sha
     union = shapely.union_all(shapely.make_valid(np.asarray(geoms, dtype=object)))
     if union.is_empty or union.area == 0:
         raise AOIError(f"{name} has zero area; give polygons that enclose the area to use.")
+    if grid is not None:
+        _require_overlap(union, grid, name)
     return union
 
 
@@ -89,6 +114,12 @@ def filter_windows(
         ``'within'`` keeps windows wholly inside the AOI; ``'intersects'`` keeps
         windows that touch its interior.
 
+    Raises
+    ------
+    AOIError
+        If ``mode`` is unknown, or the AOI lies wholly outside ``grid`` (touching
+        its edge at most), which would keep no window.
+
     Examples
     --------
     >>> from affine import Affine
@@ -100,6 +131,7 @@ def filter_windows(
     """
     if mode not in ("within", "intersects"):
         raise AOIError(f"AOI mode must be 'within' or 'intersects', got {mode!r}.")
+    _require_overlap(aoi, grid, "AOI")
     if not windows:
         return []
     boxes = np.array([grid.window_polygon(w) for w in windows], dtype=object)

@@ -110,7 +110,15 @@ class ChipGrid:
         per_axis = []
         for axis, name in enumerate(("height", "width")):
             length, k, s = shape[axis], sizes[axis], strides[axis]
-            before, after = _axis_padding(length, k, s, pads[axis], pad_direction)
+            pad = pads[axis]
+            if pad is not None and pad >= k:
+                raise WindowError(
+                    f"padding {pad} px is not below the window {name} {k} px: windows "
+                    "would lie wholly in the padding, with no scene pixel (all-masked chips). "
+                    f"Give padding <= {k - 1} (padding < size, as in Raster Vision), or "
+                    "padding=None to pad just enough to cover the scene."
+                )
+            before, after = _axis_padding(length, k, s, pad, pad_direction)
             if k > length + before + after:
                 raise WindowError(
                     f"Window {name} {k} px is larger than the scene {name} {length} px plus "
@@ -167,8 +175,9 @@ def sliding_windows(
     size, stride : int or (int, int)
         Window size and step in pixels, as one int or ``(rows, cols)``.
     padding : int or (int, int), optional
-        How far windows may reach past the scene edges. ``None`` (default) pads
-        just enough that the windows cover the whole scene.
+        How far windows may reach past the scene edges, below the window size
+        (as in Raster Vision), so that every window holds a scene pixel. ``None``
+        (default) pads just enough that the windows cover the whole scene.
     pad_direction : {'end', 'start', 'both'}
         Which edges the padding goes on.
 
@@ -179,7 +188,8 @@ def sliding_windows(
     Raises
     ------
     WindowError
-        If a window is larger than the padded scene, or arguments are invalid.
+        If a window is larger than the padded scene, ``padding`` is not below
+        ``size``, or arguments are invalid.
 
     Examples
     --------

@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from geoxr.errors import ConfigError
 from geoxr.grid import Window
 
 __all__ = ["BlendMode", "ScoreAccumulator", "chip_weights", "single_cover"]
@@ -30,7 +31,7 @@ def chip_weights(shape: tuple[int, int], blend: BlendMode = "cosine") -> np.ndar
     if blend == "uniform":
         return np.ones(shape, np.float32)
     if blend != "cosine":
-        raise ValueError(f"blend must be 'cosine' or 'uniform', got {blend!r}.")
+        raise ConfigError(f"blend must be 'cosine' or 'uniform', got {blend!r}.")
     rows = np.sin(np.pi * (np.arange(shape[0]) + 0.5) / shape[0]) ** 2
     cols = np.sin(np.pi * (np.arange(shape[1]) + 0.5) / shape[1]) ** 2
     return np.outer(rows, cols).astype(np.float32)

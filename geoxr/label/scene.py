@@ -9,7 +9,7 @@ from typing import Any
 
 import shapely
 
-from geoxr.errors import AOIError, CRSMismatchError
+from geoxr.errors import ConfigError, CRSMismatchError
 from geoxr.grid import Grid, aoi_union
 from geoxr.label.class_config import ClassConfig
 from geoxr.label.rasterized_source import RasterizedSource
@@ -62,13 +62,7 @@ class Scene:
         if self.aoi_polygons is not None:
             polygons = tuple(self.aoi_polygons)
             object.__setattr__(self, "aoi_polygons", polygons)
-            aoi = aoi_union(polygons, name=f"AOI of scene {self.id!r}")
-            if not aoi.intersects(shapely.box(*self.grid.bounds)):
-                raise AOIError(
-                    f"The AOI of scene {self.id!r} (bounds {aoi.bounds}) does not overlap the "
-                    f"raster (bounds {self.grid.bounds}, {self.grid.crs}). Check that the AOI is "
-                    "in the raster's CRS."
-                )
+            aoi = aoi_union(polygons, name=f"The AOI of scene {self.id!r}", grid=self.grid)
         object.__setattr__(self, "aoi", aoi)
 
     @property
@@ -138,7 +132,11 @@ def make_ss_scene(
     ('sn4_atlanta_pan', (900, 900), ('background', 'building', 'null'))
     """
     if label_raster_uri is not None and label_vector_uri is not None:
-        raise ValueError("Give label_raster_uri or label_vector_uri, not both.")
+        raise ConfigError(
+            "Give label_raster_uri or label_vector_uri, not both; got "
+            f"label_raster_uri={label_raster_uri!r} and label_vector_uri={label_vector_uri!r}. "
+            "Drop one of them."
+        )
     image = RasterioSource(image_uri, **(image_raster_source_kw or {}))
     label_source = None
     if label_raster_uri is not None:

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from geoxr.errors import BundleError, GeoxrWarning
+from geoxr.errors import BundleError, ClassConfigError, ConfigError, GeoxrWarning
 from geoxr.grid import Window
 from geoxr.learn.bundle import read_bundle, write_bundle
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
@@ -191,7 +191,7 @@ class SemanticSegmentationLearner:
             The history, one entry per epoch.
         """
         if self.train_ds is None:
-            raise ValueError("This learner has no train_ds; pass train_ds=... to train.")
+            raise ConfigError("This learner has no train_ds; pass train_ds=... to train.")
         epochs = self.cfg.solver.num_epochs if epochs is None else epochs
         if self._scheduler is None:
             self._scheduler = self._build_scheduler()
@@ -240,7 +240,7 @@ class SemanticSegmentationLearner:
         """
         ds = ds if ds is not None else self.valid_ds
         if ds is None:
-            raise ValueError("No dataset to validate on; pass ds=... or valid_ds=...")
+            raise ConfigError("No dataset to validate on; pass ds=... or valid_ds=...")
         loss_fn = loss_fn or self._loss_fn()
         self.model.eval()
         n = len(self.classes)
@@ -336,10 +336,10 @@ class SemanticSegmentationLearner:
         logits = self.model(x.to(self.device))
         expected = len(self.classes)
         if logits.ndim != 4 or logits.shape[1] != expected:
-            raise ValueError(
+            raise ClassConfigError(
                 f"The model returned shape {tuple(logits.shape)}; expected (N, {expected}, H, W): "
                 f"one channel per class of {list(self.classes.names)} "
-                "(the null class included)."
+                f"(the null class included). Build the model with num_classes={expected}."
             )
         return torch.softmax(logits, dim=1).cpu()
 

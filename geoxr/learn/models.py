@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geoxr.errors import ConfigError
+
 __all__ = ["TemporalUNet", "UNet"]
 
 
@@ -47,9 +49,10 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, *, width: int = 32, depth: int = 3):
         super().__init__()
         if in_channels < 1 or num_classes < 1 or width < 1 or depth < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"UNet needs in_channels, num_classes, width >= 1 and depth >= 0, got "
-                f"{in_channels}, {num_classes}, {width}, {depth}."
+                f"in_channels={in_channels}, num_classes={num_classes}, width={width}, "
+                f"depth={depth}."
             )
         self.depth = depth
         chans = [width * 2**i for i in range(depth + 1)]
@@ -117,7 +120,7 @@ class TemporalUNet(nn.Module):
     ):
         super().__init__()
         if pooling not in ("attention", "mean", "max"):
-            raise ValueError(f"pooling must be 'attention', 'mean' or 'max', got {pooling!r}.")
+            raise ConfigError(f"pooling must be 'attention', 'mean' or 'max', got {pooling!r}.")
         self.pooling = pooling
         self.encoder = UNet(in_channels, width, width=width, depth=depth)
         self.score = nn.Conv2d(width, 1, 1)

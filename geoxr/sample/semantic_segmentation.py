@@ -19,6 +19,10 @@ __all__ = [
 ]
 
 
+def _rounded(bounds: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(b, 3) for b in bounds)
+
+
 class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
     """Windows on a regular grid that covers the whole scene (see :func:`~geoxr.sliding_windows`).
 
@@ -29,7 +33,8 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
     size, stride : int or (int, int)
         Window size and step in pixels.
     padding : int or (int, int), optional
-        How far windows may reach past the edges; ``None`` covers the scene exactly.
+        How far windows may reach past the edges, below ``size`` (as in Raster
+        Vision: every window holds a scene pixel); ``None`` covers the scene exactly.
     pad_direction : {'end', 'start', 'both'}
         Which edges get the padding.
     within_aoi : bool
@@ -73,6 +78,13 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
         if scene.aoi is not None:
             mode: AOIMode = "within" if within_aoi else "intersects"
             windows = filter_windows(windows, scene.grid, scene.aoi, mode=mode)
+            if not windows:
+                raise WindowError(
+                    f"No sliding window of size {size} and stride {stride} lies wholly within "
+                    f"the AOI of scene {scene.id!r} (AOI bounds {_rounded(scene.aoi.bounds)}, "
+                    f"scene bounds {_rounded(scene.grid.bounds)}). Use smaller windows, a "
+                    "smaller stride, or within_aoi=False."
+                )
         steps, sizes = (s if isinstance(s, tuple) else (s, s) for s in (stride, size))
         self._windows_share_tiles = any(step < n for step, n in zip(steps, sizes, strict=True))
         super().__init__(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import geoxr
 from geoxr.grid import Window
 from geoxr.label.blend import ScoreAccumulator, chip_weights
 
@@ -35,3 +37,10 @@ def test_unreached_pixels_are_nan_and_reached_ones_keep_copied_or_blended_scores
     expected[:, reached] = ((3 * left + 4 * right)[reached] / total[reached]).astype(np.float32)
     np.testing.assert_allclose(out, expected, rtol=1e-6, equal_nan=True)
     assert np.isnan(out[:, 7]).all() and np.isnan(out[:, :, 8:]).all()  # no chip there
+
+
+def test_unknown_blend_raises() -> None:
+    with pytest.raises(
+        geoxr.ConfigError, match=r"blend must be 'cosine' or 'uniform', got 'linear'"
+    ):
+        chip_weights((4, 4), "linear")  # type: ignore[arg-type]

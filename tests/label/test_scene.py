@@ -181,6 +181,21 @@ def test_aoi_outside_raster_raises(nc_stack, nc_class_config, tmp_path):
         Scene("nc", image, aoi_polygons=[shapely.box(-78.7, 35.7, -78.6, 35.8)])
 
 
+def test_aoi_that_only_touches_the_raster_raises(nc_stack, nc_class_config, tmp_path):
+    # Right of the raster, sharing its right edge: no pixel of the raster is inside it.
+    image = RasterioSource(nc_stack)
+    _, bottom, right, top = image.bounds
+    beside = shapely.box(right, bottom, right + 5000, top)
+    path = write_aoi(tmp_path / "beside.gpkg", [beside], image.crs.to_wkt())
+    with pytest.raises(
+        geoxr.AOIError,
+        match=r"AOI of scene 'lsat7_2000_stack' \(bounds \(644470\.5, 215488\.5, 649470\.5, "
+        r"228114\.0\)\) does not overlap the raster \(bounds \(630534\.0, 215488\.5, "
+        r"644470\.5, 228114\.0\), both in EPSG:32119\)",
+    ):
+        make_ss_scene(nc_stack, class_config=nc_class_config, aoi_uri=path)
+
+
 def test_scene_aoi_validation(nc_stack):
     image = RasterioSource(nc_stack)
     left, bottom, _, _ = image.bounds
@@ -214,7 +229,9 @@ def test_scene_with_labels_on_another_grid_raises(
 
 
 def test_make_ss_scene_both_label_kinds_raise(nc_stack, nc_strata, nc_polygons, nc_class_config):
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(
+        geoxr.ConfigError, match=r"Give label_raster_uri or label_vector_uri, not both.*got"
+    ):
         make_ss_scene(
             nc_stack,
             class_config=nc_class_config,

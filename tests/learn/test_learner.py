@@ -114,5 +114,17 @@ def test_predict_dataset_yields_window_scores(tmp_path, nc_class_config, nc_data
 
 def test_train_without_dataset_is_a_clear_error(tmp_path, nc_class_config, small_cfg):
     learner = geoxr.SemanticSegmentationLearner(small_cfg(), output_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="no train_ds"):
+    with pytest.raises(geoxr.ConfigError, match=r"no train_ds.*train_ds=\.\.\."):
         learner.train(1)
+    with pytest.raises(geoxr.ConfigError, match=r"No dataset to validate on.*valid_ds=\.\.\."):
+        learner.validate()
+
+
+def test_a_model_with_another_class_count_is_a_clear_error(tmp_path, small_cfg, batch):
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), model=geoxr.UNet(6, 3, width=4, depth=1), output_dir=tmp_path, progress=False
+    )
+    with pytest.raises(
+        geoxr.ClassConfigError, match=r"returned shape \(2, 3, 40, 40\).*\(N, 8, H, W\)"
+    ):
+        learner.predict(batch)

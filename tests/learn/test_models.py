@@ -15,3 +15,15 @@ def test_unet_any_bands_any_size(bands, shape):
 def test_unet_rejects_bad_sizes():
     with pytest.raises(ValueError, match="in_channels"):
         geoxr.UNet(0, 3)
+    with pytest.raises(
+        geoxr.ConfigError,
+        match=r"UNet needs .* got in_channels=6, num_classes=0, width=32, depth=3",
+    ):
+        geoxr.UNet(6, 0)
+
+
+def test_temporal_unet_rejects_unknown_pooling():
+    with pytest.raises(
+        geoxr.ConfigError, match=r"pooling must be 'attention', 'mean' or 'max', got 'sum'"
+    ):
+        geoxr.TemporalUNet(4, 3, pooling="sum")

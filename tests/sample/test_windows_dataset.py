@@ -119,6 +119,15 @@ def test_sliding_padding_options(nc_scene):
     assert coverage((443, 489), ds.windows).min() >= 1
 
 
+def test_sliding_padding_of_a_whole_window_raises(nc_scene):
+    # Padding 64 with 64 px windows planned windows past the edge with no scene pixel.
+    with pytest.raises(geoxr.WindowError, match=r"padding 64 px is not below the window"):
+        SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=64, stride=64, padding=64)
+    ds = SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=64, stride=64, padding=63)
+    assert all(w.intersection(nc_scene.grid.extent) is not None for w in ds.windows)
+    assert ds.windows[-1] == Window(384, 448, 64, 64)
+
+
 def test_pickle_round_trip(nc_scene):
     ds = SemanticSegmentationSlidingWindowGeoDataset(nc_scene, size=64, stride=64)
     ds.__getitems__([0, 1, 2])  # starts the dataset's thread pool
@@ -287,11 +296,33 @@ def test_random_windows_stay_inside_aoi(nc_aoi_scene):
     assert any(not box.contains(w) for w in touching.windows)
 
 
+@pytest.mark.parametrize("within_aoi", [True, False])
+def test_an_aoi_beside_the_scene_raises_before_any_window_is_planned(nc_scene, within_aoi):
+    # The AOI shares only the scene's left edge; it used to give an empty dataset.
+    left, bottom, _, top = nc_scene.grid.bounds
+    beside = shapely.box(left - 3000, bottom, left, top)
+    with pytest.raises(geoxr.AOIError, match=r"(?s)does not overlap the raster.*wrong file"):
+        scene = Scene("nc", nc_scene.raster_source, aoi_polygons=[beside])
+        SemanticSegmentationSlidingWindowGeoDataset(
+            scene, size=64, stride=64, within_aoi=within_aoi
+        )
+
+
 def test_random_windows_that_cannot_fit_the_aoi_raise(nc_aoi_scene):
     with pytest.raises(geoxr.WindowError, match="No random window"):
         SemanticSegmentationRandomWindowGeoDataset(
             nc_aoi_scene, size_lims=(260, 270), max_windows=2, seed=0, max_sample_attempts=5
         )
+
+
+def test_sliding_windows_that_cannot_fit_the_aoi_raise(nc_aoi_scene):
+    # The AOI is 250 rows high: no 256 px window lies within it.
+    with pytest.raises(geoxr.WindowError, match=r"No sliding window of size 256 .*'nc-aoi'"):
+        SemanticSegmentationSlidingWindowGeoDataset(nc_aoi_scene, size=256, stride=64)
+    touching = SemanticSegmentationSlidingWindowGeoDataset(
+        nc_aoi_scene, size=256, stride=64, within_aoi=False
+    )
+    assert len(touching) == 20 and touching.windows[0] == Window(0, 0, 256, 256)
 
 
 # ---------------------------------------------------------------------------- random
