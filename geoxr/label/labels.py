@@ -10,7 +10,7 @@ import numpy as np
 import shapely
 import xarray as xr
 
-from geoxr.errors import CRSMismatchError, WindowError
+from geoxr.errors import CRSMismatchError, LabelsError, WindowError
 from geoxr.grid import Grid, Window, aoi_union, window_of_block
 from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.label.class_config import ClassConfig
@@ -122,23 +122,41 @@ class SemanticSegmentationLabels:
         class_ids: xr.DataArray | None = None,
     ) -> None:
         if scores is None and class_ids is None:
-            raise ValueError("SemanticSegmentationLabels needs scores, class_ids or both.")
+            raise LabelsError(
+                "SemanticSegmentationLabels got neither scores nor class_ids; give scores=, "
+                "class_ids= or both."
+            )
         self.grid = grid
         self.class_config = class_config.ensure_null_class()
         self.null_class_id = class_config.ignore_class_id
-        for name, arr in (("scores", scores), ("class_ids", class_ids)):
-            if arr is not None and not Grid.from_dataarray(arr).aligned_with(grid):
-                raise CRSMismatchError(
-                    f"Labels {name} are on {Grid.from_dataarray(arr)}, expected the scene grid "
-                    f"{grid}. Reproject or slice them onto the scene grid first."
-                )
         self.scores = scores
+        self._check_grid("class_ids", class_ids)
         self._class_ids = class_ids
+
+    def _check_grid(self, name: str, arr: xr.DataArray | None) -> None:
+        if arr is not None and not Grid.from_dataarray(arr).aligned_with(self.grid):
+            raise CRSMismatchError(
+                f"Labels {name} are on {Grid.from_dataarray(arr)}, expected the scene grid "
+                f"{self.grid}. Reproject or slice them onto the scene grid first."
+            )
+
+    @property
+    def scores(self) -> xr.DataArray | None:
+        """``(class, y, x)`` scores, if any; class ids not given are the arg-max of the latest."""
+        return self._scores
+
+    @scores.setter
+    def scores(self, scores: xr.DataArray | None) -> None:
+        self._check_grid("scores", scores)
+        self._scores = scores
+        self._argmax_ids: xr.DataArray | None = None  # of these scores, when asked for
 
     @property
     def class_ids(self) -> xr.DataArray:
         """``(y, x)`` class ids (lazy arg-max of the scores unless given)."""
-        if self._class_ids is None:
+        if self._class_ids is not None:
+            return self._class_ids
+        if self._argmax_ids is None:
             assert self.scores is not None
             scores = da.asarray(self.scores.data).rechunk({0: -1})
             # The class axis is kept (length 1) and indexed away: dropping it in
@@ -153,8 +171,8 @@ class SemanticSegmentationLabels:
                 meta=np.empty((0, 0, 0), dtype),
             )[0]
             wrapped = self.grid.wrap(ids, dims=("y", "x"), name="class_id")
-            self._class_ids = wrapped.rio.write_nodata(self.null_class_id, encoded=False)
-        return self._class_ids
+            self._argmax_ids = wrapped.rio.write_nodata(self.null_class_id, encoded=False)
+        return self._argmax_ids
 
     def __getitem__(self, window: Window) -> np.ndarray:
         """Class ids of one window (inside the scene), computed."""
@@ -197,7 +215,7 @@ class SemanticSegmentationLabels:
         acc = ScoreAccumulator(n, grid.extent, chips=windows, blend=blend)
         for window, chip_scores in zip(windows, predictions, strict=True):
             if chip_scores.shape != (n, *window.shape):
-                raise ValueError(
+                raise LabelsError(
                     f"Prediction for {window} has shape {chip_scores.shape}; expected "
                     f"{(n, *window.shape)} (one channel per class, null class included)."
                 )
@@ -214,8 +232,8 @@ class SemanticSegmentationLabels:
         self, aoi_polygons: Sequence[shapely.Geometry]
     ) -> SemanticSegmentationLabels:
         """Labels with scores NaN and class ids null outside the AOI (lazy, per block)."""
-        aoi = aoi_union(aoi_polygons, name="AOI")
         grid = self.grid
+        aoi = aoi_union(aoi_polygons, name="AOI", grid=grid)
 
         def outside(block_info: dict[Any, Any] | None = None) -> np.ndarray:
             return aoi_window_mask(aoi, grid, window_of_block(block_info))

@@ -26,12 +26,16 @@ from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import LocalStore
 
+from geoxr.errors import IncompleteOutputError
+
 __all__ = ["PARTIAL_SUFFIX", "ChunkFiles"]
 
 #: The end of a chunk's temporary file name (zarr's local store names its own alike).
 PARTIAL_SUFFIX = ".partial"
 
 _SHUFFLES = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+# What to do about an array of a label store that geoxr did not lay out itself.
+_NOT_GEOXRS = "Write the labels to a new store, or pass resume=False to replace this one."
 
 
 def _numcodecs_compressor(codec: object, label: str) -> Codec:
@@ -46,9 +50,9 @@ def _numcodecs_compressor(codec: object, label: str) -> Codec:
         )
     if isinstance(codec, ZstdCodec):
         return numcodecs.Zstd(level=codec.level, checksum=codec.checksum)
-    raise ValueError(
+    raise IncompleteOutputError(
         f"Zarr array {label!r} is compressed with {codec!r}; geoxr writes chunks "
-        "compressed with blosc, zstd or nothing. Write the labels to a new store."
+        f"compressed with blosc, zstd or nothing. {_NOT_GEOXRS}"
     )
 
 
@@ -75,12 +79,14 @@ class ChunkFiles:
         metadata, store = array.metadata, array.store
         label = str(array.store_path)
         if not isinstance(metadata, ArrayV3Metadata) or not isinstance(store, LocalStore):
-            raise ValueError(f"{label!r} is not a Zarr v3 array of a local directory store.")
+            raise IncompleteOutputError(
+                f"{label!r} is not a Zarr v3 array of a local directory store. {_NOT_GEOXRS}"
+            )
         serializer, compressors = array.serializer, array.compressors
         if array.filters or not isinstance(serializer, BytesCodec) or len(compressors) > 1:
-            raise ValueError(
+            raise IncompleteOutputError(
                 f"Zarr array {label!r} has the codecs {metadata.codecs}; geoxr writes chunks "
-                "as plain bytes, then at most one compressor. Write the labels to a new store."
+                f"as plain bytes, then at most one compressor. {_NOT_GEOXRS}"
             )
         big_endian = serializer.endian is not None and serializer.endian.value == "big"
         self.dtype = array.dtype.newbyteorder(">" if big_endian else "<")

@@ -18,7 +18,7 @@ from affine import Affine
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window as RioWindow
 
-from geoxr.errors import IncompleteOutputError
+from geoxr.errors import IncompleteOutputError, LabelsError, OutputPathError
 from geoxr.grid import Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.label.labels import class_ids_to_write
@@ -32,6 +32,7 @@ from geoxr.store._overviews import (
     pyramid,
     write_remaining_levels,
 )
+from geoxr.store._paths import check_output_path
 
 __all__ = ["read_cog_labels", "write_cog_labels"]
 
@@ -179,15 +180,34 @@ def write_cog_labels(
         Internal tile size (a multiple of 16).
     progress : bool
         Show a progress bar.
+
+    Raises
+    ------
+    OutputPathError
+        Before any compute, if a directory is at ``path`` or ``scores_path``, a
+        file is where one of their parent directories goes, or both are one path.
+    LabelsError
+        If ``scores_path`` is given for labels without scores.
     """
     path = Path(path)
+    check_output_path(path, what="COG path")
+    if scores_path is not None:
+        check_output_path(Path(scores_path), what="Scores COG path")
+        if Path(scores_path).absolute() == path.absolute():
+            raise OutputPathError(
+                f"scores_path {str(scores_path)!r} is the class ids' COG path: one would "
+                "overwrite the other. Give the scores a path of their own."
+            )
     ids_dtype = "uint8" if len(labels.class_config) <= 256 else "uint16"
     null = labels.null_class_id
     class_ids = class_ids_to_write(labels, str(path))
     outputs = [_Output(path, class_ids, ids_dtype, null, average=False)]
     if scores_path is not None:
         if labels.scores is None:
-            raise ValueError("These labels have no scores; leave scores_path=None.")
+            raise LabelsError(
+                f"scores_path={str(scores_path)!r} asks for the scores, but these labels have no "
+                "scores (class ids only). Leave scores_path=None, or give labels with scores."
+            )
         scores = da.asarray(labels.scores.data).astype("float32")
         outputs.append(_Output(Path(scores_path), scores, "float32", np.nan, average=True))
     overview_levels = overview_factors(labels.grid.width, labels.grid.height, blocksize)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from geoxr.errors import OutputPathError
 from geoxr.label import SemanticSegmentationLabels
+from geoxr.store._paths import check_output_path
 from geoxr.store.cog import read_cog_labels, write_cog_labels
-from geoxr.store.vector import write_vector_labels
+from geoxr.store.vector import check_vector_path, write_vector_labels
 from geoxr.store.zarr import read_zarr_labels, write_zarr_labels
 
 __all__ = ["SemanticSegmentationLabelStore", "VectorOutput"]
@@ -67,9 +69,9 @@ class SemanticSegmentationLabelStore:
         self.uri = Path(uri)
         suffix = self.uri.suffix.lower()
         if suffix not in (".zarr", ".tif", ".tiff"):
-            raise ValueError(
+            raise OutputPathError(
                 f"Label store {str(uri)!r}: expected a '.zarr' or '.tif' path, to choose "
-                "between a Zarr store and a COG."
+                "between a Zarr store and a COG. Give the path one of those suffixes."
             )
         self.format: Literal["zarr", "cog"] = "zarr" if suffix == ".zarr" else "cog"
         self.write_scores = write_scores
@@ -89,7 +91,17 @@ class SemanticSegmentationLabelStore:
         return self.uri.with_name(f"{self.uri.stem}-scores{self.uri.suffix}")
 
     def save(self, labels: SemanticSegmentationLabels) -> Path:
-        """Write the labels (computing them block by block); returns the raster output path."""
+        """Write the labels (computing them block by block); returns the raster output path.
+
+        Raises
+        ------
+        OutputPathError
+            Before any compute, if an output path cannot be written (see
+            :func:`~geoxr.store.vector.check_vector_path`).
+        """
+        check_output_path(self.uri, what="Label store", directory=self.format == "zarr")
+        if self.vector_output is not None:
+            check_vector_path(self.vector_output.uri)
         if self.format == "zarr":
             write_zarr_labels(
                 labels,

@@ -14,13 +14,16 @@ import pandas as pd
 import shapely
 
 from geoxr._rasterio_features import shapes
+from geoxr.errors import OutputPathError
 from geoxr.grid import Grid, Window
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
+from geoxr.store._paths import check_output_path
 
-__all__ = ["polygonize_block", "write_vector_labels"]
+__all__ = ["check_vector_path", "polygonize_block", "write_vector_labels"]
 
 _DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
+_PARQUET = (".parquet", ".geoparquet")
 
 
 def _vector_crs(grid: Grid) -> str:
@@ -41,8 +44,16 @@ def polygonize_block(
             for geom, value in shapes(inside, transform=transform):
                 if value == 1:
                     rows.append((int(class_id), shapely.geometry.shape(geom)))
-    frame = pd.DataFrame(rows, columns=["class_id", "geometry"])
-    return gpd.GeoDataFrame(frame, geometry="geometry", crs=_vector_crs(grid))
+    return _frame([r[0] for r in rows], [r[1] for r in rows], crs=_vector_crs(grid))
+
+
+def _frame(
+    class_ids: Sequence[int], geometries: Sequence[shapely.Geometry], *, crs: str
+) -> gpd.GeoDataFrame:
+    """Polygons and their class ids, as int64 whether there are any or none."""
+    return gpd.GeoDataFrame(
+        {"class_id": np.asarray(class_ids, np.int64)}, geometry=list(geometries), crs=crs
+    )
 
 
 def _polygonize_ids_block(
@@ -82,14 +93,14 @@ def write_vector_labels(
         Douglas-Peucker tolerance in map units (0: pixel-exact outlines).
     min_area : float
         Drop polygons smaller than this, in square map units.
+
+    Raises
+    ------
+    OutputPathError
+        Before any compute, if ``path`` is not one :func:`check_vector_path` takes.
     """
-    path = Path(path)
+    path = check_vector_path(path)
     suffix = path.suffix.lower()
-    if suffix not in (*_DRIVERS, ".parquet", ".geoparquet"):
-        raise ValueError(
-            f"Cannot write vector labels to {str(path)!r}: use a .geojson, .gpkg, .parquet or "
-            ".geoparquet file name."
-        )
     wanted = [
         i
         for i in (class_ids if class_ids is not None else range(len(labels.class_config)))
@@ -106,19 +117,55 @@ def write_vector_labels(
         merged = pd.concat(parts, ignore_index=True).dissolve(by="class_id", as_index=False)
         frame = merged.explode(index_parts=False, ignore_index=True)
     else:
-        frame = gpd.GeoDataFrame({"class_id": []}, geometry=[], crs=crs)
+        frame = _frame([], [], crs=crs)
     if simplify > 0:
         frame["geometry"] = frame.geometry.simplify(simplify, preserve_topology=True)
     if min_area > 0:
         frame = frame[frame.geometry.area >= min_area]
     names = list(labels.class_config.names)
-    frame["class_name"] = [names[i] for i in frame["class_id"]]
+    # str (not object: empty, that was written as a float column), as from a file
+    frame["class_name"] = pd.Series(
+        [names[i] for i in frame["class_id"]], index=frame.index, dtype=str
+    )
     frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".partial-{path.name}")
-    if suffix in (".parquet", ".geoparquet"):
-        frame.to_parquet(tmp)
-    else:
-        frame.to_file(tmp, driver=_DRIVERS[suffix], layer=path.stem)
-    os.replace(tmp, path)
+    try:
+        if suffix in _PARQUET:
+            frame.to_parquet(tmp)
+        else:
+            # Polygons, even with none to infer that from.
+            frame.to_file(tmp, driver=_DRIVERS[suffix], layer=path.stem, geometry_type="Polygon")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a write that failed leaves nothing
+    return path
+
+
+def check_vector_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, if :func:`write_vector_labels` can write there.
+
+    Parameters
+    ----------
+    path : str or path
+        Where the vector labels go.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OutputPathError
+        If its suffix is not that of a format written, it is a directory, or it
+        is in a file.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (*_DRIVERS, *_PARQUET):
+        raise OutputPathError(
+            f"Cannot write vector labels to {str(path)!r}: use a .geojson, .gpkg, .parquet or "
+            ".geoparquet file name."
+        )
+    check_output_path(path, what="Vector labels path")
     return path

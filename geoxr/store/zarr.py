@@ -21,6 +21,7 @@ from geoxr.grid import Grid, Window
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.label.labels import class_ids_to_write
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
+from geoxr.store._paths import check_output_path
 from geoxr.store._zarr_chunks import PARTIAL_SUFFIX, ChunkFiles
 
 __all__ = ["read_zarr_labels", "write_zarr_labels"]
@@ -139,8 +140,11 @@ def write_zarr_labels(
     ------
     IncompleteOutputError
         If ``path`` holds a store of another job and ``resume`` is True.
+    OutputPathError
+        If ``path`` is in a file.
     """
     path = Path(path)
+    check_output_path(path, what="Zarr store path", directory=True)
     ds = _dataset(labels, scores=scores, output=str(path))
     ids_chunks = ds["class_id"].chunks or tuple((n,) for n in ds["class_id"].shape)
     # Regular chunks: every dask block is whole Zarr chunks, so no two tasks share a chunk.

@@ -59,6 +59,10 @@ def test_evaluator_metrics_ignore_null_nodata_and_outside_aoi(
     west = shapely.box(left, bottom, (left + right) / 2, top)
     in_aoi = evaluator.evaluate(scene.label_source, labels, aoi_polygons=[west])
     assert 0 < in_aoi["pixels"] < metrics["pixels"]
+    # an AOI beside the scene (sharing its west edge) holds none of its pixels
+    beside = shapely.box(left - 1000, bottom, left, top)
+    with pytest.raises(geoxr.AOIError, match=r"does not overlap the raster"):
+        evaluator.evaluate(scene.label_source, labels, aoi_polygons=[beside])
 
 
 def test_truth_on_another_grid_is_refused(nc_truth_and_prediction, nc_class_config, sn4_image):

@@ -1,6 +1,11 @@
+from functools import partial
+from pathlib import Path
+
 import dask
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pyogrio
 import pytest
 import rasterio
 from distributed import Client, LocalCluster
@@ -11,8 +16,14 @@ from rio_cogeo.cogeo import cog_validate
 
 import geoxr
 import geoxr.store.cog
+from geoxr.errors import LabelsError, OutputPathError
 from geoxr.read._gdal import READ_ONCE_CACHE_BYTES
-from geoxr.store import read_cog_labels, write_cog_labels, write_vector_labels
+from geoxr.store import (
+    read_cog_labels,
+    write_cog_labels,
+    write_vector_labels,
+    write_zarr_labels,
+)
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +220,130 @@ def test_label_store_zarr_and_cog(tmp_path, nc_labels):
         np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
     with pytest.raises(ValueError, match=r"'\.zarr' or '\.tif'"):
         geoxr.SemanticSegmentationLabelStore(tmp_path / "p.nc")
+
+
+def _recorded_labels(tmp_path, computed):
+    """Labels of scores read from a small GeoTIFF (a, b and null), appending to ``computed`` per block."""
+    path = tmp_path / "scores-in.tif"
+    rng = np.random.default_rng(5)
+    profile = dict(driver="GTiff", width=48, height=40, count=3, dtype="float32")
+    with rasterio.open(
+        path, "w", **profile, crs="EPSG:32616", transform=rasterio.Affine(2, 0, 500, 0, -2, 900)
+    ) as dst:
+        dst.write(rng.random((3, 40, 48), np.float32))
+    source = geoxr.RasterioSource(path)
+
+    def record(block):
+        computed.append(block.shape)
+        return block
+
+    scores = source.data.rename({"band": "class"}).chunk({"y": 16, "x": 16})
+    meta = np.empty((0, 0, 0), np.float32)  # else dask calls record to find it out
+    scores = scores.copy(data=scores.data.map_blocks(record, meta=meta))
+    return geoxr.SemanticSegmentationLabels(
+        grid=source.grid, class_config=geoxr.ClassConfig(["a", "b"]), scores=scores
+    )
+
+
+def _cog(labels, path, **kw):
+    return write_cog_labels(labels, path, progress=False, **kw)
+
+
+def _store(labels, path, **kw):
+    return geoxr.SemanticSegmentationLabelStore(path, progress=False, **kw).save(labels)
+
+
+@pytest.mark.parametrize(
+    ("write", "where", "match"),
+    [
+        (_cog, "dir/out.tif", r"'[^']*out\.tif' is a directory; expected a file"),
+        (partial(_cog, scores_path="dir/s.tif"), "ids.tif", r"'[^']*s\.tif' is a directory"),
+        (_cog, "file/out.tif", r"'[^']*out\.tif' is in '[^']*file', which is a file"),
+        (partial(_cog, scores_path="./ids.tif"), "ids.tif", r"the class ids' COG path"),
+        (write_vector_labels, "dir/v.gpkg", r"'[^']*v\.gpkg' is a directory"),
+        (write_vector_labels, "file/sub/v.geojson", r"'[^']*v\.geojson' is in '[^']*file'"),
+        (_store, "file/p.zarr", r"'[^']*p\.zarr' is in '[^']*file', which is a file"),
+        (
+            partial(write_zarr_labels, progress=False),
+            "file/sub/p.zarr",
+            r"Zarr store path '[^']*p\.zarr' is in '[^']*file', which is a file",
+        ),
+        (_store, "file/p.tif", r"'[^']*p\.tif' is in '[^']*file', which is a file"),
+        (
+            partial(_store, vector_output=geoxr.VectorOutput("dir/v.geojson")),
+            "p.tif",
+            r"'[^']*v\.geojson' is a directory",
+        ),
+        (
+            partial(_store, vector_output=geoxr.VectorOutput("v.shp")),
+            "p.zarr",
+            r"'v\.shp': use a \.geojson, \.gpkg, \.parquet or \.geoparquet",
+        ),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_compute(
+    tmp_path, monkeypatch, write, where, match
+):
+    # A directory where an output file goes made the COG and vector writers fail
+    # after the whole prediction (IsADirectoryError), the vector writer leaving its
+    # '.partial-' file; a file where a folder goes, a NotADirectoryError.
+    computed = []
+    labels = _recorded_labels(tmp_path, computed)
+    monkeypatch.chdir(tmp_path)
+    for name in ("dir/out.tif", "dir/s.tif", "dir/v.gpkg", "dir/v.geojson"):
+        Path(name).mkdir(parents=True)
+    Path("file").write_text("in the way")
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(OutputPathError, match=match):
+        write(labels, where)
+    assert computed == []
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, nothing left behind
+    assert Path("file").read_text() == "in the way"
+
+
+def test_user_errors_of_the_writers_are_geoxr_errors_saying_the_fix(tmp_path, nc_land_cover):
+    with pytest.raises(OutputPathError, match=r"'[^']*p\.nc': expected a '\.zarr' or '\.tif'"):
+        geoxr.SemanticSegmentationLabelStore(tmp_path / "p.nc")
+    with pytest.raises(OutputPathError, match=r"'[^']*c\.shp': use a \.geojson, \.gpkg"):
+        write_vector_labels(nc_land_cover, tmp_path / "c.shp")
+    with pytest.raises(
+        LabelsError, match=r"scores_path='[^']*s\.tif'.*labels have no scores.*scores_path=None"
+    ):
+        _cog(nc_land_cover, tmp_path / "ids.tif", scores_path=tmp_path / "s.tif")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".parquet"])
+@pytest.mark.parametrize("nothing", ["all null", "all below min_area"])
+def test_a_vector_output_without_polygons_has_the_columns_of_one_with(
+    tmp_path, nc_land_cover, suffix, nothing
+):
+    # It had a float64 class_id and class_name and (GeoPackage) no geometry type.
+    # (GeoJSON has no schema: an empty one has no columns to read back.)
+    def read(path):  # with arrow, types from the file's schema (else: an empty str is object)
+        return (
+            gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path, use_arrow=True)
+        )
+
+    full_path = write_vector_labels(nc_land_cover, tmp_path / f"full{suffix}")
+    if nothing == "all null":
+        ids = nc_land_cover.class_ids.where(False, nc_land_cover.null_class_id)
+        null = geoxr.SemanticSegmentationLabels(
+            grid=nc_land_cover.grid, class_config=nc_land_cover.class_config, class_ids=ids
+        )
+        empty_path = write_vector_labels(null, tmp_path / f"empty{suffix}")
+    else:
+        empty_path = write_vector_labels(nc_land_cover, tmp_path / f"empty{suffix}", min_area=1e12)
+    full, empty = read(full_path), read(empty_path)
+    assert len(full) > 0 and len(empty) == 0
+    assert dict(empty.dtypes) == dict(full.dtypes)
+    assert full["class_id"].dtype == np.int64 and full.geometry.geom_type.eq("Polygon").all()
+    assert (
+        CRS.from_user_input(empty.crs) == CRS.from_user_input(full.crs) == nc_land_cover.grid.crs
+    )
+    both = pd.concat([full, empty])
+    assert dict(both.dtypes) == dict(full.dtypes)
+    if suffix == ".gpkg":
+        info = [pyogrio.read_info(p) for p in (full_path, empty_path)]
+        assert [i["geometry_type"] for i in info] == ["Polygon", "Polygon"]
+        assert [list(i["dtypes"]) for i in info] == [["int64", "object"]] * 2

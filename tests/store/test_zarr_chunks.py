@@ -7,6 +7,7 @@ import zarr
 from rasterio.windows import Window
 from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
 
+from geoxr.errors import IncompleteOutputError
 from geoxr.store._zarr_chunks import ChunkFiles
 
 # (dtype, serializer, compressors, fill value): the label stores' arrays and their variants.
@@ -78,12 +79,20 @@ def test_chunks_equal_zarrs_own_byte_for_byte(tmp_path, layout, rgb_byte):
 
 def test_arrays_it_cannot_write_are_refused_naming_them(tmp_path):
     array = _array(tmp_path / "gz.zarr", "uint8", "auto", (GzipCodec(),), 0)
-    with pytest.raises(ValueError, match=r"gz\.zarr.*GzipCodec.*blosc, zstd or nothing"):
+    with pytest.raises(
+        IncompleteOutputError,
+        match=r"gz\.zarr.*GzipCodec.*blosc, zstd or nothing.*new store, or pass resume=False",
+    ):
         ChunkFiles(array)
+    two = _array(tmp_path / "two.zarr", "uint8", "auto", (ZstdCodec(), GzipCodec()), 0)
+    with pytest.raises(IncompleteOutputError, match=r"two\.zarr.*at most one compressor"):
+        ChunkFiles(two)
     v2 = zarr.create_array(str(tmp_path / "v2.zarr"), shape=(4,), dtype="uint8", zarr_format=2)
     in_memory = zarr.create_array(zarr.storage.MemoryStore(), shape=(4,), dtype="uint8")
     for array in (v2, in_memory):
-        with pytest.raises(ValueError, match="not a Zarr v3 array of a local directory store"):
+        with pytest.raises(
+            IncompleteOutputError, match="not a Zarr v3 array of a local directory store"
+        ):
             ChunkFiles(array)
 
 

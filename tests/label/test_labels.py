@@ -1,0 +1,84 @@
+"""SemanticSegmentationLabels: what they need, and class ids that follow their scores."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import geoxr
+from geoxr.errors import LabelsError
+
+
+@pytest.fixture
+def scores(tmp_path):
+    """``(class, y, x)`` scores of classes a, b and null, read from a GeoTIFF, in 16-pixel blocks."""
+    path = tmp_path / "scores.tif"
+    values = np.random.default_rng(7).random((3, 24, 32), np.float32)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=32,
+        height=24,
+        count=3,
+        dtype="float32",
+        crs="EPSG:32616",
+        transform=Affine(3, 0, 700, 0, -3, 300),
+    ) as dst:
+        dst.write(values)
+    source = geoxr.RasterioSource(path)
+    return source.grid, source.data.rename({"band": "class"}).chunk({"y": 16, "x": 16}), values
+
+
+def test_labels_without_scores_or_class_ids_are_refused_saying_what_to_give(scores):
+    grid, _, _ = scores
+    with pytest.raises(
+        LabelsError, match=r"neither scores nor class_ids.*give scores=.*class_ids="
+    ):
+        geoxr.SemanticSegmentationLabels(grid=grid, class_config=geoxr.ClassConfig(["a", "b"]))
+
+
+def test_predictions_of_the_wrong_shape_are_refused_naming_the_window(scores):
+    grid, _, _ = scores
+    windows = geoxr.sliding_windows(grid.shape, 8, 8)
+    good = [np.zeros((3, 8, 8), np.float32)] * len(windows)
+    for wrong, shape in (((2, 8, 8), r"\(2, 8, 8\)"), ((3, 8, 7), r"\(3, 8, 7\)")):
+        predictions = [*good[:-1], np.zeros(wrong, np.float32)]
+        with pytest.raises(
+            LabelsError,
+            match=rf"{re.escape(str(windows[-1]))} has shape {shape}; expected \(3, 8, 8\) "
+            r"\(one channel per class",
+        ):
+            geoxr.SemanticSegmentationLabels.from_predictions(
+                windows, predictions, grid=grid, class_config=geoxr.ClassConfig(["a", "b"])
+            )
+
+
+def test_class_ids_follow_scores_assigned_after_they_were_asked_for(scores):
+    grid, data, values = scores
+    labels = geoxr.SemanticSegmentationLabels(
+        grid=grid, class_config=geoxr.ClassConfig(["a", "b"]), scores=data
+    )
+    # Null (2) never wins where a or b has a score.
+    np.testing.assert_array_equal(
+        labels.class_ids.values, (values[1] > values[0]).astype(np.uint8)
+    )
+    labels.scores = data[::-1].assign_coords(
+        {"class": data["class"].values}
+    )  # a's and null's swapped
+    np.testing.assert_array_equal(
+        labels.class_ids.values, (values[1] > values[2]).astype(np.uint8)
+    )
+    assert labels.class_ids.rio.nodata == 2
+    with pytest.raises(geoxr.CRSMismatchError, match="Labels scores are on"):
+        labels.scores = data.isel(x=slice(1, None))
+    given = labels.class_ids.compute()
+    explicit = geoxr.SemanticSegmentationLabels(
+        grid=grid, class_config=geoxr.ClassConfig(["a", "b"]), scores=data, class_ids=given
+    )
+    explicit.scores = data * 0  # class ids given with the scores stay as given
+    np.testing.assert_array_equal(explicit.class_ids.values, given.values)
