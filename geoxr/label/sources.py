@@ -82,7 +82,7 @@ class SemanticSegmentationLabelSource:
             values = np.where(invalid, self.null_class_id, values)
         self.class_config.check_class_ids(
             values,
-            label=f"Label raster {self.raster_source!r}",
+            label=lambda: f"Label raster {self.raster_source!r}",
             fix="Add the classes, or declare the value as the label raster's nodata.",
         )
         if out is None:
