@@ -250,6 +250,14 @@ def test_window_larger_than_scene_without_padding_raises(shape):
         ({"size": 4, "stride": 0}, "size and stride must be >= 1"),
         ({"size": (4, 4, 4), "stride": 1}, "size must be an int or a"),
         ({"size": 4, "stride": 2.5}, "stride must be an int or a"),
+        # Whole floats and bools used to pass as ints: refused, as in channel_order.
+        ({"size": 4.0, "stride": 2}, r"size must be an int .* got 4\.0.*size=4"),
+        ({"size": (4, 4.0), "stride": 2}, r"size must be an int .* got \(4, 4\.0\)"),
+        ({"size": 4, "stride": True}, r"stride must be an int .* got True.*not integers"),
+        (
+            {"size": 4, "stride": 4, "padding": (0, 2.0)},
+            r"padding must be an int .*\[2\.0\] not integers",
+        ),
         ({"size": 4, "stride": 4, "padding": -1}, "padding must be an int or a"),
         ({"size": 4, "stride": 4, "pad_direction": "middle"}, "pad_direction must be one of"),
     ],
@@ -257,6 +265,12 @@ def test_window_larger_than_scene_without_padding_raises(shape):
 def test_sliding_windows_invalid_arguments(kwargs, match):
     with pytest.raises(geoxr.WindowError, match=match):
         sliding_windows((10, 10), **kwargs)
+
+
+def test_sliding_windows_take_numpy_integers():
+    planned = sliding_windows((10, 10), np.int64(4), (np.int32(2), 3), padding=np.uint8(1))
+    assert planned == sliding_windows((10, 10), 4, (2, 3), padding=1)
+    assert all(type(v) is int for w in planned for v in (w.row_off, w.height))
 
 
 @pytest.mark.parametrize(
@@ -309,6 +323,21 @@ def test_random_windows_inside_padded_extent(padding):
     assert len({w.shape for w in windows}) > 10  # heights and widths drawn independently
 
 
+def test_random_windows_smaller_than_the_padding_keep_a_scene_pixel():
+    # The default padding is half the largest size (150 px): a 10 px window could lie
+    # wholly past an edge, an all-masked chip.
+    shape = (120, 90)
+    windows = random_windows(shape, size_lims=(10, 300), max_windows=2000, generator=1)
+    extent = Window(0, 0, *shape)
+    assert all(extent.intersection(w) is not None for w in windows)
+    small = [w for w in windows if w.height < 40]
+    assert len(small) > 100
+    # ... and still reach past every edge, by up to their size - 1
+    assert all(w.ymin > -w.height and w.xmin > -w.width for w in small)
+    assert any(w.ymin < 0 for w in small) and any(w.ymax > shape[0] for w in small)
+    assert any(w.xmin < 0 for w in small) and any(w.xmax > shape[1] for w in small)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -317,6 +346,7 @@ def test_random_windows_inside_padded_extent(padding):
         ({"size_lims": (0, 5), "max_windows": 3}, "1 <= lo < hi"),
         ({"size_lims": (5, 10), "max_windows": -1}, "max_windows must be >= 0"),
         ({"size_lims": (5, 100), "padding": 0, "max_windows": 1}, "do not fit a scene of 50 px"),
+        ({"size_lims": (5, 10), "padding": 2.0, "max_windows": 1}, "padding must be an int"),
     ],
 )
 def test_random_windows_invalid_arguments(kwargs, match):

@@ -6,14 +6,14 @@ import bisect
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 import xbatcher
 
 from geoxr.errors import WindowError
-from geoxr.grid._window import Window
+from geoxr.grid._window import Window, non_integers
 
 __all__ = ["ChipGrid", "PadDirection", "random_windows", "sliding_windows"]
 
@@ -22,7 +22,8 @@ _PAD_DIRECTIONS = ("start", "end", "both")
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair: tuple[float, ...]
+    """``(rows, cols)`` of an int or pair argument; floats and bools are refused, not truncated."""
+    pair: tuple[Any, ...]
     if isinstance(value, int | float | np.integer | np.floating):
         pair = (value, value)
     else:
@@ -30,9 +31,12 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
             pair = tuple(value)
         except TypeError:
             pair = ()
-    if len(pair) != 2 or any(int(v) != v or v < 0 for v in pair):
+    refused = non_integers(pair)
+    if len(pair) != 2 or refused or any(v < 0 for v in pair):
+        why = f" ({refused} not integers: refused, not truncated)" if refused else ""
         raise WindowError(
-            f"{name} must be an int or a (rows, cols) pair of ints >= 0, got {value!r}."
+            f"{name} must be an int or a (rows, cols) pair of ints >= 0, got {value!r}{why}. "
+            f"Give e.g. {name}=4 or {name}=(4, 8)."
         )
     return int(pair[0]), int(pair[1])
 
@@ -232,6 +236,8 @@ def random_windows(
         Number of windows to plan.
     padding : int or (int, int), optional
         How far windows may reach past the edges; default half the largest size.
+        A window smaller than that reaches at most its size - 1 px past an edge, so
+        every window holds a scene pixel (Raster Vision's may lie wholly outside).
     generator : numpy.random.Generator or int, optional
         Random generator or seed.
 
@@ -268,7 +274,9 @@ def random_windows(
     widths = heights if size_lims is not None else rng.integers(w_lims[0], w_lims[1], max_windows)
     windows = []
     for h, w in zip(heights.tolist(), widths.tolist(), strict=True):
-        row = int(rng.integers(-pad[0], shape[0] + pad[0] - h + 1))
-        col = int(rng.integers(-pad[1], shape[1] + pad[1] - w + 1))
+        # A window reaches at most size - 1 px past an edge: it keeps a scene pixel.
+        ph, pw = min(pad[0], h - 1), min(pad[1], w - 1)
+        row = int(rng.integers(-ph, shape[0] + ph - h + 1))
+        col = int(rng.integers(-pw, shape[1] + pw - w + 1))
         windows.append(Window(row, col, h, w))
     return windows

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,20 @@ from rasterio.crs import CRS
 from geoxr.errors import NoGeoreferenceError, WindowError
 
 __all__ = ["Grid", "Window"]
+
+
+def non_integers(values: Iterable[object]) -> list[object]:
+    """The items of ``values`` that are not Python or numpy integers, in order.
+
+    Pixel offsets, sizes and band indices are refused, not truncated, when they are
+    floats (``int(1.7)`` is 1) or bools (``True`` is an ``int`` to Python).
+
+    Examples
+    --------
+    >>> non_integers([0, np.int64(2), 2.0, True, 1.5])
+    [2.0, True, 1.5]
+    """
+    return [v for v in values if isinstance(v, bool) or not isinstance(v, int | np.integer)]
 
 
 def _apply(transform: Affine, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from rasterio.crs import CRS
 
 from geoxr.errors import WindowError
 from geoxr.grid import Grid, TileLayout, Window
+from geoxr.grid._window import non_integers
 from geoxr.read.transformers import RasterTransformer, fill_masked, output_nodata
 
 __all__ = ["BBox", "RasterSource", "invalid_pixels", "resolve_bbox", "resolve_channels"]
@@ -37,9 +38,22 @@ def invalid_pixels(chip: np.ma.MaskedArray) -> np.ndarray:
 
 
 def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
-    """A pixel bbox (Window or RV's ``(ymin, xmin, ymax, xmax)``) checked against the raster."""
+    """A pixel bbox (Window or RV's ``(ymin, xmin, ymax, xmax)``) checked against the raster.
+
+    Python and numpy integers are pixel indices; floats and bools are refused, not
+    truncated (``int(100.7)`` would end the bbox at row 100).
+    """
     if bbox is None:
         return full.extent
+    if isinstance(bbox, Window):
+        not_ints = non_integers((bbox.row_off, bbox.col_off, bbox.height, bbox.width))
+    else:
+        not_ints = non_integers(bbox)
+    if not_ints:
+        raise WindowError(
+            f"bbox {bbox} for {label!r} holds {not_ints}, which are not integer pixel "
+            "indices. Give (ymin, xmin, ymax, xmax) as ints, e.g. bbox=(0, 0, 256, 256)."
+        )
     window = bbox if isinstance(bbox, Window) else Window.from_box(*bbox)
     if not full.extent.contains(window):
         raise WindowError(
@@ -58,8 +72,15 @@ def resolve_channels(channel_order: Sequence[int] | None, count: int, *, label: 
     """
     if channel_order is None:
         return list(range(count))
-    given = list(channel_order)
-    not_ints = [c for c in given if isinstance(c, bool) or not isinstance(c, int | np.integer)]
+    try:
+        given = list(channel_order)
+    except TypeError:
+        example = f"[{channel_order}]" if not non_integers([channel_order]) else "[0, 1, 2]"
+        raise WindowError(
+            f"channel_order {channel_order} for {label!r} is not a sequence of band "
+            f"indices. Give a list of 0-based ints, e.g. channel_order={example}."
+        ) from None
+    not_ints = non_integers(given)
     if not_ints:
         raise WindowError(
             f"channel_order {given} for {label!r} holds {not_ints}, which are not integer "

@@ -96,10 +96,12 @@ class SemanticSegmentationLabelStore:
         Raises
         ------
         OutputPathError
-            Before any compute, if an output path cannot be written (see
-            :func:`~geoxr.store.vector.check_vector_path`).
+            Before any compute, if an output path cannot be written, a COG's
+            ``-scores.tif`` included (see :func:`~geoxr.store.vector.check_vector_path`).
         """
         check_output_path(self.uri, what="Label store", directory=self.format == "zarr")
+        if self.format == "cog":  # written, or replaced by nothing (see below)
+            check_output_path(self._scores_sidecar, what="Label store scores COG")
         if self.vector_output is not None:
             check_vector_path(self.vector_output.uri)
         if self.format == "zarr":
@@ -112,9 +114,10 @@ class SemanticSegmentationLabelStore:
             )
         else:
             scores_uri = self.scores_uri if labels.scores is not None else None
-            if scores_uri is None:  # scores of an earlier save would pass for these labels'
-                self._scores_sidecar.unlink(missing_ok=True)
             write_cog_labels(labels, self.uri, scores_path=scores_uri, progress=self.progress)
+            if scores_uri is None:  # scores of an earlier save would pass for these labels'
+                # Only now: had the write failed, the earlier class ids keep their scores.
+                self._scores_sidecar.unlink(missing_ok=True)
         if self.vector_output is not None:
             v = self.vector_output
             write_vector_labels(

@@ -347,6 +347,32 @@ def test_bbox_outside_raster_raises(rgb_byte, bbox):
         RasterioSource(rgb_byte, bbox=bbox)
 
 
+@pytest.mark.parametrize(
+    ("bbox", "bad"),
+    [
+        ((0.5, 0, 100.7, 100), r"\[0\.5, 100\.7\]"),
+        ((0, 0, 100.0, 100), r"\[100\.0\]"),
+        ((0, False, 100, 100), r"\[False\]"),
+        (Window(0, 0, 10.5, 10), r"\[10\.5\]"),
+    ],
+    ids=str,
+)
+def test_non_integer_bbox_raises(rgb_byte, bbox, bad):
+    # Window.from_box used to truncate them: (0.5, 0, 100.7, 100) read rows 0..100.
+    with pytest.raises(
+        geoxr.WindowError, match=rf"bbox .* holds {bad}, which are not integer pixel"
+    ):
+        RasterioSource(rgb_byte, bbox=bbox)
+
+
+def test_bbox_takes_numpy_integers(rgb_byte):
+    src = RasterioSource(rgb_byte, bbox=tuple(np.array([100, 200, 300, 500])))
+    assert src.shape == (200, 300)
+    np.testing.assert_array_equal(
+        src.read(Window(0, 0, 8, 8)).data, rasterio_read(rgb_byte, Window(100, 200, 8, 8))
+    )
+
+
 @pytest.mark.parametrize("channel_order", [[3], [0, -1], []])
 def test_bad_channel_order_raises(rgb_byte, channel_order):
     with pytest.raises(geoxr.WindowError, match=r"channel_order .* has 3 bands.* 0\.\.2"):
@@ -361,6 +387,15 @@ def test_non_integer_channel_order_raises(rgb_byte, channel_order, bad):
     # int() used to truncate them: [0.5, 1.7] read bands [0, 1].
     with pytest.raises(
         geoxr.WindowError, match=rf"channel_order .* holds {bad}, which are not integer band"
+    ):
+        RasterioSource(rgb_byte, channel_order=channel_order)
+
+
+@pytest.mark.parametrize("channel_order", [2, np.int64(2)], ids=repr)
+def test_a_bare_int_channel_order_says_to_give_a_sequence(rgb_byte, channel_order):
+    # list(2) used to raise a raw TypeError: 'int' object is not iterable.
+    with pytest.raises(
+        geoxr.WindowError, match=r"channel_order 2 .* not a sequence.*channel_order=\[2\]"
     ):
         RasterioSource(rgb_byte, channel_order=channel_order)
 

@@ -160,6 +160,29 @@ def test_a_cog_store_saved_again_reads_back_the_new_labels(tmp_path, nc_labels, 
     assert again.scores is None and not (tmp_path / "p-scores.tif").exists()
 
 
+def test_a_cog_store_save_that_fails_keeps_the_earlier_class_ids_and_scores(tmp_path, monkeypatch):
+    # The scores of an earlier save were deleted before the new class ids were
+    # written: a failed write left the old class ids without their scores.
+    labels = _recorded_labels(tmp_path, [])
+    store = geoxr.SemanticSegmentationLabelStore(tmp_path / "p.tif", progress=False)
+    store.save(labels)
+    saved = {p: p.read_bytes() for p in (store.uri, store.scores_uri)}
+    ids_only = geoxr.SemanticSegmentationLabels(
+        grid=labels.grid, class_config=labels.class_config, class_ids=labels.class_ids
+    )
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(geoxr.store.cog, "_make_cog", fail)
+        with pytest.raises(OSError, match="disk full"):
+            store.save(ids_only)
+    assert {p: p.read_bytes() for p in saved} == saved
+    store.save(ids_only)  # the old scores go once the new class ids are in place
+    assert not store.scores_uri.exists() and store.get_labels().scores is None
+
+
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])
 def test_class_ids_the_class_config_lacks_are_an_error_and_leave_no_output(
     tmp_path, nc_land_cover, suffix
@@ -269,6 +292,12 @@ def _store(labels, path, **kw):
             r"Zarr store path '[^']*p\.zarr' is in '[^']*file', which is a file",
         ),
         (_store, "file/p.tif", r"'[^']*p\.tif' is in '[^']*file', which is a file"),
+        (_store, "dir/p.tif", r"'[^']*p-scores\.tif' is a directory; expected a file"),
+        (
+            partial(_store, write_scores=False),
+            "dir/p.tif",
+            r"'[^']*p-scores\.tif' is a directory; expected a file",
+        ),
         (
             partial(_store, vector_output=geoxr.VectorOutput("dir/v.geojson")),
             "p.tif",
@@ -290,7 +319,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_compute(
     computed = []
     labels = _recorded_labels(tmp_path, computed)
     monkeypatch.chdir(tmp_path)
-    for name in ("dir/out.tif", "dir/s.tif", "dir/v.gpkg", "dir/v.geojson"):
+    for name in ("dir/out.tif", "dir/s.tif", "dir/v.gpkg", "dir/v.geojson", "dir/p-scores.tif"):
         Path(name).mkdir(parents=True)
     Path("file").write_text("in the way")
     before = sorted(tmp_path.rglob("*"))
