@@ -17,7 +17,7 @@ from geoxr.evaluate.confusion import confusion_matrix_lazy
 from geoxr.grid import Grid
 from geoxr.label import ClassConfig, SemanticSegmentationLabels, SemanticSegmentationLabelSource
 from geoxr.label.labels import checked_class_ids
-from geoxr.learn.metrics import segmentation_metrics
+from geoxr.learn.metrics import segmentation_metrics, without_nan
 
 __all__ = ["SemanticSegmentationEvaluator"]
 
@@ -109,16 +109,5 @@ class SemanticSegmentationEvaluator:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # NaN (a metric of no pixels) is not JSON: null.
-        path.write_text(json.dumps(_without_nan(metrics), indent=2, allow_nan=False))
+        path.write_text(json.dumps(without_nan(metrics), indent=2, allow_nan=False))
         return path
-
-
-def _without_nan(value: Any) -> Any:
-    """``value`` with every float NaN in it (in dicts and lists too) replaced by ``None``."""
-    if isinstance(value, dict):
-        return {key: _without_nan(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_without_nan(item) for item in value]
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from geoxr.errors import BundleError
+from geoxr.errors import BundleError, ConfigError
 from geoxr.label import ClassConfig
 from geoxr.read import BandStats
 
 __all__ = ["SCHEMA_VERSION", "ModelConfig", "SemanticSegmentationLearnerConfig", "SolverConfig"]
+
+Optimizer = Literal["adamw", "adam", "sgd"]
+LRSchedule = Literal["constant", "cosine", "onecycle", "step"]
+_OPTIMIZERS = get_args(Optimizer)
+_LR_SCHEDULES = get_args(LRSchedule)
 
 SCHEMA_VERSION = 1
 
@@ -48,7 +54,8 @@ class SolverConfig:
         Per-step schedule over ``num_epochs``; ``step`` multiplies the LR by
         ``gamma`` every ``step_epochs``.
     class_weights : tuple of float, optional
-        Loss weight per class (one per class of the class config).
+        Loss weight per class (one per class of the class config), each >= 0.
+        Batches whose labelled pixels all weigh 0 are skipped.
     num_workers : int
         DataLoader workers.
     """
@@ -56,14 +63,35 @@ class SolverConfig:
     lr: float = 1e-3
     num_epochs: int = 10
     batch_size: int = 8
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    optimizer: Optimizer = "adamw"
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    lr_schedule: Literal["constant", "cosine", "onecycle", "step"] = "constant"
+    lr_schedule: LRSchedule = "constant"
     step_epochs: int = 5
     gamma: float = 0.1
     class_weights: tuple[float, ...] | None = None
     num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        choices = {"optimizer": _OPTIMIZERS, "lr_schedule": _LR_SCHEDULES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{name} {getattr(self, name)!r} is not one of {allowed}; a typo ran "
+                    "AdamW with a constant LR before. Give one of these names."
+                )
+        if self.batch_size < 1 or self.num_epochs < 0:
+            raise ConfigError(
+                f"batch_size must be >= 1 and num_epochs >= 0, got {self.batch_size} and "
+                f"{self.num_epochs}."
+            )
+        if self.class_weights is not None:
+            weights = tuple(float(w) for w in self.class_weights)
+            if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+                raise ConfigError(
+                    f"class_weights {list(weights)} must be finite and >= 0, some above 0."
+                )
+            object.__setattr__(self, "class_weights", weights)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from geoxr.errors import BundleError, ClassConfigError, ConfigError, GeoxrWarnin
 from geoxr.grid import Window
 from geoxr.learn.bundle import read_bundle, write_bundle
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
-from geoxr.learn.metrics import confusion_matrix, segmentation_metrics
+from geoxr.learn.metrics import confusion_matrix, segmentation_metrics, without_nan
 from geoxr.learn.models import TemporalUNet, UNet
 from geoxr.sample import GeoDataset
 
@@ -60,6 +60,18 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
 def _constant_lr(epoch: int) -> float:
     """The constant schedule's factor: a module-level function, so a learner pickles."""
     return 1.0
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the entries of two config dicts that differ."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
 
 
 class SemanticSegmentationLearner:
@@ -116,6 +128,7 @@ class SemanticSegmentationLearner:
         self.progress = progress
         self.classes = cfg.class_config.ensure_null_class()  # what the model outputs
         self.null_class_id = cfg.class_config.ignore_class_id
+        self._class_weights = self._checked_class_weights()
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
@@ -160,12 +173,34 @@ class SemanticSegmentationLearner:
             return sched.StepLR(self.optimizer, max(1, s.step_epochs * steps_per_epoch), s.gamma)
         return sched.LambdaLR(self.optimizer, _constant_lr)
 
-    def _loss_fn(self) -> nn.Module:
+    def _checked_class_weights(self) -> torch.Tensor | None:
+        """One float32 loss weight per model output (a null class geoxr added weighs 0)."""
         weights = self.cfg.solver.class_weights
-        return nn.CrossEntropyLoss(
-            weight=None if weights is None else torch.tensor(weights, device=self.device),
-            ignore_index=self.null_class_id,
-        )
+        if weights is None:
+            return None
+        named, outputs = len(self.cfg.class_config), len(self.classes)
+        if len(weights) == named < outputs:
+            weights = (*weights, 0.0)  # the null class geoxr added: ignored by the loss anyway
+        if len(weights) != outputs:
+            raise ConfigError(
+                f"class_weights has {len(weights)} weights for a class config of {named} "
+                f"classes ({list(self.cfg.class_config.names)}); give one weight per class."
+            )
+        return torch.tensor(weights, dtype=torch.float32, device=self.device)
+
+    def _loss_fn(self) -> nn.Module:
+        return nn.CrossEntropyLoss(weight=self._class_weights, ignore_index=self.null_class_id)
+
+    def _learnable(self, y: torch.Tensor) -> bool:
+        """Whether a batch has labelled pixels of a class with a weight above 0.
+
+        Without one, the (weighted mean) loss is 0 / 0: a NaN step would turn every
+        parameter into NaN.
+        """
+        labelled = y != self.null_class_id
+        if self._class_weights is None:
+            return bool(labelled.any())
+        return bool(self._class_weights[y[labelled]].sum() > 0)
 
     def _loader(self, ds: GeoDataset, *, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -218,8 +253,8 @@ class SemanticSegmentationLearner:
         total, batches = 0.0, 0
         for x, y in tqdm(loader, desc=f"train {self.epoch + 1}", disable=not self.progress):
             x, y = x.to(self.device), y.to(self.device)
-            if not bool((y != self.null_class_id).any()):
-                continue  # nothing labelled in this batch: no gradient to learn from
+            if not self._learnable(y):
+                continue  # nothing labelled (or weighted) in this batch: nothing to learn
             self.optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(self.model(x), y)
             loss.backward()
@@ -250,7 +285,7 @@ class SemanticSegmentationLearner:
             x, y = x.to(self.device), y.to(self.device)
             logits = self.model(x)
             labelled = int((y != self.null_class_id).sum())
-            if labelled:
+            if self._learnable(y):
                 loss_sum += float(loss_fn(logits, y)) * labelled
                 weight += labelled
             cm += confusion_matrix(
@@ -264,6 +299,7 @@ class SemanticSegmentationLearner:
     def _save_epoch(self) -> None:
         state = self.model.state_dict()
         checkpoint = {
+            "config": json.dumps(self.cfg.to_dict()),
             "epoch": self.epoch,
             "model": state,
             "optimizer": self.optimizer.state_dict(),
@@ -275,13 +311,23 @@ class SemanticSegmentationLearner:
         _atomic(self.output_dir / CHECKPOINT_NAME, lambda p: torch.save(checkpoint, p))
         _atomic(
             self.output_dir / HISTORY_NAME,
-            lambda p: p.write_text(json.dumps(self.history, indent=2)),
+            lambda p: p.write_text(
+                json.dumps(without_nan(self.history), indent=2, allow_nan=False)
+            ),
         )
 
     def load_checkpoint(self) -> None:
         """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""
         path = self.output_dir / CHECKPOINT_NAME
         checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+        saved = json.loads(checkpoint.get("config", "null")) or self.cfg.to_dict()
+        changed = _changed_keys(saved, self.cfg.to_dict())
+        if changed:
+            raise ConfigError(
+                f"{str(path)!r} is the checkpoint of a run with another config ({changed} "
+                "differ), which it cannot resume. Give another output_dir, or resume=False "
+                "to start this run afresh there."
+            )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch = int(checkpoint["epoch"])
@@ -349,7 +395,9 @@ class SemanticSegmentationLearner:
         """Yield ``(window, scores)`` per window of ``ds``; scores are float32 ``(classes, H, W)``.
 
         Feed the pairs to ``SemanticSegmentationLabels.from_predictions`` to
-        assemble a scene. ``ds`` must be normalised like the training data.
+        assemble a scene. ``ds`` must be normalised like the training data. Scores
+        are NaN where the window's imagery is nodata, as :func:`~geoxr.predict_scene`
+        gives them (and so the null class).
         """
         if ds.normalize != self.cfg.norm_stats:
             warnings.warn(
@@ -365,5 +413,9 @@ class SemanticSegmentationLearner:
         for x, _ in tqdm(loader, desc="predict", disable=not self.progress):
             scores = self.predict(x).numpy()
             for chip_scores in scores:
-                yield ds.windows[index], chip_scores
+                window = ds.windows[index]
+                invalid = ds.scene.raster_source.nodata_mask(window)
+                if invalid.shape == chip_scores.shape[-2:]:  # not resized (out_size)
+                    chip_scores[:, invalid] = np.nan
+                yield window, chip_scores
                 index += 1

@@ -7,13 +7,16 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["confusion_matrix", "segmentation_metrics"]
+__all__ = ["confusion_matrix", "segmentation_metrics", "without_nan"]
 
 
 def confusion_matrix(
     truth: torch.Tensor, pred: torch.Tensor, num_classes: int, *, ignore_index: int | None = None
 ) -> torch.Tensor:
     """``(num_classes, num_classes)`` counts, rows = truth, columns = prediction.
+
+    Ids of any integer dtype (uint8 included) are counted in int64. Pixels whose
+    truth or prediction is not a class id (``0..num_classes - 1``) are left out.
 
     Examples
     --------
@@ -22,8 +25,8 @@ def confusion_matrix(
             [1, 1, 0],
             [0, 0, 0]])
     """
-    truth, pred = truth.reshape(-1), pred.reshape(-1)
-    keep = (truth >= 0) & (truth < num_classes)
+    truth, pred = truth.reshape(-1).long(), pred.reshape(-1).long()
+    keep = (truth >= 0) & (truth < num_classes) & (pred >= 0) & (pred < num_classes)
     if ignore_index is not None:
         keep &= truth != ignore_index
     index = truth[keep] * num_classes + pred[keep]
@@ -77,3 +80,22 @@ def segmentation_metrics(
 
 def _num(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
+
+
+def without_nan(value: Any) -> Any:
+    """``value`` with every float NaN in it (in dicts and lists too) replaced by ``None``.
+
+    JSON has no NaN: metrics of classes that never occur are written as ``null``.
+
+    Examples
+    --------
+    >>> without_nan({"miou": float("nan"), "iou": [0.5, float("nan")]})
+    {'miou': None, 'iou': [0.5, None]}
+    """
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(item) for item in value]
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value

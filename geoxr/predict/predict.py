@@ -14,8 +14,9 @@ import numpy as np
 from dask.base import tokenize
 from torch import nn
 
-from geoxr.errors import WindowError
+from geoxr.errors import ConfigError, WindowError
 from geoxr.grid import ChipGrid, window_of_block
+from geoxr.grid._window import non_integers
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.label.blend import BlendMode
 from geoxr.learn import SemanticSegmentationLearner
@@ -58,6 +59,29 @@ def _bundle_of(learner_or_bundle: SemanticSegmentationLearner | str | os.PathLik
     return Path(learner_or_bundle)
 
 
+def _check_arguments(
+    chip_size: int, stride: int, batch_size: int, block_size: int | None, dtype: str
+) -> None:
+    """Refuse arguments that would give scores that look complete but are not."""
+    for name, value in (("chip_size", chip_size), ("batch_size", batch_size)):
+        if non_integers([value]) or value < 1:
+            raise ConfigError(f"{name} must be an int >= 1, got {value!r}.")
+    if non_integers([stride]) or not 1 <= stride <= chip_size:
+        raise WindowError(
+            f"stride {stride!r} must be an int from 1 to chip_size ({chip_size}): a larger "
+            "stride leaves pixels between chips unpredicted (NaN scores, the null class). "
+            "Give stride <= chip_size, or leave it out (chip_size // 2)."
+        )
+    if block_size is not None and (non_integers([block_size]) or block_size < 1):
+        raise ConfigError(
+            f"block_size must be an int >= 1 (a multiple of the stride), got {block_size!r}."
+        )
+    if dtype not in ("float32", "float16"):
+        raise ConfigError(
+            f"dtype {dtype!r}: scores are probabilities in [0, 1]; give 'float32' or 'float16'."
+        )
+
+
 def predict_scene(
     learner_or_bundle: SemanticSegmentationLearner | str | os.PathLike[str],
     raster_source: RasterSource,
@@ -88,7 +112,8 @@ def predict_scene(
     raster_source : RasterSource
         The imagery; must have the bands the model was trained on.
     chip_size, stride : int
-        Chip size and step; ``stride`` defaults to ``chip_size // 2``.
+        Chip size and step, ``1 <= stride <= chip_size``; ``stride`` defaults to
+        ``chip_size // 2``.
     batch_size : int
         Chips per model call.
     blend : {'cosine', 'uniform'}
@@ -110,13 +135,22 @@ def predict_scene(
     ``GDAL_CACHEMAX`` is set in the environment. Once no block task is reading,
     the cache has its earlier size again.
 
+    Raises
+    ------
+    WindowError
+        If ``stride`` is not in ``1..chip_size``, or the model takes other bands.
+    ConfigError
+        If ``chip_size``, ``batch_size`` or ``block_size`` is not an int >= 1, or
+        ``dtype`` is not a float dtype geoxr writes.
+
     Returns
     -------
     SemanticSegmentationLabels
         Lazy scores ``(class, y, x)`` and class ids ``(y, x)`` on the source's grid;
         NaN scores and the null class where the input is nodata.
     """
-    stride = stride or max(1, chip_size // 2)
+    stride = max(1, chip_size // 2) if stride is None else stride
+    _check_arguments(chip_size, stride, batch_size, block_size, dtype)
     bundle = _bundle_of(learner_or_bundle)
     cfg = SemanticSegmentationLearnerConfig.from_dict(read_bundle_config(bundle))
     if cfg.in_channels != raster_source.num_channels:
@@ -130,10 +164,11 @@ def predict_scene(
     block = block_size or max(stride, (1024 // stride) * stride)
     classes = cfg.class_config.ensure_null_class()
     out_dtype = np.dtype(dtype)
+    model = ModelRef.of(bundle, device, model_factory)
     run_block = partial(
         predict_block,
         source=raster_source,
-        model=ModelRef.of(bundle, device, model_factory),
+        model=model,
         chip_grid=chip_grid,
         batch_size=batch_size,
         blend=blend,
@@ -150,7 +185,15 @@ def predict_scene(
         meta=np.array((), out_dtype),
         name="geoxr-predict-"
         + tokenize(
-            bundle, os.path.getmtime(bundle), raster_source, chip_size, stride, blend, dtype, block
+            bundle,
+            os.path.getmtime(bundle),
+            model.factory_token,  # another architecture on the same weights: other scores
+            raster_source,
+            chip_size,
+            stride,
+            blend,
+            dtype,
+            block,
         ),
     )
     grid = raster_source.grid

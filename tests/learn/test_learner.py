@@ -4,6 +4,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 import geoxr
 
@@ -71,6 +72,33 @@ def test_resume_from_checkpoint_continues_the_same_run(
     )
 
 
+def test_a_run_with_another_config_does_not_resume_a_checkpoint(tmp_path, nc_datasets, small_cfg):
+    # Resumed, an SGD run got Adam's state (its LR, then KeyError: 'momentum'); a longer
+    # onecycle run stepped past its schedule's end.
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)
+    off_scene = [geoxr.Window(-64, -64, 32, 32)]  # nothing labelled: metrics are NaN
+    unlabelled = geoxr.GeoDataset(train.scene, off_scene, normalize=train.normalize)
+    geoxr.SemanticSegmentationLearner(
+        small_cfg(), train_ds=subset, valid_ds=unlabelled, output_dir=tmp_path, progress=False
+    ).train(1)
+    text = (tmp_path / "history.json").read_text()
+    history = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}: not JSON"))
+    assert history[0]["miou"] is None  # JSON has no NaN: it was written bare
+    for changed, names in [
+        ({"optimizer": "sgd", "lr": 0.5}, r"\['solver.lr', 'solver.optimizer'\] differ"),
+        ({"num_epochs": 4, "lr_schedule": "onecycle"}, r"'solver.num_epochs'"),
+    ]:
+        with pytest.raises(geoxr.ConfigError, match=names + r".*resume=False"):
+            geoxr.SemanticSegmentationLearner(
+                small_cfg(**changed), train_ds=subset, output_dir=tmp_path, progress=False
+            )
+    fresh = geoxr.SemanticSegmentationLearner(
+        small_cfg(optimizer="sgd"), output_dir=tmp_path, progress=False, resume=False
+    )
+    assert fresh.epoch == 0
+
+
 def test_class_weights_and_sgd(tmp_path, nc_class_config, nc_datasets, small_cfg):
     train, _ = nc_datasets
     subset = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)
@@ -105,9 +133,30 @@ def test_predict_dataset_yields_window_scores(tmp_path, nc_class_config, nc_data
     subset = geoxr.GeoDataset(valid.scene, valid.windows[:5], normalize=valid.normalize)
     pairs = list(learner.predict_dataset(subset, batch_size=2))
     assert [w for w, _ in pairs] == subset.windows
-    for _, scores in pairs:
+    nodata_pixels = 0
+    for window, scores in pairs:
         assert scores.shape == (8, 64, 64) and scores.dtype == np.float32
-        np.testing.assert_allclose(scores.sum(axis=0), 1.0, rtol=1e-5)
+        # NaN where the imagery is nodata, as predict_scene gives them
+        invalid = valid.scene.raster_source.nodata_mask(window)
+        np.testing.assert_array_equal(np.isnan(scores).any(axis=0), invalid)
+        np.testing.assert_allclose(scores.sum(axis=0)[~invalid], 1.0, rtol=1e-5)
+        nodata_pixels += int(invalid.sum())
+    assert nodata_pixels > 0
+    labels = geoxr.SemanticSegmentationLabels.from_predictions(
+        [w for w, _ in pairs],
+        [s for _, s in pairs],
+        grid=valid.scene.grid,
+        class_config=nc_class_config,
+    )
+    checked = 0
+    for window, _ in pairs:
+        if not valid.scene.grid.extent.contains(window):
+            continue
+        invalid = valid.scene.raster_source.nodata_mask(window)
+        ids = labels.class_ids.isel(window.isel()).values
+        assert (ids[invalid] == labels.null_class_id).all()
+        checked += int(invalid.sum())
+    assert checked > 0
     with pytest.warns(geoxr.GeoxrWarning, match="normalize=learner.cfg.norm_stats"):
         next(learner.predict_dataset(geoxr.GeoDataset(valid.scene, valid.windows[:1])))
 
@@ -128,3 +177,63 @@ def test_a_model_with_another_class_count_is_a_clear_error(tmp_path, small_cfg, 
         geoxr.ClassConfigError, match=r"returned shape \(2, 3, 40, 40\).*\(N, 8, H, W\)"
     ):
         learner.predict(batch)
+
+
+def test_batches_whose_labelled_pixels_all_weigh_zero_are_skipped(
+    tmp_path, nc_datasets, small_cfg, nc_class_config
+):
+    # Their weighted mean loss was 0 / 0: one such step turned every parameter into NaN.
+    train, _ = nc_datasets
+    null = nc_class_config.ignore_class_id
+    small = geoxr.sliding_windows(train.scene.grid.shape, 16, 16)
+    grid = geoxr.GeoDataset(train.scene, small, normalize=train.normalize)
+    kinds = {}
+    for i in range(len(grid)):
+        y = grid[i].mask
+        kinds[i] = set(torch.unique(y[y != null]).tolist())
+    single = next(i for i, k in kinds.items() if len(k) == 1)
+    (only,) = kinds[single]
+    mixed = [i for i, k in kinds.items() if len(k - {only}) >= 2][:3]
+    windows = [small[i] for i in [*mixed, single, *mixed]]
+    subset = geoxr.GeoDataset(train.scene, windows, normalize=train.normalize)
+    weights = tuple(0.0 if c == only else 1.0 for c in range(len(nc_class_config)))
+    cfg = small_cfg(batch_size=1, class_weights=weights)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path, progress=False
+    )
+    learner._loader = lambda ds, shuffle: DataLoader(ds, batch_size=1, shuffle=False)
+    history = learner.train(1)
+    assert np.isfinite(history[0]["train_loss"])
+    assert all(torch.isfinite(p).all() for p in learner.model.parameters())
+
+
+def test_class_weights_are_one_per_class_of_the_config(tmp_path, batch):
+    two = geoxr.ClassConfig(["a", "b"])  # no null class: the model outputs a third
+    cfg = geoxr.SemanticSegmentationLearnerConfig(
+        class_config=two,
+        in_channels=6,
+        model=geoxr.ModelConfig(width=4, depth=1),
+        solver=geoxr.SolverConfig(class_weights=(1, 2)),  # ints are weights too
+    )
+    learner = geoxr.SemanticSegmentationLearner(cfg, output_dir=tmp_path, progress=False)
+    loss = learner._loss_fn()
+    assert loss.weight.dtype == torch.float32 and loss.weight.tolist() == [1.0, 2.0, 0.0]
+    wrong = cfg.replace(solver=geoxr.SolverConfig(class_weights=(1.0, 2.0, 3.0, 4.0)))
+    with pytest.raises(geoxr.ConfigError, match=r"4 weights for a class config of 2 classes"):
+        geoxr.SemanticSegmentationLearner(wrong, output_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("solver", "match"),
+    [
+        ({"optimizer": "SGD"}, r"optimizer 'SGD' is not one of \('adamw', 'adam', 'sgd'\)"),
+        ({"lr_schedule": "cosine_annealing"}, r"lr_schedule 'cosine_annealing' is not one of"),
+        ({"batch_size": 0}, r"batch_size must be >= 1"),
+        ({"class_weights": (1.0, -1.0)}, r"must be finite and >= 0"),
+        ({"class_weights": (0.0, 0.0)}, r"some above 0"),
+    ],
+)
+def test_solver_settings_geoxr_cannot_use_are_refused(solver, match):
+    # A misspelt optimizer or schedule silently ran AdamW with a constant LR.
+    with pytest.raises(geoxr.ConfigError, match=match):
+        geoxr.SolverConfig(**solver)

@@ -2,9 +2,11 @@ import multiprocessing
 import os
 import zipfile
 
+import dask
 import numpy as np
 import pytest
 import rasterio
+import torch
 from distributed import Client, LocalCluster
 from rasterio.env import get_gdal_config, set_gdal_config
 
@@ -249,3 +251,53 @@ def test_in_memory_learner_and_custom_model_factory(tmp_path, nc_source, nc_clas
 def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
     with pytest.raises(geoxr.WindowError, match="takes 1 bands but"):
         geoxr.predict_scene(atlanta_bundle, nc_source, chip_size=64)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"stride": 100}, geoxr.WindowError, r"stride 100 must be an int from 1 to chip_size"),
+        ({"stride": 0}, geoxr.WindowError, r"stride 0 must be"),
+        ({"dtype": "uint8"}, geoxr.ConfigError, r"give 'float32' or 'float16'"),
+        ({"batch_size": 0}, geoxr.ConfigError, r"batch_size must be an int >= 1, got 0"),
+        ({"block_size": -64}, geoxr.ConfigError, r"block_size must be an int >= 1"),
+        ({"chip_size": 64.0}, geoxr.ConfigError, r"chip_size must be an int >= 1, got 64.0"),
+    ],
+)
+def test_arguments_that_would_give_incomplete_scores_are_refused(
+    nc_bundle, nc_source, kwargs, error, match
+):
+    # A stride past the chip left the pixels between chips NaN / null over valid imagery;
+    # uint8 scores were all 0; the others were raw errors at compute time.
+    with pytest.raises(error, match=match):
+        geoxr.predict_scene(nc_bundle, nc_source, **{"chip_size": 64, **kwargs})
+
+
+def test_another_model_factory_is_another_prediction(tmp_path, nc_source, nc_class_config):
+    import functools
+
+    import torch
+
+    classes = len(nc_class_config)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    plain = functools.partial(torch.nn.Conv2d, 6, classes, 1)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=plain(), output_dir=tmp_path, progress=False
+    )
+    bundle = tmp_path / "model-bundle.zip"
+    learner.save_model_bundle(bundle)
+    # The same weights in another architecture: its output negated.
+    flipped = functools.partial(_NegatedConv, 6, classes, 1)
+    a = geoxr.predict_scene(bundle, nc_source, chip_size=64, stride=64, model_factory=plain)
+    b = geoxr.predict_scene(bundle, nc_source, chip_size=64, stride=64, model_factory=flipped)
+    assert a.scores.data.name != b.scores.data.name
+    window = {"y": slice(100, 164), "x": slice(100, 164)}
+    both = dask.compute(a.scores.isel(window), b.scores.isel(window))
+    assert not np.allclose(both[0], both[1])
+
+
+class _NegatedConv(torch.nn.Conv2d):
+    """A 1 x 1 convolution's architecture, the same weights, its output negated."""
+
+    def forward(self, x):
+        return -super().forward(x)
