@@ -17,7 +17,7 @@ from safetensors.torch import save as save_safetensors
 
 from geoxr.errors import BundleError
 
-__all__ = ["read_bundle", "read_bundle_config", "write_bundle"]
+__all__ = ["read_bundle", "read_bundle_config", "read_bundle_shapes", "write_bundle"]
 
 T = TypeVar("T")  # what a bundle reader makes of the weights
 
@@ -86,6 +86,29 @@ def read_bundle_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _read(path, _check_weights_header)[0]
 
 
+def read_bundle_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of a bundle's weights, without inflating them.
+
+    Compared with a model's ``state_dict()``, it refuses weights of another model
+    before they take memory (a small zip may declare gigabytes of tensors).
+
+    Raises
+    ------
+    BundleError
+        As :func:`read_bundle`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_bundle(
+    ...     Path(tempfile.mkdtemp()) / "b.zip", {"schema_version": 1}, {"w": torch.zeros(2, 3)}
+    ... )
+    >>> read_bundle_shapes(path)
+    {'w': (2, 3)}
+    """
+    return _read(path, _check_weights_header)[1]
+
+
 def _read(
     path: str | os.PathLike[str], read_weights: Callable[[zipfile.ZipFile], T]
 ) -> tuple[dict[str, Any], T]:
@@ -133,17 +156,23 @@ def _config(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     if zf.getinfo(CONFIG_NAME).file_size > _MAX_CONFIG_BYTES:
         raise BundleError(f"Model bundle {str(path)!r} has an oversized config.")
     try:
-        config: dict[str, Any] = json.loads(zf.read(CONFIG_NAME))
+        config = json.loads(zf.read(CONFIG_NAME))
     except Exception as exc:  # a damaged member (zipfile, zlib) or no JSON
         raise BundleError(f"Model bundle {str(path)!r} has an unreadable config: {exc}.") from exc
+    if not isinstance(config, dict):
+        raise BundleError(
+            f"Model bundle {str(path)!r} has a config that is a JSON {type(config).__name__}, "
+            "not an object; expected a bundle written by Learner.save_model_bundle()."
+        )
     return config
 
 
-def _check_weights_header(zf: zipfile.ZipFile) -> None:
-    """Check the weights' safetensors header against the weights' size, inflating only it.
+def _check_weights_header(zf: zipfile.ZipFile) -> dict[str, tuple[int, ...]]:
+    """The tensors' shapes, from the weights' safetensors header checked against their size.
 
-    Every tensor has a known dtype and exactly the bytes its shape needs, and the
-    tensors' data fill the rest of the file without gaps, as safetensors requires.
+    Only the header is inflated. Every tensor has a known dtype and exactly the bytes
+    its shape needs, and the tensors' data fill the rest of the file without gaps, as
+    safetensors requires.
     """
     size = zf.getinfo(WEIGHTS_NAME).file_size
     with zf.open(WEIGHTS_NAME) as weights:
@@ -154,10 +183,11 @@ def _check_weights_header(zf: zipfile.ZipFile) -> None:
         if length > min(size - 8, _MAX_HEADER_BYTES):
             raise ValueError(f"a header of {length} bytes in {size} bytes")
         header = json.loads(weights.read(length))
-    spans = []
+    spans, shapes = [], {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        shapes[name] = tuple(int(n) for n in info["shape"])
         begin, end = info["data_offsets"]
         itemsize = _DTYPE_BYTES.get(info["dtype"])
         if itemsize is None:
@@ -172,3 +202,4 @@ def _check_weights_header(zf: zipfile.ZipFile) -> None:
         position = end
     if position != size - 8 - length:
         raise ValueError(f"the tensors' data end at byte {position} of {size - 8 - length}")
+    return shapes

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from geoxr.errors import BundleError, ClassConfigError, ConfigError, GeoxrWarning
 from geoxr.grid import Window
-from geoxr.learn.bundle import read_bundle, write_bundle
+from geoxr.learn.bundle import read_bundle, read_bundle_config, read_bundle_shapes, write_bundle
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.learn.metrics import confusion_matrix, segmentation_metrics, without_nan
 from geoxr.learn.models import TemporalUNet, UNet
@@ -60,6 +60,25 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
 def _constant_lr(epoch: int) -> float:
     """The constant schedule's factor: a module-level function, so a learner pickles."""
     return 1.0
+
+
+def _shape_differences(
+    stored: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+) -> str:
+    """What differs between a bundle's tensor shapes and a model's, a few of each kind."""
+
+    def some(names: list[str], shapes: dict[str, tuple[int, ...]]) -> str:
+        shown = ", ".join(f"{n!r} {shapes[n]}" for n in names[:3])
+        return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    other = sorted(n for n in set(stored) & set(expected) if stored[n] != expected[n])
+    parts = [f"the model's {some(missing, expected)} missing"] if missing else []
+    parts += [f"{some(unexpected, stored)} not in the model"] if unexpected else []
+    if other:
+        parts += [f"{some(other, stored)} in the bundle, {some(other, expected)} in the model"]
+    return "; ".join(parts)
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -356,8 +375,7 @@ class SemanticSegmentationLearner:
         Built-in models are rebuilt from the config; a custom model must be passed
         as ``model``. Weights must match the model exactly (names and shapes).
         """
-        config, state = read_bundle(path)
-        cfg = SemanticSegmentationLearnerConfig.from_dict(config)
+        cfg = SemanticSegmentationLearnerConfig.from_dict(read_bundle_config(path))
         if model is None and cfg.model.name == "custom":
             raise BundleError(
                 f"Model bundle {str(path)!r} was trained with a custom model; pass the same "
@@ -365,6 +383,16 @@ class SemanticSegmentationLearner:
             )
         out = Path(output_dir) if output_dir is not None else Path(path).parent
         learner = cls(cfg, model=model, output_dir=out, device=device, resume=False)
+        # Names and shapes first: weights of another model never take memory.
+        expected = {k: tuple(v.shape) for k, v in learner.model.state_dict().items()}
+        stored = read_bundle_shapes(path)
+        if stored != expected:
+            raise BundleError(
+                f"The weights in {str(path)!r} do not match the model: "
+                f"{_shape_differences(stored, expected)}. Build the model the bundle was "
+                "trained with."
+            )
+        _, state = read_bundle(path)
         try:
             learner.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:

@@ -169,3 +169,32 @@ def test_bundle_is_written_atomically(trained, tmp_path):
     config, state = read_bundle(target)
     assert set(state) == set(trained.model.state_dict())
     assert np.isclose(config["solver"]["lr"], trained.cfg.solver.lr)
+
+
+def test_weights_of_another_model_are_refused_before_they_are_inflated(
+    tmp_path, small_cfg, monkeypatch
+):
+    # A 200 MB tensor of zeros compresses to a small zip: loading it used to take the
+    # memory before the names and shapes were compared with the model's.
+    cfg = small_cfg()
+    big = save_safetensors({"w": torch.zeros(50_000_000)})
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", json.dumps(cfg.to_dict()))
+        zf.writestr("model.safetensors", big)
+    assert (tmp_path / "bomb.zip").stat().st_size < 1_000_000
+    inflated = []
+    monkeypatch.setattr(
+        geoxr.learn.learner, "read_bundle", lambda path: inflated.append(path) or ({}, {})
+    )
+    with pytest.raises(geoxr.BundleError, match=r"'w' \(50000000,\) not in the model"):
+        geoxr.SemanticSegmentationLearner.from_model_bundle(tmp_path / "bomb.zip")
+    assert inflated == []
+
+
+def test_a_config_that_is_no_json_object_is_a_bundle_error(tmp_path):
+    listed = _write_zip(
+        tmp_path / "l.zip",
+        {"config.json": "[1, 2]", "model.safetensors": save_safetensors({"w": torch.zeros(1)})},
+    )
+    with pytest.raises(geoxr.BundleError, match=r"config that is a JSON list, not an object"):
+        read_bundle_config(listed)
