@@ -18,7 +18,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from geoxr.errors import BundleError, ClassConfigError, ConfigError, GeoxrWarning
+from geoxr.errors import (
+    BandCountError,
+    BundleError,
+    ClassConfigError,
+    ConfigError,
+    GeoxrWarning,
+)
 from geoxr.grid import Window
 from geoxr.learn.bundle import read_bundle, read_bundle_config, read_bundle_shapes, write_bundle
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
@@ -60,6 +66,37 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
 def _constant_lr(epoch: int) -> float:
     """The constant schedule's factor: a module-level function, so a learner pickles."""
     return 1.0
+
+
+def _check_dataset(ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name: str) -> None:
+    """Refuse a dataset of other classes or bands than ``cfg``; warn of other stats.
+
+    A dataset of the user's own that has no ``scene`` (a ``Subset``, say) is not checked.
+    """
+    scene = getattr(ds, "scene", None)
+    if scene is None:
+        return
+    if scene.label_source is not None and scene.label_source.class_config != cfg.class_config:
+        raise ClassConfigError(
+            f"{name}'s scene {scene.id!r} has the class config {scene.label_source.class_config}, "
+            f"the learner {cfg.class_config}: its ids would train other classes. Build both "
+            "with the same ClassConfig."
+        )
+    bands = scene.raster_source.num_channels
+    if bands != cfg.in_channels:
+        raise BandCountError(
+            f"{name}'s scene {scene.id!r} has {bands} bands, the model takes "
+            f"{cfg.in_channels} (in_channels). Select the bands with channel_order=[...] or "
+            "set in_channels."
+        )
+    if cfg.norm_stats is not None and getattr(ds, "normalize", None) != cfg.norm_stats:
+        warnings.warn(
+            f"{name} is normalised with {ds.normalize}, but the config (and so the bundle, "
+            f"and predict_scene) with {cfg.norm_stats}; build the dataset with "
+            "normalize=cfg.norm_stats.",
+            GeoxrWarning,
+            stacklevel=3,
+        )
 
 
 def _shape_differences(
@@ -142,6 +179,9 @@ class SemanticSegmentationLearner:
             torch.manual_seed(seed)
             self.model = (model if model is not None else build_model(cfg)).to(self.device)
         self.train_ds, self.valid_ds = train_ds, valid_ds
+        for name, ds in (("train_ds", train_ds), ("valid_ds", valid_ds)):
+            if ds is not None:
+                _check_dataset(ds, cfg, name)
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress

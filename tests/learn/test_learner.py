@@ -237,3 +237,32 @@ def test_solver_settings_geoxr_cannot_use_are_refused(solver, match):
     # A misspelt optimizer or schedule silently ran AdamW with a constant LR.
     with pytest.raises(geoxr.ConfigError, match=match):
         geoxr.SolverConfig(**solver)
+
+
+def test_datasets_of_other_classes_bands_or_stats_are_caught(
+    tmp_path, nc_datasets, small_cfg, nc_stack, nc_strata
+):
+    # Another class config trained its null pixels as a class; other bands were a raw
+    # conv error; other stats went unnoticed, and the bundle kept the config's.
+    train, _ = nc_datasets
+    fewer = geoxr.ClassConfig(["null", "developed", "other"], null_class="null")
+    scene = geoxr.make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=fewer)
+    other_classes = geoxr.GeoDataset(scene, train.windows[:2], normalize=train.normalize)
+    with pytest.raises(geoxr.ClassConfigError, match=r"train_ds's scene .* class config"):
+        geoxr.SemanticSegmentationLearner(
+            small_cfg(), train_ds=other_classes, output_dir=tmp_path, progress=False
+        )
+    four = geoxr.make_ss_scene(
+        nc_stack,
+        label_raster_uri=nc_strata,
+        class_config=train.scene.label_source.class_config,
+        image_raster_source_kw={"channel_order": [0, 1, 2, 3]},
+    )
+    with pytest.raises(geoxr.BandCountError, match=r"valid_ds's scene .* 4 bands, the model"):
+        geoxr.SemanticSegmentationLearner(
+            small_cfg(), valid_ds=geoxr.GeoDataset(four, []), output_dir=tmp_path, progress=False
+        )
+    stats = geoxr.BandStats((0.0,) * 6, (1.0,) * 6)
+    cfg = small_cfg().replace(norm_stats=stats)
+    with pytest.warns(geoxr.GeoxrWarning, match=r"train_ds is normalised with .*cfg.norm_stats"):
+        geoxr.SemanticSegmentationLearner(cfg, train_ds=train, output_dir=tmp_path, progress=False)
