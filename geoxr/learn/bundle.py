@@ -80,8 +80,8 @@ def read_bundle_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> path = write_bundle(
     ...     Path(tempfile.mkdtemp()) / "b.zip", {"schema_version": 1}, {"w": torch.zeros(2)}
     ... )
-    >>> read_bundle_config(path)
-    {'schema_version': 1}
+    >>> read_bundle_config(path), read_bundle_shapes(path)
+    ({'schema_version': 1}, {'w': (2,)})
     """
     return _read(path, _check_weights_header)[0]
 
@@ -97,14 +97,9 @@ def read_bundle_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...
     BundleError
         As :func:`read_bundle`.
 
-    Examples
+    See Also
     --------
-    >>> import tempfile
-    >>> path = write_bundle(
-    ...     Path(tempfile.mkdtemp()) / "b.zip", {"schema_version": 1}, {"w": torch.zeros(2, 3)}
-    ... )
-    >>> read_bundle_shapes(path)
-    {'w': (2, 3)}
+    read_bundle_config : whose example reads both.
     """
     return _read(path, _check_weights_header)[1]
 
