@@ -73,25 +73,41 @@ class SolverConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.class_weights is not None:  # floats, as the loss takes them (JSON: a list)
+            object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
+
+    def check(self) -> None:
+        """Raise :class:`~geoxr.ConfigError` if these settings cannot train a model.
+
+        Learners call it before they build an optimizer or a loss. Loading a bundle does
+        not: its solver settings play no part in inference.
+
+        Examples
+        --------
+        >>> SolverConfig(optimizer="SGD").check()
+        Traceback (most recent call last):
+        ...
+        geoxr.errors.ConfigError: optimizer 'SGD' is not one of ('adamw', 'adam', 'sgd'); ...
+        """
         choices = {"optimizer": _OPTIMIZERS, "lr_schedule": _LR_SCHEDULES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(
-                    f"{name} {getattr(self, name)!r} is not one of {allowed}; a typo ran "
-                    "AdamW with a constant LR before. Give one of these names."
+                    f"{name} {getattr(self, name)!r} is not one of {allowed}; a typo would "
+                    "run AdamW with a constant LR. Give one of these names."
                 )
         if self.batch_size < 1 or self.num_epochs < 0:
             raise ConfigError(
                 f"batch_size must be >= 1 and num_epochs >= 0, got {self.batch_size} and "
                 f"{self.num_epochs}."
             )
-        if self.class_weights is not None:
-            weights = tuple(float(w) for w in self.class_weights)
-            if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
-                raise ConfigError(
-                    f"class_weights {list(weights)} must be finite and >= 0, some above 0."
-                )
-            object.__setattr__(self, "class_weights", weights)
+        weights = self.class_weights
+        if weights is not None and (
+            not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights)
+        ):
+            raise ConfigError(
+                f"class_weights {list(weights)} must be finite and >= 0, some above 0."
+            )
 
 
 @dataclass(frozen=True)

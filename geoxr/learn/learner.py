@@ -30,6 +30,7 @@ from geoxr.learn.bundle import read_bundle, read_bundle_config, read_bundle_shap
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.learn.metrics import confusion_matrix, segmentation_metrics, without_nan
 from geoxr.learn.models import TemporalUNet, UNet
+from geoxr.read import BandStats
 from geoxr.sample import GeoDataset
 
 __all__ = ["SemanticSegmentationLearner"]
@@ -76,22 +77,28 @@ def _check_dataset(ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name:
     scene = getattr(ds, "scene", None)
     if scene is None:
         return
-    if scene.label_source is not None and scene.label_source.class_config != cfg.class_config:
+    # Label sources add a null class to a config without one, as the learner's model does.
+    ids, wanted = scene.label_source, cfg.class_config.ensure_null_class()
+    if ids is not None and (ids.class_config.names, ids.class_config.null_class) != (
+        wanted.names,
+        wanted.null_class,
+    ):
         raise ClassConfigError(
-            f"{name}'s scene {scene.id!r} has the class config {scene.label_source.class_config}, "
-            f"the learner {cfg.class_config}: its ids would train other classes. Build both "
+            f"{name}'s scene {scene.id!r} has the classes {list(ids.class_config.names)}, the "
+            f"learner {list(wanted.names)}: its ids would train other classes. Build both "
             "with the same ClassConfig."
         )
     bands = scene.raster_source.num_channels
-    if bands != cfg.in_channels:
+    if getattr(ds, "transform", None) is None and bands != cfg.in_channels:
         raise BandCountError(
             f"{name}'s scene {scene.id!r} has {bands} bands, the model takes "
             f"{cfg.in_channels} (in_channels). Select the bands with channel_order=[...] or "
             "set in_channels."
         )
-    if cfg.norm_stats is not None and getattr(ds, "normalize", None) != cfg.norm_stats:
+    normalize = getattr(ds, "normalize", None)
+    if cfg.norm_stats is not None and normalize != cfg.norm_stats:
         warnings.warn(
-            f"{name} is normalised with {ds.normalize}, but the config (and so the bundle, "
+            f"{name} is normalised with {normalize}, but the config (and so the bundle, "
             f"and predict_scene) with {cfg.norm_stats}; build the dataset with "
             "normalize=cfg.norm_stats.",
             GeoxrWarning,
@@ -116,6 +123,15 @@ def _shape_differences(
     if other:
         parts += [f"{some(other, stored)} in the bundle, {some(other, expected)} in the model"]
     return "; ".join(parts)
+
+
+#: Config entries a run may change when it resumes: they shape no saved state.
+_STATELESS_SETTINGS = frozenset({"solver.num_workers"})
+
+
+def _config_json(cfg: SemanticSegmentationLearnerConfig) -> str:
+    """The config as JSON (tuples as lists, numpy numbers as floats), as checkpoints keep it."""
+    return json.dumps(cfg.to_dict(), default=float)
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -187,7 +203,7 @@ class SemanticSegmentationLearner:
         self.progress = progress
         self.classes = cfg.class_config.ensure_null_class()  # what the model outputs
         self.null_class_id = cfg.class_config.ignore_class_id
-        self._class_weights = self._checked_class_weights()
+        self._class_weights: torch.Tensor | None = None  # checked with the loss (_loss_fn)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
@@ -209,6 +225,7 @@ class SemanticSegmentationLearner:
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         s = self.cfg.solver
+        s.check()
         params = self.model.parameters()
         if s.optimizer == "sgd":
             return torch.optim.SGD(
@@ -248,6 +265,8 @@ class SemanticSegmentationLearner:
         return torch.tensor(weights, dtype=torch.float32, device=self.device)
 
     def _loss_fn(self) -> nn.Module:
+        self.cfg.solver.check()
+        self._class_weights = self._checked_class_weights()
         return nn.CrossEntropyLoss(weight=self._class_weights, ignore_index=self.null_class_id)
 
     def _learnable(self, y: torch.Tensor) -> bool:
@@ -287,9 +306,9 @@ class SemanticSegmentationLearner:
         if self.train_ds is None:
             raise ConfigError("This learner has no train_ds; pass train_ds=... to train.")
         epochs = self.cfg.solver.num_epochs if epochs is None else epochs
+        loss_fn = self._loss_fn()  # checks the solver settings first
         if self._scheduler is None:
             self._scheduler = self._build_scheduler()
-        loss_fn = self._loss_fn()
         while self.epoch < epochs:
             start = time.perf_counter()
             loader = self._loader(self.train_ds, shuffle=True)
@@ -358,7 +377,7 @@ class SemanticSegmentationLearner:
     def _save_epoch(self) -> None:
         state = self.model.state_dict()
         checkpoint = {
-            "config": json.dumps(self.cfg.to_dict()),
+            "config": _config_json(self.cfg),
             "epoch": self.epoch,
             "model": state,
             "optimizer": self.optimizer.state_dict(),
@@ -379,8 +398,14 @@ class SemanticSegmentationLearner:
         """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""
         path = self.output_dir / CHECKPOINT_NAME
         checkpoint = torch.load(path, map_location=self.device, weights_only=True)
-        saved = json.loads(checkpoint.get("config", "null")) or self.cfg.to_dict()
-        changed = _changed_keys(saved, self.cfg.to_dict())
+        saved = json.loads(checkpoint.get("config", "null"))  # None: an older checkpoint
+        if saved is not None and self.cfg.norm_stats is None and saved["norm_stats"]:
+            # Stats come from train_ds: a learner re-made without it takes the run's.
+            self.cfg = self.cfg.replace(norm_stats=BandStats.from_dict(saved["norm_stats"]))
+        current = json.loads(_config_json(self.cfg))
+        changed = [
+            k for k in _changed_keys(saved or current, current) if k not in _STATELESS_SETTINGS
+        ]
         if changed:
             raise ConfigError(
                 f"{str(path)!r} is the checkpoint of a run with another config ({changed} "
@@ -465,7 +490,9 @@ class SemanticSegmentationLearner:
         Feed the pairs to ``SemanticSegmentationLabels.from_predictions`` to
         assemble a scene. ``ds`` must be normalised like the training data. Scores
         are NaN where the window's imagery is nodata, as :func:`~geoxr.predict_scene`
-        gives them (and so the null class).
+        gives them (and so the null class): the main process reads each window's
+        nodata mask (a second read of the window; ``predict_scene`` reads once). A
+        dataset that resizes or transforms its samples gets no NaN.
         """
         if ds.normalize != self.cfg.norm_stats:
             warnings.warn(
@@ -482,8 +509,7 @@ class SemanticSegmentationLearner:
             scores = self.predict(x).numpy()
             for chip_scores in scores:
                 window = ds.windows[index]
-                invalid = ds.scene.raster_source.nodata_mask(window)
-                if invalid.shape == chip_scores.shape[-2:]:  # not resized (out_size)
-                    chip_scores[:, invalid] = np.nan
+                if ds.transform is None and ds.out_size is None:  # pixels as read
+                    chip_scores[:, ds.scene.raster_source.nodata_mask(window)] = np.nan
                 yield window, chip_scores
                 index += 1

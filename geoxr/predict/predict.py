@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 from dask.base import tokenize
 from torch import nn
 
@@ -60,7 +61,7 @@ def _bundle_of(learner_or_bundle: SemanticSegmentationLearner | str | os.PathLik
 
 
 def _check_arguments(
-    chip_size: int, stride: int, batch_size: int, block_size: int | None, dtype: str
+    chip_size: int, stride: int, batch_size: int, block_size: int | None, dtype: npt.DTypeLike
 ) -> None:
     """Refuse arguments that would give scores that look complete but are not."""
     for name, value in (("chip_size", chip_size), ("batch_size", batch_size)):
@@ -76,7 +77,11 @@ def _check_arguments(
         raise ConfigError(
             f"block_size must be an int >= 1 (a multiple of the stride), got {block_size!r}."
         )
-    if dtype not in ("float32", "float16"):
+    try:
+        floats = np.dtype(dtype).kind == "f"
+    except TypeError:
+        floats = False
+    if not floats:
         raise ConfigError(
             f"dtype {dtype!r}: scores are probabilities in [0, 1]; give 'float32' or 'float16'."
         )

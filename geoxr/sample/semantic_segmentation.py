@@ -80,7 +80,8 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
             windows = filter_windows(windows, scene.grid, scene.aoi, mode=mode)
             if not windows:
                 raise WindowError(
-                    f"No sliding window of size {size} and stride {stride} lies wholly within "
+                    f"No sliding window of size {size} and stride {stride} "
+                    f"{'lies wholly within' if within_aoi else 'intersects'} "
                     f"the AOI of scene {scene.id!r} (AOI bounds {_rounded(scene.aoi.bounds)}, "
                     f"scene bounds {_rounded(scene.grid.bounds)}). Use smaller windows, a "
                     "smaller stride, or within_aoi=False."

@@ -1,5 +1,6 @@
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -219,8 +220,9 @@ def test_class_weights_are_one_per_class_of_the_config(tmp_path, batch):
     loss = learner._loss_fn()
     assert loss.weight.dtype == torch.float32 and loss.weight.tolist() == [1.0, 2.0, 0.0]
     wrong = cfg.replace(solver=geoxr.SolverConfig(class_weights=(1.0, 2.0, 3.0, 4.0)))
+    learner = geoxr.SemanticSegmentationLearner(wrong, output_dir=tmp_path, progress=False)
     with pytest.raises(geoxr.ConfigError, match=r"4 weights for a class config of 2 classes"):
-        geoxr.SemanticSegmentationLearner(wrong, output_dir=tmp_path, progress=False)
+        learner._loss_fn()  # what train() and validate() build first
 
 
 @pytest.mark.parametrize(
@@ -233,10 +235,21 @@ def test_class_weights_are_one_per_class_of_the_config(tmp_path, batch):
         ({"class_weights": (0.0, 0.0)}, r"some above 0"),
     ],
 )
-def test_solver_settings_geoxr_cannot_use_are_refused(solver, match):
+def test_solver_settings_geoxr_cannot_use_are_refused_before_training(
+    tmp_path, nc_datasets, small_cfg, solver, match
+):
     # A misspelt optimizer or schedule silently ran AdamW with a constant LR.
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:2], normalize=train.normalize)
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(**solver), train_ds=subset, output_dir=tmp_path, progress=False
+    )
     with pytest.raises(geoxr.ConfigError, match=match):
-        geoxr.SolverConfig(**solver)
+        learner.train(1)
+    assert not (tmp_path / "checkpoint.pt").exists()
+    # A bundle with such settings still loads: they play no part in inference.
+    learner.save_model_bundle(tmp_path / "b.zip")
+    geoxr.SemanticSegmentationLearner.from_model_bundle(tmp_path / "b.zip")
 
 
 def test_datasets_of_other_classes_bands_or_stats_are_caught(
@@ -248,7 +261,10 @@ def test_datasets_of_other_classes_bands_or_stats_are_caught(
     fewer = geoxr.ClassConfig(["null", "developed", "other"], null_class="null")
     scene = geoxr.make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=fewer)
     other_classes = geoxr.GeoDataset(scene, train.windows[:2], normalize=train.normalize)
-    with pytest.raises(geoxr.ClassConfigError, match=r"train_ds's scene .* class config"):
+    with pytest.raises(
+        geoxr.ClassConfigError,
+        match=r"train_ds's scene .* has the classes \['null', 'developed', 'other'\]",
+    ):
         geoxr.SemanticSegmentationLearner(
             small_cfg(), train_ds=other_classes, output_dir=tmp_path, progress=False
         )
@@ -266,3 +282,48 @@ def test_datasets_of_other_classes_bands_or_stats_are_caught(
     cfg = small_cfg().replace(norm_stats=stats)
     with pytest.warns(geoxr.GeoxrWarning, match=r"train_ds is normalised with .*cfg.norm_stats"):
         geoxr.SemanticSegmentationLearner(cfg, train_ds=train, output_dir=tmp_path, progress=False)
+
+
+def test_a_run_resumes_with_class_weights_and_without_its_train_ds(
+    tmp_path, nc_datasets, small_cfg, nc_class_config
+):
+    # The checkpoint's config (JSON: lists) against the learner's (tuples), and norm_stats
+    # that a learner gets from its train_ds, made it refuse its own checkpoint.
+    train, valid = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)
+    cfg = small_cfg(class_weights=(1.0,) * len(nc_class_config), num_workers=0)
+    geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path, progress=False
+    ).train(1)
+    again = geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path, progress=False
+    )
+    assert again.epoch == 1
+    to_validate = geoxr.SemanticSegmentationLearner(
+        cfg, valid_ds=valid, output_dir=tmp_path, progress=False
+    )
+    assert to_validate.epoch == 1 and to_validate.cfg.norm_stats == train.normalize
+    more_workers = cfg.replace(solver=replace(cfg.solver, num_workers=2))
+    assert (
+        geoxr.SemanticSegmentationLearner(more_workers, output_dir=tmp_path, progress=False).epoch
+        == 1
+    )
+
+
+def test_a_class_config_without_null_class_trains(tmp_path, nc_stack, nc_strata):
+    # Its scene's label source adds the null class, as the learner's model does.
+    names = ["nodata", "developed", "agriculture", "herbaceous", "shrubland", "forest"]
+    classes = geoxr.ClassConfig([*names, "water", "sediment"])
+    assert classes.null_class is None
+    scene = geoxr.make_ss_scene(nc_stack, label_raster_uri=nc_strata, class_config=classes)
+    ds = geoxr.SemanticSegmentationSlidingWindowGeoDataset(scene, size=64, stride=64)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(
+        class_config=classes,
+        in_channels=6,
+        model=geoxr.ModelConfig(width=4, depth=1),
+        solver=geoxr.SolverConfig(batch_size=8, num_epochs=1),
+    )
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=geoxr.GeoDataset(scene, ds.windows[:8]), output_dir=tmp_path, progress=False
+    )
+    assert np.isfinite(learner.train(1)[0]["train_loss"])
