@@ -20,6 +20,9 @@ _lock = ForkSafeLock()
 #: (process, bundle path, device, factory token) -> (the bundle's mtime, its learner).
 _cache: dict[tuple[int, str, str | None, str], tuple[float, SemanticSegmentationLearner]] = {}
 _loads = 0
+#: Learners a process keeps: the least recently loaded goes first. A program predicting
+#: with each epoch's learner (a bundle per epoch) kept every one of them.
+MAX_CACHED_MODELS = 4
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
     """This process's learner for ``ref``: loaded from the bundle on first use, then reused.
 
     A rewritten bundle (a later modification time) is loaded afresh, in place of
-    the learner loaded before.
+    the learner loaded before. At most :data:`MAX_CACHED_MODELS` learners are kept.
     """
     global _loads
     mtime = os.path.getmtime(ref.bundle_path)
@@ -75,6 +78,9 @@ def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
                     output_dir=Path(ref.bundle_path).parent,
                 )
                 learner.progress = False
+                _cache.pop(key, None)
+                while len(_cache) >= MAX_CACHED_MODELS:
+                    del _cache[next(iter(_cache))]  # the least recently loaded
                 cached = _cache[key] = (mtime, learner)
                 _loads += 1
     return cached[1]

@@ -1,3 +1,4 @@
+import functools
 import multiprocessing
 import os
 import zipfile
@@ -301,3 +302,23 @@ class _NegatedConv(torch.nn.Conv2d):
 
     def forward(self, x):
         return -super().forward(x)
+
+
+def test_the_model_cache_keeps_the_latest_learners_only(tmp_path, nc_class_config):
+    # A program predicting with each epoch's learner kept every one of them loaded.
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    refs = []
+    for epoch in range(model_cache.MAX_CACHED_MODELS + 2):
+        model = torch.nn.Conv2d(6, len(nc_class_config), 1)
+        learner = geoxr.SemanticSegmentationLearner(
+            cfg, model=model, output_dir=tmp_path, progress=False
+        )
+        bundle = learner.save_model_bundle(tmp_path / f"epoch-{epoch}.zip")
+        factory = functools.partial(torch.nn.Conv2d, 6, len(nc_class_config), 1)
+        refs.append(ModelRef.of(bundle, "cpu", factory))
+        load_cached(refs[-1])
+    paths = [key[1] for key in model_cache._cache]
+    assert len(paths) <= model_cache.MAX_CACHED_MODELS
+    assert str(refs[-1].bundle_path) in paths and str(refs[0].bundle_path) not in paths
+    before = loads_so_far()
+    assert load_cached(refs[-1]) is load_cached(refs[-1]) and loads_so_far() == before
