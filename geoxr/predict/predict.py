@@ -145,8 +145,8 @@ def predict_scene(
     WindowError
         If ``stride`` is not in ``1..chip_size``, or the model takes other bands.
     ConfigError
-        If ``chip_size``, ``batch_size`` or ``block_size`` is not an int >= 1, or
-        ``dtype`` is not a float dtype geoxr writes.
+        If ``chip_size``, ``batch_size`` or ``block_size`` is not an int >= 1,
+        ``dtype`` is not a float dtype, or a custom model comes without ``model_factory``.
 
     Returns
     -------
@@ -158,6 +158,12 @@ def predict_scene(
     _check_arguments(chip_size, stride, batch_size, block_size, dtype)
     bundle = _bundle_of(learner_or_bundle)
     cfg = SemanticSegmentationLearnerConfig.from_dict(read_bundle_config(bundle))
+    if cfg.model.name == "custom" and model_factory is None:
+        raise ConfigError(
+            f"The model of {str(bundle)!r} is a custom nn.Module: workers cannot rebuild it "
+            "from the config. Pass model_factory=... (a picklable zero-argument callable "
+            "that builds the same architecture)."
+        )
     if cfg.in_channels != raster_source.num_channels:
         raise WindowError(
             f"The model takes {cfg.in_channels} bands but {raster_source!r} has "

@@ -240,6 +240,9 @@ def test_in_memory_learner_and_custom_model_factory(tmp_path, nc_source, nc_clas
     learner = geoxr.SemanticSegmentationLearner(
         cfg, model=factory(), output_dir=tmp_path, progress=False
     )
+    # Without the factory, workers could not rebuild the model: said before any compute.
+    with pytest.raises(geoxr.ConfigError, match=r"custom nn.Module.*model_factory=\.\.\."):
+        geoxr.predict_scene(learner, nc_source, chip_size=64, stride=64)
     labels = geoxr.predict_scene(
         learner, nc_source, chip_size=64, stride=64, model_factory=factory
     )
