@@ -1,0 +1,43 @@
+"""The quickstart on the user's own image: trained on its west half, scored on its east half."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from geoxr import quickstart
+
+
+def test_quickstart_on_your_own_image_scores_the_held_out_half(tmp_path, nc_stack, nc_strata):
+    # Its metrics covered the whole scene, the training half included.
+    names = ["nodata", "developed", "agriculture", "herbaceous", "shrubland", "forest"]
+    summary = quickstart.main(
+        [
+            "--image", str(nc_stack),
+            "--labels", str(nc_strata),
+            "--classes", *names, "water", "sediment",
+            "--null-class", "nodata",
+            "--output", str(tmp_path),
+            "--chip-size", "64",
+            "--epochs", "1",
+            "--width", "8",
+        ]
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    with rasterio.open(nc_strata) as src, rasterio.open(nc_stack) as image:
+        truth, nodata = src.read(1), src.nodata
+        imaged = (image.read() != image.nodata).all(axis=0)  # predicted: not the null class
+    scored = (truth > 0) & (truth != nodata) & imaged
+    half = truth.shape[1] // 2
+    assert summary["metrics"]["scored"] == "its east half"
+    assert metrics["pixels"] == int(scored[:, half:].sum())
+    assert 0 < metrics["pixels"] < int(scored.sum())
+    with rasterio.open(tmp_path / "predictions.tif") as cog:
+        assert cog.crs == rasterio.open(nc_stack).crs and cog.shape == truth.shape
+    assert np.isfinite(summary["metrics"]["accuracy"])
+
+
+def test_quickstart_needs_an_epoch():
+    with pytest.raises(SystemExit):
+        quickstart.parse_args(["--epochs", "0"])
