@@ -7,7 +7,7 @@ from geoxr.grid._aoi import AOIMode, aoi_union, filter_windows, polygonal_part
 from geoxr.grid._blocks import block_windows, window_of_block
 from geoxr.grid._plan import ChipGrid, PadDirection, random_windows, sliding_windows
 from geoxr.grid._tiles import TileLayout, windows_share_tiles
-from geoxr.grid._window import Grid, Window
+from geoxr.grid._window import Grid, Window, non_integers
 
 __all__ = [
     "AOIMode",
@@ -19,6 +19,7 @@ __all__ = [
     "aoi_union",
     "block_windows",
     "filter_windows",
+    "non_integers",
     "polygonal_part",
     "random_windows",
     "sliding_windows",

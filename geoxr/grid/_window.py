@@ -17,7 +17,7 @@ from rasterio.crs import CRS
 
 from geoxr.errors import NoGeoreferenceError, WindowError
 
-__all__ = ["Grid", "Window"]
+__all__ = ["Grid", "Window", "non_integers"]
 
 
 def non_integers(values: Iterable[object]) -> list[object]:

@@ -139,8 +139,9 @@ class ClassConfig:
         if skip:
             bad &= ~np.isin(ids, list(skip))
         if bad.any():
+            name = label if isinstance(label, str) else label()
             raise ClassConfigError(
-                f"{label if isinstance(label, str) else label()}: class ids {np.unique(ids[bad])[:10].tolist()} that the class config "
+                f"{name}: class ids {np.unique(ids[bad])[:10].tolist()} that the class config "
                 f"({n} classes: {list(self.names)}) does not have. {fix}"
             )
 

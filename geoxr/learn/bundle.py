@@ -17,7 +17,7 @@ from safetensors.torch import save as save_safetensors
 
 from geoxr.errors import BundleError
 
-__all__ = ["read_bundle", "read_bundle_config", "read_bundle_shapes", "write_bundle"]
+__all__ = ["read_bundle", "read_bundle_config", "read_bundle_header", "write_bundle"]
 
 T = TypeVar("T")  # what a bundle reader makes of the weights
 
@@ -80,28 +80,24 @@ def read_bundle_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> path = write_bundle(
     ...     Path(tempfile.mkdtemp()) / "b.zip", {"schema_version": 1}, {"w": torch.zeros(2)}
     ... )
-    >>> read_bundle_config(path), read_bundle_shapes(path)
+    >>> read_bundle_config(path)
+    {'schema_version': 1}
+    >>> read_bundle_header(path)
     ({'schema_version': 1}, {'w': (2,)})
     """
-    return _read(path, _check_weights_header)[0]
+    return read_bundle_header(path)[0]
 
 
-def read_bundle_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor of a bundle's weights, without inflating them.
+def read_bundle_header(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    """The config and the shape of every tensor of the weights, without inflating them.
 
-    Compared with a model's ``state_dict()``, it refuses weights of another model
-    before they take memory (a small zip may declare gigabytes of tensors).
-
-    Raises
-    ------
-    BundleError
-        As :func:`read_bundle`.
-
-    See Also
-    --------
-    read_bundle_config : whose example reads both.
+    Compared with a model's ``state_dict()``, the shapes refuse weights of another
+    model before they take memory (a small zip may declare gigabytes of tensors).
+    See :func:`read_bundle_config` for the checks and an example.
     """
-    return _read(path, _check_weights_header)[1]
+    return _read(path, _check_weights_header)
 
 
 def _read(

@@ -26,7 +26,7 @@ from geoxr.errors import (
     GeoxrWarning,
 )
 from geoxr.grid import Window
-from geoxr.learn.bundle import read_bundle, read_bundle_config, read_bundle_shapes, write_bundle
+from geoxr.learn.bundle import read_bundle, read_bundle_header, write_bundle
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.learn.metrics import confusion_matrix, segmentation_metrics, without_nan
 from geoxr.learn.models import TemporalUNet, UNet
@@ -203,7 +203,6 @@ class SemanticSegmentationLearner:
         self.progress = progress
         self.classes = cfg.class_config.ensure_null_class()  # what the model outputs
         self.null_class_id = cfg.class_config.ignore_class_id
-        self._class_weights: torch.Tensor | None = None  # checked with the loss (_loss_fn)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
@@ -266,19 +265,20 @@ class SemanticSegmentationLearner:
 
     def _loss_fn(self) -> nn.Module:
         self.cfg.solver.check()
-        self._class_weights = self._checked_class_weights()
-        return nn.CrossEntropyLoss(weight=self._class_weights, ignore_index=self.null_class_id)
+        weight = self._checked_class_weights()
+        return nn.CrossEntropyLoss(weight=weight, ignore_index=self.null_class_id)
 
-    def _learnable(self, y: torch.Tensor) -> bool:
-        """Whether a batch has labelled pixels of a class with a weight above 0.
+    def _learnable(self, y: torch.Tensor, loss_fn: nn.Module) -> bool:
+        """Whether a batch has labelled pixels of a class the loss weighs above 0.
 
         Without one, the (weighted mean) loss is 0 / 0: a NaN step would turn every
         parameter into NaN.
         """
         labelled = y != self.null_class_id
-        if self._class_weights is None:
+        weight = getattr(loss_fn, "weight", None)  # CrossEntropyLoss's class weights
+        if weight is None:
             return bool(labelled.any())
-        return bool(self._class_weights[y[labelled]].sum() > 0)
+        return bool(weight[y[labelled]].sum() > 0)
 
     def _loader(self, ds: GeoDataset, *, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -331,7 +331,7 @@ class SemanticSegmentationLearner:
         total, batches = 0.0, 0
         for x, y in tqdm(loader, desc=f"train {self.epoch + 1}", disable=not self.progress):
             x, y = x.to(self.device), y.to(self.device)
-            if not self._learnable(y):
+            if not self._learnable(y, loss_fn):
                 continue  # nothing labelled (or weighted) in this batch: nothing to learn
             self.optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(self.model(x), y)
@@ -363,7 +363,7 @@ class SemanticSegmentationLearner:
             x, y = x.to(self.device), y.to(self.device)
             logits = self.model(x)
             labelled = int((y != self.null_class_id).sum())
-            if self._learnable(y):
+            if self._learnable(y, loss_fn):
                 loss_sum += float(loss_fn(logits, y)) * labelled
                 weight += labelled
             cm += confusion_matrix(
@@ -398,20 +398,8 @@ class SemanticSegmentationLearner:
         """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""
         path = self.output_dir / CHECKPOINT_NAME
         checkpoint = torch.load(path, map_location=self.device, weights_only=True)
-        saved = json.loads(checkpoint.get("config", "null"))  # None: an older checkpoint
-        if saved is not None and self.cfg.norm_stats is None and saved["norm_stats"]:
-            # Stats come from train_ds: a learner re-made without it takes the run's.
-            self.cfg = self.cfg.replace(norm_stats=BandStats.from_dict(saved["norm_stats"]))
-        current = json.loads(_config_json(self.cfg))
-        changed = [
-            k for k in _changed_keys(saved or current, current) if k not in _STATELESS_SETTINGS
-        ]
-        if changed:
-            raise ConfigError(
-                f"{str(path)!r} is the checkpoint of a run with another config ({changed} "
-                "differ), which it cannot resume. Give another output_dir, or resume=False "
-                "to start this run afresh there."
-            )
+        if "config" in checkpoint:  # checkpoints of earlier geoxr versions have none
+            self._check_resumable(json.loads(checkpoint["config"]), path)
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch = int(checkpoint["epoch"])
@@ -420,6 +408,20 @@ class SemanticSegmentationLearner:
             self._scheduler.load_state_dict(checkpoint["scheduler"])
         history = self.output_dir / HISTORY_NAME
         self.history = json.loads(history.read_text())[: self.epoch] if history.exists() else []
+
+    def _check_resumable(self, saved: dict[str, Any], path: Path) -> None:
+        """Refuse a checkpoint whose run had another config; take its ``norm_stats`` if unset."""
+        if self.cfg.norm_stats is None and saved["norm_stats"]:
+            # Stats come from train_ds: a learner re-made without it takes the run's.
+            self.cfg = self.cfg.replace(norm_stats=BandStats.from_dict(saved["norm_stats"]))
+        current = json.loads(_config_json(self.cfg))
+        changed = [k for k in _changed_keys(saved, current) if k not in _STATELESS_SETTINGS]
+        if changed:
+            raise ConfigError(
+                f"{str(path)!r} is the checkpoint of a run with another config ({changed} "
+                "differ), which it cannot resume. Give another output_dir, or resume=False "
+                "to start this run afresh there."
+            )
 
     def save_model_bundle(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write ``model-bundle.zip``: config JSON (schema version) + safetensors weights."""
@@ -440,7 +442,8 @@ class SemanticSegmentationLearner:
         Built-in models are rebuilt from the config; a custom model must be passed
         as ``model``. Weights must match the model exactly (names and shapes).
         """
-        cfg = SemanticSegmentationLearnerConfig.from_dict(read_bundle_config(path))
+        config, stored = read_bundle_header(path)
+        cfg = SemanticSegmentationLearnerConfig.from_dict(config)
         if model is None and cfg.model.name == "custom":
             raise BundleError(
                 f"Model bundle {str(path)!r} was trained with a custom model; pass the same "
@@ -450,7 +453,6 @@ class SemanticSegmentationLearner:
         learner = cls(cfg, model=model, output_dir=out, device=device, resume=False)
         # Names and shapes first: weights of another model never take memory.
         expected = {k: tuple(v.shape) for k, v in learner.model.state_dict().items()}
-        stored = read_bundle_shapes(path)
         if stored != expected:
             raise BundleError(
                 f"The weights in {str(path)!r} do not match the model: "

@@ -16,8 +16,7 @@ from dask.base import tokenize
 from torch import nn
 
 from geoxr.errors import ConfigError, WindowError
-from geoxr.grid import ChipGrid, window_of_block
-from geoxr.grid._window import non_integers
+from geoxr.grid import ChipGrid, non_integers, window_of_block
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.label.blend import BlendMode
 from geoxr.learn import SemanticSegmentationLearner

@@ -13,8 +13,7 @@ from dask.base import tokenize
 from rasterio.crs import CRS
 
 from geoxr.errors import WindowError
-from geoxr.grid import Grid, TileLayout, Window
-from geoxr.grid._window import non_integers
+from geoxr.grid import Grid, TileLayout, Window, non_integers
 from geoxr.read.transformers import RasterTransformer, fill_masked, output_nodata
 
 __all__ = ["BBox", "RasterSource", "invalid_pixels", "resolve_bbox", "resolve_channels"]
@@ -45,11 +44,10 @@ def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
     """
     if bbox is None:
         return full.extent
-    if isinstance(bbox, Window):
-        not_ints = non_integers((bbox.row_off, bbox.col_off, bbox.height, bbox.width))
-    else:
-        not_ints = non_integers(bbox)
-    if not_ints:
+    given = (
+        (bbox.row_off, bbox.col_off, bbox.height, bbox.width) if isinstance(bbox, Window) else bbox
+    )
+    if not_ints := non_integers(given):
         raise WindowError(
             f"bbox {bbox} for {label!r} holds {not_ints}, which are not integer pixel "
             "indices. Give (ymin, xmin, ymax, xmax) as ints, e.g. bbox=(0, 0, 256, 256)."

@@ -82,8 +82,9 @@ class TemporalMultiRasterSource(RasterSource):
         self._dtype = np.result_type(*(s.dtype for s in self.sources))
         self.nodata = None if self._dtype.kind == "f" else raster_sources[0].nodata
         self.raster_transformers = ()
-        chunks = self.sources[0].data.chunks
-        self._chunks = (chunks[-2], chunks[-1]) if chunks else self.grid.shape
+        first = self.sources[0].data  # lazy: its chunks and band numbers
+        self._chunks = (first.chunks[-2], first.chunks[-1]) if first.chunks else self.grid.shape
+        self._band_numbers = first["band"].values.tolist()
 
     @property
     def _raw_dtype(self) -> np.dtype:
@@ -107,9 +108,8 @@ class TemporalMultiRasterSource(RasterSource):
             s._block_reads(self._chunks, dtype=self.dtype, fill=self.data_nodata)
             for s in self.sources
         ]
-        band_numbers = self.sources[0].data["band"].values.tolist()
         return self._georeference(
-            da.stack(dates), name="time_series", band_numbers=band_numbers, times=self.times
+            da.stack(dates), name="time_series", band_numbers=self._band_numbers, times=self.times
         )
 
     def __dask_tokenize__(self) -> object:

@@ -37,14 +37,16 @@ def polygonize_block(
 ) -> gpd.GeoDataFrame:
     """Polygons of each wanted class in one block of class ids (pixel-exact outlines)."""
     transform = grid.window_transform(window)
-    rows: list[tuple[int, shapely.Geometry]] = []
+    found: list[int] = []
+    polygons: list[shapely.Geometry] = []
     for class_id in class_ids:
         inside = (ids == class_id).astype(np.uint8)
         if inside.any():
             for geom, value in shapes(inside, transform=transform):
                 if value == 1:
-                    rows.append((int(class_id), shapely.geometry.shape(geom)))
-    return _frame([r[0] for r in rows], [r[1] for r in rows], crs=_vector_crs(grid))
+                    found.append(int(class_id))
+                    polygons.append(shapely.geometry.shape(geom))
+    return _frame(found, polygons, crs=_vector_crs(grid))
 
 
 def _frame(
