@@ -10,6 +10,7 @@ from pathlib import Path
 from dask.base import tokenize
 from torch import nn
 
+from geoxr._files import file_identity
 from geoxr._fork_safe_lock import ForkSafeLock
 from geoxr.learn import SemanticSegmentationLearner
 
@@ -17,8 +18,11 @@ __all__ = ["ModelRef", "load_cached", "loads_so_far"]
 
 # Held for a whole bundle load: a process forked meanwhile gets a free lock.
 _lock = ForkSafeLock()
-#: (process, bundle path, device, factory token) -> (the bundle's mtime, its learner).
-_cache: dict[tuple[int, str, str | None, str], tuple[float, SemanticSegmentationLearner]] = {}
+#: (process, bundle path, device, factory token) -> (the bundle's file identity, its learner).
+_cache: dict[
+    tuple[int, str, str | None, str],
+    tuple[tuple[int, int, int] | None, SemanticSegmentationLearner],
+] = {}
 _loads = 0
 #: Learners a process keeps: the least recently loaded goes first. A program predicting
 #: with each epoch's learner (a bundle per epoch) kept every one of them.
@@ -59,17 +63,17 @@ class ModelRef:
 def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
     """This process's learner for ``ref``: loaded from the bundle on first use, then reused.
 
-    A rewritten bundle (a later modification time) is loaded afresh, in place of
-    the learner loaded before. At most :data:`MAX_CACHED_MODELS` learners are kept.
+    A bundle saved again (another inode, size or modification time) is loaded
+    afresh, in place of the learner loaded before. At most :data:`MAX_CACHED_MODELS` learners are kept.
     """
     global _loads
-    mtime = os.path.getmtime(ref.bundle_path)
+    identity = file_identity(ref.bundle_path)
     key = (os.getpid(), ref.bundle_path, ref.device, ref.factory_token)
     cached = _cache.get(key)
-    if cached is None or cached[0] != mtime:
+    if cached is None or cached[0] != identity:
         with _lock:
             cached = _cache.get(key)
-            if cached is None or cached[0] != mtime:
+            if cached is None or cached[0] != identity:
                 model = None if ref.model_factory is None else ref.model_factory()
                 learner = SemanticSegmentationLearner.from_model_bundle(
                     ref.bundle_path,
@@ -81,7 +85,7 @@ def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
                 _cache.pop(key, None)
                 while len(_cache) >= MAX_CACHED_MODELS:
                     del _cache[next(iter(_cache))]  # the least recently loaded
-                cached = _cache[key] = (mtime, learner)
+                cached = _cache[key] = (identity, learner)
                 _loads += 1
     return cached[1]
 

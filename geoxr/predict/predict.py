@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal
 
 import dask.array as da
@@ -23,6 +21,7 @@ from geoxr.learn import SemanticSegmentationLearner
 from geoxr.learn.bundle import read_bundle_config
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.predict.blocks import predict_block
+from geoxr.predict.bundle_ref import bundle_and_token
 from geoxr.predict.model_cache import ModelRef
 from geoxr.read import RasterSource
 
@@ -39,24 +38,6 @@ def block_chunks(length: int, block: int) -> tuple[int, ...]:
     """
     full, rest = divmod(length, block)
     return (block,) * full + ((rest,) if rest else ())
-
-
-def _bundle_of(learner_or_bundle: SemanticSegmentationLearner | str | os.PathLike[str]) -> Path:
-    """The bundle path to send to workers (saving an in-memory learner once)."""
-    if isinstance(learner_or_bundle, SemanticSegmentationLearner):
-        # Workers load models from bundles: an in-memory learner is saved once, under a
-        # name made from its config and weights, so the same model keeps the same path
-        # (and the same dask keys, which a resumed Zarr write relies on).
-        state = learner_or_bundle.model.state_dict()
-        digest = tokenize(
-            learner_or_bundle.cfg.to_dict(),
-            [(k, v.detach().cpu().numpy()) for k, v in state.items()],
-        )
-        path = Path(tempfile.gettempdir()) / f"geoxr-predict-{digest}" / "model-bundle.zip"
-        if not path.exists():
-            learner_or_bundle.save_model_bundle(path)
-        return path
-    return Path(learner_or_bundle)
 
 
 def _check_arguments(
@@ -112,7 +93,9 @@ def predict_scene(
     Parameters
     ----------
     learner_or_bundle : SemanticSegmentationLearner or path
-        A trained learner (saved to a temporary bundle) or a model bundle path.
+        A trained learner or a model bundle path. A learner is saved once per
+        process to a temporary bundle, which workers load and which is removed
+        when the process exits.
     raster_source : RasterSource
         The imagery; must have the bands the model was trained on.
     chip_size, stride : int
@@ -155,7 +138,7 @@ def predict_scene(
     """
     stride = max(1, chip_size // 2) if stride is None else stride
     _check_arguments(chip_size, stride, batch_size, block_size, dtype)
-    bundle = _bundle_of(learner_or_bundle)
+    bundle, model_token = bundle_and_token(learner_or_bundle)
     cfg = SemanticSegmentationLearnerConfig.from_dict(read_bundle_config(bundle))
     if cfg.model.name == "custom" and model_factory is None:
         raise ConfigError(
@@ -195,8 +178,7 @@ def predict_scene(
         meta=np.array((), out_dtype),
         name="geoxr-predict-"
         + tokenize(
-            bundle,
-            os.path.getmtime(bundle),
+            model_token,  # the weights: a bundle's file identity, a learner's config and state
             model.factory_token,  # another architecture on the same weights: other scores
             raster_source,
             chip_size,

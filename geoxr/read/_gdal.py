@@ -21,6 +21,7 @@ from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 
+from geoxr._files import file_identity
 from geoxr.errors import CRSMismatchError, NoGeoreferenceError, RasterReadError
 from geoxr.grid import Grid
 
@@ -137,15 +138,6 @@ def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetRead
         ) from exc
 
 
-def _file_identity(path: str) -> tuple[int, int, int] | None:
-    """A local file's inode, size and modification time (``None``: not a local file)."""
-    try:
-        stat = os.stat(path)
-    except (OSError, ValueError):  # a URL, a /vsi path, VRT XML
-        return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
 def dataset(path: str, target_grid: Grid | None = None, resampling: str = "nearest") -> Any:
     """This thread's open handle on ``path`` (warped onto ``target_grid`` if given).
 
@@ -156,7 +148,7 @@ def dataset(path: str, target_grid: Grid | None = None, resampling: str = "neare
     handles = getattr(_local, "handles", None)
     if handles is None or handles.get("pid") != os.getpid():
         handles = _local.handles = {"pid": os.getpid()}
-    identity = _file_identity(path)
+    identity = file_identity(path)
     identity_and_handle = handles.get(key)
     if identity_and_handle is not None and identity_and_handle[0] != identity:
         stale = identity_and_handle[1]

@@ -13,6 +13,7 @@ import xarray as xr
 from dask.base import tokenize
 from rasterio.enums import MaskFlags, Resampling
 
+from geoxr._files import file_identity
 from geoxr.errors import ConfigError
 from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
@@ -262,8 +263,8 @@ class RasterioSource(RasterSource):
     def __dask_tokenize__(self) -> object:
         # A file replaced or changed on disk is new work: its inode, size and
         # modification time are part of the token.
-        files = [(u, os.stat(u)) for u in self.uris if os.path.exists(u)]
-        versions = [(os.path.abspath(u), s.st_ino, s.st_size, s.st_mtime_ns) for u, s in files]
+        identities = [(u, file_identity(u)) for u in self.uris]
+        versions = [(os.path.abspath(u), i) for u, i in identities if i is not None]
         return (
             type(self).__name__,
             self._path,

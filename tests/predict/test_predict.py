@@ -325,3 +325,65 @@ def test_the_model_cache_keeps_the_latest_learners_only(tmp_path, nc_class_confi
     assert str(refs[-1].bundle_path) in paths and str(refs[0].bundle_path) not in paths
     before = loads_so_far()
     assert load_cached(refs[-1]) is load_cached(refs[-1]) and loads_so_far() == before
+
+
+def test_a_bundle_saved_again_at_the_same_time_is_loaded_again(tmp_path, nc_class_config):
+    # The cache compared modification times only: a bundle saved again within the
+    # file system's time resolution (or with its time kept) gave the old model.
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    factory = functools.partial(torch.nn.Conv2d, 6, len(nc_class_config), 1)
+    bundle = tmp_path / "model-bundle.zip"
+    ref = ModelRef.of(bundle, "cpu", factory)
+    weights = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        learner = geoxr.SemanticSegmentationLearner(
+            cfg, model=factory(), output_dir=tmp_path, progress=False
+        )
+        learner.save_model_bundle(bundle)
+        if seed == 1:
+            first_mtime = os.stat(bundle).st_mtime_ns
+        else:
+            os.utime(bundle, ns=(first_mtime, first_mtime))
+        weights.append(learner.model.weight.detach().clone())
+        assert torch.equal(load_cached(ref).model.weight, weights[-1])
+    assert not torch.equal(weights[0], weights[1])
+
+
+_PREDICT_WITH_A_LEARNER = """
+import geoxr, sys, tempfile
+cfg = geoxr.SemanticSegmentationLearnerConfig(
+    class_config=geoxr.ClassConfig(["a", "b"]), in_channels=6,
+    model=geoxr.ModelConfig(width=4, depth=2),
+)
+learner = geoxr.SemanticSegmentationLearner(
+    cfg, output_dir=tempfile.mkdtemp(), progress=False, seed=3
+)
+labels = geoxr.predict_scene(learner, geoxr.RasterioSource(sys.argv[1]), chip_size=64)
+print(labels.scores.data.name)
+print(float(labels.scores.isel(x=slice(0, 64), y=slice(0, 64)).mean()))
+"""
+
+
+def test_a_learners_temporary_bundle_goes_with_its_process_and_keeps_its_keys(tmp_path, nc_stack):
+    # predict_scene(learner) saved a bundle under the temporary directory for every
+    # new model, and none was ever removed.
+    import subprocess
+    import sys
+
+    runs = []
+    for run in range(2):
+        tmp = tmp_path / f"tmp-{run}"
+        tmp.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", _PREDICT_WITH_A_LEARNER, str(nc_stack)],
+            env={**os.environ, "TMPDIR": str(tmp)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(done.stdout.split())
+        assert not list(tmp.glob("geoxr-predict-*"))  # removed when the process exited
+    # The same model gets the same dask keys in another process (a Zarr store it was
+    # writing resumes), and the same scores.
+    assert runs[0] == runs[1] and runs[0][0].startswith("geoxr-predict-")
