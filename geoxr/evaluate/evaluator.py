@@ -64,7 +64,7 @@ class SemanticSegmentationEvaluator:
         """
         for name, labels in (("truth", truth), ("prediction", prediction)):
             config = getattr(labels, "class_config", None)
-            if config is not None and config.ensure_null_class() != self.class_config:
+            if config is not None and not config.same_classes(self.class_config):
                 raise ClassConfigError(
                     f"The {name}'s classes {list(config.names)} are not the evaluator's "
                     f"{list(self.class_config.names)}: the ids would name other classes. "

@@ -154,6 +154,21 @@ class ClassConfig:
             name = f"_{name}"
         return ClassConfig([*self.names, name], [*self.colors, _NULL_COLOR], null_class=name)
 
+    def same_classes(self, other: ClassConfig) -> bool:
+        """Whether ids mean the same classes in both configs (colors aside).
+
+        Both are compared as label sources keep them: with a null class.
+
+        Examples
+        --------
+        >>> ClassConfig(["a", "b"]).same_classes(ClassConfig(["a", "b"], colors=["#ff0000", "#0000ff"]))
+        True
+        >>> ClassConfig(["a", "b"]).same_classes(ClassConfig(["b", "a"]))
+        False
+        """
+        mine, theirs = self.ensure_null_class(), other.ensure_null_class()
+        return (mine.names, mine.null_class) == (theirs.names, theirs.null_class)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {

@@ -79,10 +79,7 @@ def _check_dataset(ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name:
         return
     # Label sources add a null class to a config without one, as the learner's model does.
     ids, wanted = scene.label_source, cfg.class_config.ensure_null_class()
-    if ids is not None and (ids.class_config.names, ids.class_config.null_class) != (
-        wanted.names,
-        wanted.null_class,
-    ):
+    if ids is not None and not ids.class_config.same_classes(wanted):
         raise ClassConfigError(
             f"{name}'s scene {scene.id!r} has the classes {list(ids.class_config.names)}, the "
             f"learner {list(wanted.names)}: its ids would train other classes. Build both "

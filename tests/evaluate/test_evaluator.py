@@ -99,6 +99,23 @@ def test_ids_and_classes_the_evaluator_does_not_know_are_refused(
         evaluator.evaluate(scene.label_source, other)
 
 
+def test_classes_in_other_colors_are_the_same_classes(nc_truth_and_prediction, nc_class_config):
+    # Colors are how classes are drawn, not what their ids mean: an evaluator made with
+    # other colors (say, a map's palette) refused the prediction.
+    scene, labels = nc_truth_and_prediction
+    palette = geoxr.ClassConfig(
+        nc_class_config.names,
+        colors=[(i, 2 * i, 3 * i) for i in range(len(nc_class_config))],
+        null_class=nc_class_config.null_class,
+    )
+    assert palette != nc_class_config
+    metrics = geoxr.SemanticSegmentationEvaluator(palette).evaluate(scene.label_source, labels)
+    expected = geoxr.SemanticSegmentationEvaluator(nc_class_config).evaluate(
+        scene.label_source, labels
+    )
+    assert metrics == expected and metrics["pixels"] > 0
+
+
 def test_metrics_of_no_pixels_save_as_json_null(
     tmp_path, nc_truth_and_prediction, nc_class_config
 ):
