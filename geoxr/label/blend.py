@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
@@ -61,7 +62,12 @@ def single_cover(chips: Sequence[Window], target: Window) -> set[Window]:
 
     ok_rows = alone(rows, target.ymin, target.ymax)
     ok_cols = alone(cols, target.xmin, target.xmax)
-    return {c for c in chips if (c.ymin, c.ymax) in ok_rows and (c.xmin, c.xmax) in ok_cols}
+    times = Counter(chips)  # a chip given twice overlaps itself: blended, not copied over
+    return {
+        c
+        for c in chips
+        if times[c] == 1 and (c.ymin, c.ymax) in ok_rows and (c.xmin, c.xmax) in ok_cols
+    }
 
 
 def _nan_outside(num_classes: int, target: Window, chips: Sequence[Window] | None) -> np.ndarray:

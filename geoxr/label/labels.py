@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -213,7 +214,15 @@ class SemanticSegmentationLabels:
         classes = class_config.ensure_null_class()
         n = len(classes)
         acc = ScoreAccumulator(n, grid.extent, chips=windows, blend=blend)
-        for window, chip_scores in zip(windows, predictions, strict=True):
+        added = 0
+        for window, chip_scores in itertools.zip_longest(windows, predictions, fillvalue=None):
+            if window is None or chip_scores is None:
+                raise LabelsError(
+                    f"{len(windows)} windows but {'fewer' if window is not None else 'more'} "
+                    "predictions; give one prediction per window, in the windows' order "
+                    f"(the first {added} matched)."
+                )
+            added += 1
             if chip_scores.shape != (n, *window.shape):
                 raise LabelsError(
                     f"Prediction for {window} has shape {chip_scores.shape}; expected "

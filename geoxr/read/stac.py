@@ -5,6 +5,7 @@ Install with ``pip install geoxr[stac]``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -36,13 +37,15 @@ def _bbox_window(
 ) -> tuple[int, int, int, int]:
     """The pixel bbox ``(ymin, xmin, ymax, xmax)`` of a map bbox, clipped to the source."""
     crs = source.crs if bbox_crs is None else CRS.from_user_input(bbox_crs)
-    left, bottom, right, top = transform_bounds(crs, source.crs, *bbox, densify_pts=21)
-    window = source.grid.bounds_to_window((left, bottom, right, top)).intersection(source.extent)
+    bounds = transform_bounds(crs, source.crs, *bbox, densify_pts=21)
+    # A bbox the projection cannot take (lat/lon swapped, say) comes back non-finite.
+    finite = all(math.isfinite(b) for b in bounds)
+    window = source.grid.bounds_to_window(bounds).intersection(source.extent) if finite else None
     if window is None:
         raise WindowError(
             f"bbox {tuple(bbox)} (in {crs.to_string()}) does not overlap {source!r} "
             f"(bounds {source.bounds} in {source.crs.to_string()}). Give the bbox in map "
-            "coordinates of bbox_crs."
+            "coordinates of bbox_crs (for EPSG:4326: lon, lat order)."
         )
     return (window.ymin, window.xmin, window.ymax, window.xmax)
 
@@ -127,7 +130,7 @@ def stac_source(
             f"STAC items {undated} have no datetime; a time series needs one per item. "
             "Set `item.datetime`, or pass each item alone for a (band, y, x) source."
         )
-    item_list.sort(key=lambda i: i.datetime)
+    item_list.sort(key=lambda i: _utc(i.datetime))  # naive (UTC) and aware datetimes
     sources = [
         stac_item_source(i, assets, bbox=bbox, bbox_crs=bbox_crs, resampling=resampling)
         for i in item_list

@@ -85,6 +85,12 @@ class VectorSource:
                 f"Cannot read vector file {self.uri!r}: {exc}. Expected an OGR-readable file "
                 "(GeoJSON, Shapefile, GeoPackage, GeoParquet); check the path and layer."
             ) from exc
+        if not isinstance(gdf, gpd.GeoDataFrame) or gdf.active_geometry_name is None:
+            raise VectorReadError(
+                f"Vector file {self.uri!r} has no geometry column (a table without "
+                "geometries, such as a CSV). Convert it to a vector format first, for example "
+                "with geopandas.points_from_xy or GeoDataFrame.set_geometry."
+            )
         if gdf.crs is None:
             if self.crs is None:
                 raise NoGeoreferenceError(

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import shapely
+import xarray as xr
 
 import geoxr
 from geoxr.evaluate import confusion_matrix_lazy
@@ -114,6 +115,17 @@ def test_classes_in_other_colors_are_the_same_classes(nc_truth_and_prediction, n
         scene.label_source, labels
     )
     assert metrics == expected and metrics["pixels"] > 0
+
+
+def test_a_one_band_truth_as_rioxarray_opens_it(nc_truth_and_prediction, nc_class_config):
+    # open_rasterio gives (band, y, x): a raw ValueError from dask before.
+    scene, labels = nc_truth_and_prediction
+    evaluator = geoxr.SemanticSegmentationEvaluator(nc_class_config)
+    flat = scene.label_source.data
+    banded = flat.expand_dims(band=[1])
+    assert evaluator.evaluate(banded, labels) == evaluator.evaluate(flat, labels)
+    with pytest.raises(geoxr.LabelsError, match=r"dims \('band', 'y', 'x'\); expected"):
+        evaluator.evaluate(xr.concat([banded, banded], "band"), labels)
 
 
 def test_metrics_of_no_pixels_save_as_json_null(

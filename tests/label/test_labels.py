@@ -58,6 +58,28 @@ def test_predictions_of_the_wrong_shape_are_refused_naming_the_window(scores):
             )
 
 
+def test_predictions_one_per_window_and_a_window_given_twice_is_blended(scores):
+    grid, _, _ = scores
+    windows = geoxr.sliding_windows(grid.shape, 8, 8)
+    config = geoxr.ClassConfig(["a", "b"])
+    ones = [np.ones((3, 8, 8), np.float32)] * len(windows)
+    # A raw ValueError from zip() before, for fewer predictions as for more.
+    for given, word in ((ones[:-1], "fewer"), ([*ones, ones[0]], "more")):
+        with pytest.raises(LabelsError, match=rf"{len(windows)} windows but {word} predictions"):
+            geoxr.SemanticSegmentationLabels.from_predictions(
+                windows, given, grid=grid, class_config=config
+            )
+    # The second copy of a window was copied over the first, not blended with it.
+    twice = [windows[0], *windows]
+    predictions = [np.zeros((3, 8, 8), np.float32), *ones]
+    labels = geoxr.SemanticSegmentationLabels.from_predictions(
+        twice, predictions, grid=grid, class_config=config, blend="uniform"
+    )
+    first = labels.scores.values[:, :8, :8]
+    np.testing.assert_allclose(first, 0.5)
+    np.testing.assert_allclose(labels.scores.values[:, 8:, 8:], 1.0)
+
+
 def test_class_ids_follow_scores_assigned_after_they_were_asked_for(scores):
     grid, data, values = scores
     labels = geoxr.SemanticSegmentationLabels(

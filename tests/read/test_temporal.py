@@ -87,6 +87,19 @@ def test_stac_times_in_other_time_zones_are_in_utc(naip):
     assert times.astype(str).tolist() == ["2020-08-30T22:00", "2020-08-30T23:00"]
 
 
+def test_stac_times_with_and_without_a_time_zone_sort_and_a_swapped_bbox_is_refused(naip):
+    # Sorting compared naive with aware datetimes (a raw TypeError); a lat/lon bbox that
+    # cannot be projected gave NaN bounds and a raw ValueError.
+    items = [
+        _item("aware", naip[1], datetime.datetime(2020, 8, 31, tzinfo=datetime.UTC)),
+        _item("naive", naip[0], datetime.datetime(2009, 8, 18)),
+    ]
+    source = geoxr.stac_source(items, ["image"])
+    assert list(source.data["time"].dt.year.values) == [2009, 2020]
+    with pytest.raises(geoxr.WindowError, match=r"does not overlap .*lon, lat order"):
+        geoxr.stac_source(items, ["image"], bbox=(47.01, -99.18, 47.03, -99.15), bbox_crs=4326)
+
+
 def test_stac_item_assets_become_bands(naip):
     item = _item("both", naip[0], datetime.datetime(2009, 8, 18))
     item.add_asset("later", pystac.Asset(str(naip[1])))

@@ -162,6 +162,13 @@ def test_missing_file_raises(tmp_path, name):
     assert issubclass(geoxr.VectorReadError, OSError)
 
 
+def test_a_table_without_geometries_is_refused(data_dir):
+    # A CSV reads as a plain DataFrame: a raw AttributeError ('DataFrame' has no 'crs').
+    table = data_dir / "neon_osbs_trees" / "OSBS_029.csv"
+    with pytest.raises(geoxr.VectorReadError, match=r"OSBS_029.csv' has no geometry column"):
+        VectorSource(table).get_geodataframe()
+
+
 def test_missing_layer_raises(bow_tie_gpkg):
     with pytest.raises(geoxr.VectorReadError, match="check the path and layer"):
         VectorSource(bow_tie_gpkg, layer="nope").get_geodataframe()
