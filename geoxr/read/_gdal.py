@@ -138,13 +138,20 @@ def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetRead
         ) from exc
 
 
-def dataset(path: str, target_grid: Grid | None = None, resampling: str = "nearest") -> Any:
+def dataset(
+    path: str,
+    target_grid: Grid | None = None,
+    resampling: str = "nearest",
+    nodata: float | None = None,
+) -> Any:
     """This thread's open handle on ``path`` (warped onto ``target_grid`` if given).
 
-    A local file replaced or rewritten since (another inode, size or modification
-    time: a label store saved again) is opened afresh; the stale handle is closed.
+    A warped read leaves out ``nodata`` (default: the file's own) when it resamples,
+    and writes it where the file has no data. A local file replaced or rewritten since
+    (another inode, size or modification time: a label store saved again) is opened
+    afresh; the stale handle is closed.
     """
-    key = (os.getpid(), path, target_grid, resampling)
+    key = (os.getpid(), path, target_grid, resampling, nodata)
     handles = getattr(_local, "handles", None)
     if handles is None or handles.get("pid") != os.getpid():
         handles = _local.handles = {"pid": os.getpid()}
@@ -161,6 +168,8 @@ def dataset(path: str, target_grid: Grid | None = None, resampling: str = "neare
         if target_grid is not None:
             # Without a nodata value or alpha, a warped read cannot tell uncovered pixels apart.
             has_alpha = any(MaskFlags.alpha in f for f in handle.mask_flag_enums)
+            # A nodata the user declared (the file may have none) is left out of resampling.
+            src_nodata = handle.nodata if nodata is None else nodata
             handle = WarpedVRT(
                 handle,
                 crs=target_grid.crs,
@@ -168,7 +177,9 @@ def dataset(path: str, target_grid: Grid | None = None, resampling: str = "neare
                 width=target_grid.width,
                 height=target_grid.height,
                 resampling=Resampling[resampling],
-                add_alpha=handle.nodata is None and not has_alpha,
+                src_nodata=src_nodata,
+                nodata=src_nodata,
+                add_alpha=src_nodata is None and not has_alpha,
             )
         identity_and_handle = handles[key] = (identity, handle)
     return identity_and_handle[1]

@@ -205,7 +205,7 @@ class RasterioSource(RasterSource):
         return self._dtype
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
-        ds = dataset(self._path, self.target_grid, self.resampling)
+        ds = dataset(self._path, self.target_grid, self.resampling, self.nodata)
         in_file = window.shift(self._offset.row_off, self._offset.col_off)
         file_window = in_file.to_rasterio()
         indexes = [c + 1 for c in self.channels]

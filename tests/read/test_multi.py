@@ -87,3 +87,38 @@ def test_xarray_source_on_another_grid_is_refused(nc_stack, sn4_image):
     other = geoxr.XarraySource(geoxr.RasterioSource(nc_stack).data.isel(x=slice(0, 100)))
     with pytest.raises(geoxr.CRSMismatchError, match="reproject_match"):
         geoxr.MultiRasterSource([geoxr.RasterioSource(nc_stack), other])
+
+
+def test_a_declared_nodata_is_left_out_of_warped_resampling(tmp_path, rgb_byte):
+    # GDAL was told only the file's own nodata: a file without one, read with
+    # nodata=0 and warped bilinearly, averaged its 0 collar into valid edge pixels.
+    with rasterio.open(rgb_byte) as src:
+        band, profile = src.read(1), src.profile
+    profile.update(count=1, nodata=None)
+    untagged = tmp_path / "untagged.tif"
+    with rasterio.open(untagged, "w", **profile) as dst:
+        dst.write(band, 1)
+    source = geoxr.RasterioSource(untagged, nodata=0)
+    shifted = geoxr.Grid(
+        source.crs,
+        source.transform * Affine.translation(0.5, 0.5),
+        (source.shape[0] - 1, source.shape[1] - 1),
+    )
+    primary = geoxr.XarraySource(shifted.wrap(np.ones((1, *shifted.shape), np.uint8)))
+    multi = geoxr.MultiRasterSource([primary, source], resampling="bilinear")
+    chip = multi.read(multi.extent)[1]
+    expected = np.zeros(shifted.shape, np.float32)
+    reproject(
+        band.astype(np.float32),
+        expected,
+        src_transform=source.transform,
+        src_crs=source.crs,
+        dst_transform=shifted.transform,
+        dst_crs=shifted.crs,
+        resampling=Resampling.bilinear,
+        src_nodata=0,
+        dst_nodata=0,
+    )
+    np.testing.assert_array_equal(~np.ma.getmaskarray(chip), expected > 0)
+    valid = expected > 0
+    assert np.abs(chip.data[valid].astype(np.float32) - expected[valid]).max() <= 1
