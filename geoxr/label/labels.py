@@ -214,15 +214,14 @@ class SemanticSegmentationLabels:
         classes = class_config.ensure_null_class()
         n = len(classes)
         acc = ScoreAccumulator(n, grid.extent, chips=windows, blend=blend)
-        added = 0
-        for window, chip_scores in itertools.zip_longest(windows, predictions, fillvalue=None):
+        pairs = itertools.zip_longest(windows, predictions, fillvalue=None)
+        for matched, (window, chip_scores) in enumerate(pairs):
             if window is None or chip_scores is None:
                 raise LabelsError(
                     f"{len(windows)} windows but {'fewer' if window is not None else 'more'} "
                     "predictions; give one prediction per window, in the windows' order "
-                    f"(the first {added} matched)."
+                    f"(the first {matched} matched)."
                 )
-            added += 1
             if chip_scores.shape != (n, *window.shape):
                 raise LabelsError(
                     f"Prediction for {window} has shape {chip_scores.shape}; expected "

@@ -64,7 +64,8 @@ def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
     """This process's learner for ``ref``: loaded from the bundle on first use, then reused.
 
     A bundle saved again (another inode, size or modification time) is loaded
-    afresh, in place of the learner loaded before. At most :data:`MAX_CACHED_MODELS` learners are kept.
+    afresh, in place of the learner loaded before. At most
+    :data:`MAX_CACHED_MODELS` learners are kept.
     """
     global _loads
     identity = file_identity(ref.bundle_path)

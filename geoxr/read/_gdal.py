@@ -151,7 +151,8 @@ def dataset(
     (another inode, size or modification time: a label store saved again) is opened
     afresh; the stale handle is closed.
     """
-    key = (os.getpid(), path, target_grid, resampling, nodata)
+    # Unwarped reads mask nodata themselves: one handle whatever nodata they declare.
+    key = (os.getpid(), path, target_grid, resampling, None if target_grid is None else nodata)
     handles = getattr(_local, "handles", None)
     if handles is None or handles.get("pid") != os.getpid():
         handles = _local.handles = {"pid": os.getpid()}

@@ -130,13 +130,14 @@ def stac_source(
             f"STAC items {undated} have no datetime; a time series needs one per item. "
             "Set `item.datetime`, or pass each item alone for a (band, y, x) source."
         )
-    item_list.sort(key=lambda i: _utc(i.datetime))  # naive (UTC) and aware datetimes
+    # In UTC, naive: items with and without a time zone sort together.
+    dated = sorted(((_utc(i.datetime), i) for i in item_list), key=lambda pair: pair[0])
     sources = [
         stac_item_source(i, assets, bbox=bbox, bbox_crs=bbox_crs, resampling=resampling)
-        for i in item_list
+        for _, i in dated
     ]
     return TemporalMultiRasterSource(
-        sources, times=[_utc(i.datetime) for i in item_list], resampling=resampling
+        sources, times=[time for time, _ in dated], resampling=resampling
     )
 
 
