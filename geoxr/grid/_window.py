@@ -309,6 +309,32 @@ class Grid:
         assert isinstance(data, xr.DataArray)
         return data
 
+    def window_of(self, other: Grid, *, tolerance: float = 1e-6) -> Window | None:
+        """Where ``other`` lies on this grid's pixels, if it is a window of them.
+
+        That is: the same CRS and pixel size (within ``tolerance`` px), and an offset
+        of whole pixels. The window may reach outside this grid; ``None`` otherwise.
+
+        Examples
+        --------
+        >>> from affine import Affine
+        >>> g = Grid(CRS.from_epsg(3857), Affine(10, 0, 0, 0, -10, 100), (10, 10))
+        >>> g.window_of(g.crop(Window(2, 3, 4, 5)))
+        Window(row_off=2, col_off=3, height=4, width=5)
+        >>> g.window_of(Grid(g.crs, Affine(10, 0, 5, 0, -10, 100), (4, 4))) is None
+        True
+        """
+        a, _, c, _, e, f = tuple(self.transform)[:6]
+        oa, ob, oc, od, oe, of = tuple(other.transform)[:6]
+        if self.crs != other.crs or ob or od:
+            return None
+        if abs(oa - a) > tolerance * abs(a) or abs(oe - e) > tolerance * abs(e):
+            return None
+        cols, rows = (oc - c) / a, (of - f) / e
+        if abs(cols - round(cols)) > tolerance or abs(rows - round(rows)) > tolerance:
+            return None
+        return Window(round(rows), round(cols), *other.shape)
+
     def aligned_with(self, other: Grid, *, tolerance: float = 1e-6) -> bool:
         """Whether ``other`` has the same CRS, transform (within ``tolerance`` px) and shape."""
         return (

@@ -23,7 +23,7 @@ from rasterio.vrt import WarpedVRT
 
 from geoxr._files import file_identity
 from geoxr.errors import CRSMismatchError, NoGeoreferenceError, RasterReadError
-from geoxr.grid import Grid
+from geoxr.grid import Grid, Window
 
 __all__ = [
     "cap_block_cache",
@@ -205,17 +205,30 @@ def describe(ds: rasterio.DatasetReader, *, label: str) -> Grid:
     return Grid(ds.crs, ds.transform, (ds.height, ds.width))
 
 
-def mosaic_vrt(paths: Sequence[str]) -> str:
+def mosaic_vrt(
+    paths: Sequence[str], *, crop: Window | None = None, nodata: float | None = None
+) -> str:
     """A VRT XML string that mosaics rasters of one CRS, resolution and band count.
 
     Later files win where files overlap; each file's nodata is honoured so it does
     not overwrite valid pixels of earlier files.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        The rasters (one is fine: a crop of it).
+    crop : Window, optional
+        Only this pixel window of the mosaic: the VRT is that window, and nothing of
+        the files outside it shows through (a warped read masks it).
+    nodata : float, optional
+        The VRT's nodata value, and what it holds where no file (or no crop) covers
+        it; default: the first file's nodata. Without either, a mask band marks it.
     """
     infos = []
     for path in paths:
         with open_checked(path) as ds:
             infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], ds.nodata))
-    first_path, first, count, dtype, nodata = infos[0]
+    first_path, first, count, dtype, nodata_of_first = infos[0]
     xres, yres = first.resolution
     expected = (first.crs, first.resolution, count, dtype)
     for path, grid, n, other_dtype, _ in infos[1:]:
@@ -237,8 +250,11 @@ def mosaic_vrt(paths: Sequence[str]) -> str:
             )
     lefts, bottoms, rights, tops = zip(*(g.bounds for _, g, *_ in infos), strict=True)
     left, top = min(lefts), max(tops)
-    width = round((max(rights) - left) / xres)
-    height = round((top - min(bottoms)) / yres)
+    height, width = round((top - min(bottoms)) / yres), round((max(rights) - left) / xres)
+    if crop is not None:
+        left, top = left + crop.xmin * xres, top - crop.ymin * yres
+        height, width = crop.shape
+    nodata = nodata if nodata is not None else nodata_of_first
     gdal_type = typename_fwd[dtype_rev[dtype]]
 
     def source(kind: str, path: str, grid: Grid, band: str, extra: str = "") -> str:

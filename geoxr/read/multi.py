@@ -31,11 +31,16 @@ def check_overlap(source: RasterSource, grid: Grid, *, what: str) -> None:
 
 
 def align_to(source: RasterSource, grid: Grid, *, resampling: str, what: str) -> RasterSource:
-    """``source`` itself if it is on ``grid``; else the same file(s) warped onto it."""
+    """``source`` itself if it is on ``grid``; else the same file(s) read on it.
+
+    See :meth:`RasterioSource.on_grid` (a crop where ``grid`` is made of the
+    source's own pixels, else a warp that keeps the source's crop) and
+    :meth:`MultiRasterSource.on_grid`.
+    """
     if source.grid.aligned_with(grid):
         return source
     check_overlap(source, grid, what=what)
-    if isinstance(source, RasterioSource):
+    if isinstance(source, RasterioSource | MultiRasterSource):
         return source.on_grid(grid, resampling=resampling)
     raise CRSMismatchError(
         f"{what} {source!r} is on {source.grid.crs.to_string()} {source.grid.shape} but must be "
@@ -113,6 +118,8 @@ class MultiRasterSource(RasterSource):
                 f"{len(raster_sources)} sources; give an index in 0..{len(raster_sources) - 1}."
             )
         primary = raster_sources[primary_source_idx]
+        self.primary_source_idx = primary_source_idx
+        self.resampling = resampling
         self.grid = primary.grid
         self.sources = [
             align_to(s, self.grid, resampling=resampling, what=f"Source {i}")
@@ -137,6 +144,20 @@ class MultiRasterSource(RasterSource):
     def _lazy_data(self) -> xr.DataArray:
         return self._lazy_reads(
             self._chunks, name="stack", band_numbers=[c + 1 for c in self.channels]
+        )
+
+    def on_grid(self, grid: Grid, *, resampling: str | None = None) -> MultiRasterSource:
+        """The same stack, bands and transformers read on ``grid``: each source aligned to it."""
+        resampling = resampling or self.resampling
+        return MultiRasterSource(
+            [
+                align_to(s, grid, resampling=resampling, what=f"Source {i}")
+                for i, s in enumerate(self.sources)
+            ],
+            primary_source_idx=self.primary_source_idx,
+            channel_order=self.channels,
+            resampling=resampling,
+            raster_transformers=self.raster_transformers,
         )
 
     def __dask_tokenize__(self) -> object:

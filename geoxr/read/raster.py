@@ -88,6 +88,10 @@ class RasterioSource(RasterSource):
         Read on this grid instead of the file's own: each window is warped
         through GDAL, for example to align a label raster in another CRS to the
         image grid. Pixels the file does not cover are masked.
+    file_bbox : Window or (ymin, xmin, ymax, xmax), optional
+        With ``target_grid``: the pixel crop of the file(s) to warp. What lies
+        outside it is masked, as if the file held only this crop (a cropped source
+        aligned onto another grid keeps its crop this way). Default: all of it.
     resampling : str
         GDAL resampling of warped reads (``'nearest'``, ``'bilinear'``, ``'cubic'``...).
     chunk_size : int
@@ -125,6 +129,7 @@ class RasterioSource(RasterSource):
         nodata: float | None = None,
         raster_transformers: Sequence[RasterTransformer] = (),
         target_grid: Grid | None = None,
+        file_bbox: BBox | None = None,
         resampling: str = "nearest",
         chunk_size: int = 2048,
     ) -> None:
@@ -151,6 +156,19 @@ class RasterioSource(RasterSource):
             self._file_shape = (ds.height, ds.width)
             tiled_file = ds.driver == "GTiff"  # a VRT's blocks are not its files' tiles
             self._dataset_mask = any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
+        file_crop = None
+        if file_bbox is not None:
+            if target_grid is None:
+                raise ConfigError(
+                    f"file_bbox={file_bbox!r} for {self.label!r} crops the file before it is "
+                    "warped onto target_grid, but no target_grid was given. Use bbox=... to "
+                    "crop the raster itself."
+                )
+            crop = resolve_bbox(file_bbox, file_grid, label=self.label)
+            if crop != file_grid.extent:
+                file_crop = crop
+                self._path = mosaic_vrt(paths, crop=crop, nodata=nodata)
+        self._file_grid = file_grid
         if Resampling.__members__.get(resampling) is None:
             raise ConfigError(
                 f"Unknown resampling {resampling!r}; use one of {sorted(Resampling.__members__)}."
@@ -162,6 +180,10 @@ class RasterioSource(RasterSource):
         self.target_grid = target_grid
         full = target_grid if target_grid is not None else file_grid
         self._offset = resolve_bbox(bbox, full, label=self.label)
+        # The part of the file(s) this source shows, which a warp onto another grid keeps.
+        if target_grid is None and self._offset != file_grid.extent:
+            file_crop = self._offset
+        self._file_bbox = file_crop
         self.grid = full.crop(self._offset)
         self.channels = resolve_channels(channel_order, count, label=self.label)
         self.nodata = nodata if nodata is not None else file_nodata
@@ -278,16 +300,37 @@ class RasterioSource(RasterSource):
         )
 
     def on_grid(self, grid: Grid, *, resampling: str | None = None) -> RasterioSource:
-        """The same file(s), bands, nodata and transformers, read warped onto ``grid``."""
-        return RasterioSource(
-            self.uris,
-            channel_order=self.channels,
-            nodata=self.nodata,
-            raster_transformers=self.raster_transformers,
-            target_grid=grid,
-            resampling=resampling or self.resampling,
-            chunk_size=self.chunk_size,
-        )
+        """The same file(s), bands, nodata, crop and transformers, read on ``grid``.
+
+        A ``grid`` made of whole pixels of this source's own grid, inside its crop,
+        is read as a crop (no resampling); any other is warped through GDAL, and
+        what lies outside this source's crop is masked.
+        """
+        kept: dict[str, Any] = {
+            "channel_order": self.channels,
+            "nodata": self.nodata,
+            "raster_transformers": self.raster_transformers,
+            "resampling": resampling or self.resampling,
+            "chunk_size": self.chunk_size,
+        }
+        on_own_grid = self.target_grid or self._file_grid
+        window = on_own_grid.window_of(grid)
+        if window is not None and self._offset.contains(window):
+            warped = self.target_grid is not None
+            return RasterioSource(
+                self.uris,
+                bbox=window,
+                target_grid=self.target_grid,
+                file_bbox=self._file_bbox if warped else None,
+                **kept,
+            )
+        if self.target_grid is not None and self._offset != self.target_grid.extent:
+            raise ConfigError(
+                f"{self!r} is a crop of a grid it is warped onto; it cannot be warped onto "
+                f"another grid {grid} with that crop kept. Crop the file itself instead "
+                "(file_bbox=... in pixels of the file)."
+            )
+        return RasterioSource(self.uris, target_grid=grid, file_bbox=self._file_bbox, **kept)
 
     def __repr__(self) -> str:
         return (

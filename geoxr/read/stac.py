@@ -103,8 +103,9 @@ def stac_source(
 
     An Item gives ``(band, y, x)`` (assets → bands). An ItemCollection or a list
     of items gives a :class:`~geoxr.TemporalMultiRasterSource` ``(time, band, y, x)``
-    with the items' datetimes, sorted in time and aligned to the first item's grid.
-    Nothing is read until chips or ``.data`` are computed.
+    with the items' datetimes, sorted in time and aligned to the first item's grid
+    (``bbox`` crops that first date; later dates are read on its grid). Nothing is
+    read until chips or ``.data`` are computed.
 
     Examples
     --------
@@ -132,9 +133,13 @@ def stac_source(
         )
     # In UTC, naive: items with and without a time zone sort together.
     dated = sorted(((_utc(i.datetime), i) for i in item_list), key=lambda pair: pair[0])
+    # The bbox crops the first date, whose grid the series takes; later dates are read
+    # on that grid whole (a crop of their own could stop short of its edge pixels).
     sources = [
-        stac_item_source(i, assets, bbox=bbox, bbox_crs=bbox_crs, resampling=resampling)
-        for _, i in dated
+        stac_item_source(
+            item, assets, bbox=None if n else bbox, bbox_crs=bbox_crs, resampling=resampling
+        )
+        for n, (_, item) in enumerate(dated)
     ]
     return TemporalMultiRasterSource(
         sources, times=[time for time, _ in dated], resampling=resampling

@@ -1,4 +1,5 @@
-"""A real HTTP server on loopback that serves files with Range requests and counts bytes."""
+"""Fixtures of the read tests: a real HTTP server on loopback that serves files with Range
+requests and counts bytes, and RGB.byte.tif split into halves."""
 
 import http.server
 import os
@@ -7,6 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
+import rasterio
+import rasterio.windows
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -77,3 +80,24 @@ def http_data(data_dir):
     yield f"http://127.0.0.1:{server.server_address[1]}", Counter
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def rgb_byte_halves(rgb_byte, tmp_path_factory):
+    """The left and right halves of RGB.byte.tif, written as GeoTIFFs with rasterio."""
+    out_dir = tmp_path_factory.mktemp("halves")
+    with rasterio.open(rgb_byte) as ds:
+        profile = ds.profile
+        half = ds.width // 2
+        paths = []
+        for name, window in (
+            ("left", rasterio.windows.Window(0, 0, half, ds.height)),
+            ("right", rasterio.windows.Window(half, 0, ds.width - half, ds.height)),
+        ):
+            out = out_dir / f"{name}.tif"
+            transform = rasterio.windows.transform(window, ds.transform)
+            meta = dict(profile, width=window.width, height=window.height, transform=transform)
+            with rasterio.open(out, "w", **meta) as dst:
+                dst.write(ds.read(window=window))
+            paths.append(out)
+    return paths

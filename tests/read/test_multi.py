@@ -122,3 +122,83 @@ def test_a_declared_nodata_is_left_out_of_warped_resampling(tmp_path, rgb_byte):
     np.testing.assert_array_equal(~np.ma.getmaskarray(chip), expected > 0)
     valid = expected > 0
     assert np.abs(chip.data[valid].astype(np.float32) - expected[valid]).max() <= 1
+
+
+def _crop_file(path, src, window, nodata="keep"):
+    """``window`` of raster ``src`` written as a GeoTIFF of its own (the crop's reference)."""
+    with rasterio.open(src) as ds:
+        values = ds.read(window=window.to_rasterio())
+        transform = ds.window_transform(window.to_rasterio())
+        kept = ds.nodata if nodata == "keep" else nodata
+        return _write(path, values, ds.crs, transform, kept)
+
+
+@pytest.mark.parametrize(
+    ("kind", "declared", "resampling"),
+    [
+        ("file", None, "nearest"),
+        ("mosaic", None, "nearest"),
+        ("untagged", None, "bilinear"),
+        ("untagged", 0, "bilinear"),
+    ],
+    ids=["file-nodata", "mosaic", "no-nodata", "declared-nodata"],
+)
+def test_a_cropped_source_keeps_its_crop_when_warped(
+    tmp_path, rgb_byte, rgb_byte_halves, kind, declared, resampling
+):
+    # MultiRasterSource warped the whole file of a bbox-cropped source: pixels outside
+    # the crop came back valid. It now reads as a file holding only the crop would.
+    path = rgb_byte
+    if kind == "untagged":
+        with rasterio.open(rgb_byte) as src:
+            path = _write(tmp_path / "untagged.tif", src.read(), src.crs, src.transform, None)
+    crop = Window(200, 250, 300, 280)  # across the halves' seam (column 395)
+    reference = _crop_file(tmp_path / "crop.tif", path, crop)
+    uris = rgb_byte_halves if kind == "mosaic" else path
+    source = geoxr.RasterioSource(uris, bbox=crop, nodata=declared)
+    full = geoxr.RasterioSource(uris)
+    shifted = geoxr.Grid(full.crs, full.transform * Affine.translation(0.5, 0.5), (700, 780))
+    primary = geoxr.XarraySource(shifted.wrap(np.ones((1, *shifted.shape), np.uint8)))
+    stack = geoxr.MultiRasterSource([primary, source], resampling=resampling)
+    chip = stack.read(stack.extent)[1:]
+    expected = geoxr.RasterioSource(reference, nodata=declared).on_grid(
+        shifted, resampling=resampling
+    )
+    want = expected.read(expected.extent)
+    np.testing.assert_array_equal(np.ma.getmaskarray(chip), np.ma.getmaskarray(want))
+    difference = np.abs(chip.filled(0).astype(int) - want.filled(0).astype(int)).max()
+    assert difference == 0 if resampling == "nearest" else difference <= 1  # GDAL's rounding
+    valid = ~np.ma.getmaskarray(chip[0])
+    rows, cols = np.nonzero(valid)
+    # Inside the crop only (the grid is shifted by half a pixel), and most of it.
+    assert rows.min() >= crop.ymin - 1 and rows.max() < crop.ymax
+    assert cols.min() >= crop.xmin - 1 and cols.max() < crop.xmax
+    assert valid.sum() > 0.9 * crop.height * crop.width
+    # The lazy .data masks the same pixels (an integer stack: with the primary's nodata, 0).
+    np.testing.assert_array_equal(stack.data.values[1:], chip.filled(0))
+
+
+def test_a_grid_of_the_sources_own_pixels_is_read_as_a_crop(nc_stack):
+    source = geoxr.RasterioSource(nc_stack, bbox=(50, 60, 400, 450))
+    inner = source.grid.crop(Window(10, 20, 64, 96))
+    aligned = geoxr.MultiRasterSource(
+        [geoxr.XarraySource(inner.wrap(np.zeros((1, 64, 96)))), source]
+    )
+    member = aligned.sources[1]
+    assert member.target_grid is None and member.grid == inner  # no warp
+    with rasterio.open(nc_stack) as ds:
+        want = ds.read(window=rasterio.windows.Window(80, 60, 96, 64))
+    np.testing.assert_array_equal(aligned.read(aligned.extent).data[1:], want)
+
+
+def test_a_crop_of_a_warped_grid_is_not_warped_again(nc_stack, nc_strata):
+    stack = geoxr.RasterioSource(nc_stack)
+    warped = geoxr.RasterioSource(nc_strata, target_grid=stack.grid, bbox=(10, 10, 200, 200))
+    # On its own pixels it is cropped further; onto another grid it cannot keep its crop.
+    inner = warped.on_grid(warped.grid.crop(Window(5, 5, 50, 50)))
+    np.testing.assert_array_equal(inner.read(inner.extent), warped.read(Window(5, 5, 50, 50)))
+    half_pixel = geoxr.Grid(stack.crs, stack.transform * Affine.translation(0.5, 0.5), (99, 99))
+    with pytest.raises(geoxr.ConfigError, match=r"Crop the file itself instead \(file_bbox"):
+        warped.on_grid(half_pixel)
+    with pytest.raises(geoxr.ConfigError, match=r"no target_grid was given\. Use bbox"):
+        geoxr.RasterioSource(nc_strata, file_bbox=(0, 0, 10, 10))

@@ -9,7 +9,7 @@ import rasterio.windows
 from affine import Affine
 
 import geoxr
-from geoxr import CastTransformer, RasterioSource, Window
+from geoxr import CastTransformer, Grid, RasterioSource, Window
 from geoxr.testing import raise_if_dask_computes
 
 # (fixture, dtype, nodata, bands) of the three real rasters read here.
@@ -185,7 +185,7 @@ def test_data_chunks_nc_tiles(nc_stack):
     assert whole.chunks == ((6,), (300,), (300,))
 
 
-def test_tile_layout_is_the_files_tiles_on_the_sources_grid(nc_stack, rgb_byte, tmp_path):
+def test_tile_layout_is_the_files_tiles_on_the_sources_grid(nc_stack, rgb_byte, rgb_byte_halves):
     assert RasterioSource(nc_stack).tile_layout == ((256, 256), (0, 0))
     assert RasterioSource(nc_stack, bbox=(100, 30, 400, 480)).tile_layout == (
         (256, 256),
@@ -193,9 +193,12 @@ def test_tile_layout_is_the_files_tiles_on_the_sources_grid(nc_stack, rgb_byte, 
     )
     assert RasterioSource(rgb_byte).tile_layout == ((3, 791), (0, 0))  # strips
     # Mosaics and warped reads decode other files' tiles than their VRT's blocks.
-    assert RasterioSource(write_halves(rgb_byte, tmp_path)).tile_layout is None
+    assert RasterioSource(rgb_byte_halves).tile_layout is None
     src = RasterioSource(nc_stack)
-    assert src.on_grid(src.grid).tile_layout is None
+    half_pixel = Grid(src.crs, src.transform * Affine.translation(0.5, 0.5), src.shape)
+    assert src.on_grid(half_pixel).tile_layout is None
+    # A grid of the file's own pixels is read as a crop: the file's tiles again.
+    assert src.on_grid(src.grid.crop(Window(100, 30, 9, 9))).tile_layout == ((256, 256), (100, 30))
 
 
 def test_data_values_equal_rasterio(raster):
@@ -245,28 +248,9 @@ def test_building_data_computes_nothing(nc_stack, nc_strata, rgb_byte):
 # ---------------------------------------------------------------------------- mosaic, warp
 
 
-def write_halves(path, out_dir):
-    """Split a GeoTIFF into left and right halves with rasterio; return their paths."""
-    with rasterio.open(path) as ds:
-        profile = ds.profile
-        half = ds.width // 2
-        paths = []
-        for name, window in (
-            ("left", rasterio.windows.Window(0, 0, half, ds.height)),
-            ("right", rasterio.windows.Window(half, 0, ds.width - half, ds.height)),
-        ):
-            out = out_dir / f"{name}.tif"
-            transform = rasterio.windows.transform(window, ds.transform)
-            meta = dict(profile, width=window.width, height=window.height, transform=transform)
-            with rasterio.open(out, "w", **meta) as dst:
-                dst.write(ds.read(window=window))
-            paths.append(out)
-    return paths
-
-
-def test_mosaic_of_two_halves_equals_original(rgb_byte, tmp_path):
+def test_mosaic_of_two_halves_equals_original(rgb_byte, rgb_byte_halves):
     original = RasterioSource(rgb_byte)
-    mosaic = RasterioSource(write_halves(rgb_byte, tmp_path))
+    mosaic = RasterioSource(rgb_byte_halves)
     assert mosaic.grid.aligned_with(original.grid)
     assert (mosaic.nodata, mosaic.dtype, mosaic.num_channels) == (0.0, np.uint8, 3)
     expected, _ = rasterio_all(rgb_byte)
@@ -414,8 +398,8 @@ def test_mosaic_of_different_crs_raises(rgb_byte, sn4_image):
         RasterioSource([rgb_byte, sn4_image])
 
 
-def test_mosaic_of_another_dtype_or_a_shifted_grid_raises(rgb_byte, tmp_path):
-    left, right = write_halves(rgb_byte, tmp_path)
+def test_mosaic_of_another_dtype_or_a_shifted_grid_raises(tmp_path, rgb_byte_halves):
+    left, right = rgb_byte_halves
     with rasterio.open(right) as ds:
         profile, values = ds.profile, ds.read()
     wider = tmp_path / "right_uint16.tif"
@@ -436,12 +420,12 @@ def test_mosaic_of_another_dtype_or_a_shifted_grid_raises(rgb_byte, tmp_path):
 # ---------------------------------------------------------------------------- pickle, transformers
 
 
-def test_pickle_round_trip_then_read(nc_stack, nc_strata, rgb_byte, tmp_path):
+def test_pickle_round_trip_then_read(nc_stack, nc_strata, rgb_byte_halves):
     image = RasterioSource(nc_stack, channel_order=[3, 2, 1])
     sources = [
         image,
         RasterioSource(nc_strata, target_grid=image.grid),
-        RasterioSource(write_halves(rgb_byte, tmp_path), bbox=(100, 300, 400, 500)),
+        RasterioSource(rgb_byte_halves, bbox=(100, 300, 400, 500)),
     ]
     window = Window(50, 60, 40, 30)
     for src in sources:

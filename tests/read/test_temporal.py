@@ -5,6 +5,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
+from rasterio.warp import Resampling, reproject
 
 import geoxr
 from geoxr.grid import Window
@@ -75,6 +76,36 @@ def test_stac_items_from_local_json_make_a_lazy_time_series(tmp_path, naip):
     with rasterio.open(naip[0]) as first:
         window = first.window(*bbox)
         np.testing.assert_array_equal(data[0].values, first.read(window=window))
+
+
+def test_later_stac_dates_cover_the_first_dates_cropped_grid(naip):
+    # Later dates were cropped to the bbox on their own pixels, which can stop short
+    # of the first date's edge pixels: they are now read whole onto its grid. Two
+    # assets per item: each item is a stack, aligned as one.
+    items = []
+    for year, path in (("2009", naip[0]), ("2020", naip[1])):
+        item = _item(f"naip-{year}", path, datetime.datetime(int(year), 8, 20))
+        item.add_asset("again", pystac.Asset(str(path)))
+        items.append(item)
+    # 4.9 m into a 2009 pixel: the 2009 crop starts 4.9 m west of the bbox, the 2020
+    # one (its pixels 1 m apart from 2009's) 0.9 m west, east of the first column's centres.
+    bbox = (486504.9, 5206504.9, 488495.1, 5208495.1)
+    source = geoxr.stac_source(items, ["image", "again"], bbox=bbox)
+    grid = source.grid
+    assert grid.bounds == (486500.0, 5206502.0, 488500.0, 5208497.0)
+    chip = source.read(source.extent)
+    assert chip.shape == (2, 8, 399, 400) and not chip.mask.any()
+    expected = np.zeros((4, 399, 400), np.uint8)
+    with rasterio.open(naip[1]) as later:
+        reproject(
+            rasterio.band(later, [1, 2, 3, 4]),
+            expected,
+            dst_transform=grid.transform,
+            dst_crs=grid.crs,
+            resampling=Resampling.nearest,
+        )
+    np.testing.assert_array_equal(chip.data[1, :4], expected)
+    np.testing.assert_array_equal(chip.data[1, 4:], expected)
 
 
 def test_stac_times_in_other_time_zones_are_in_utc(naip):
