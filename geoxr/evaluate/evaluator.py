@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,12 @@ class SemanticSegmentationEvaluator:
         truth: Truth,
         prediction: SemanticSegmentationLabels,
         *,
-        aoi_polygons: Sequence[shapely.Geometry] | None = None,
+        aoi_polygons: shapely.Geometry | Iterable[shapely.Geometry] | None = None,
     ) -> dict[str, Any]:
         """Metrics of ``prediction`` against ``truth`` over the scene (or its AOI).
+
+        ``aoi_polygons`` is a Polygon, a sequence of them, or a GeoSeries or
+        GeoDataFrame (reprojected to the prediction's CRS).
 
         Returns
         -------

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import shapely
+from rasterio.crs import CRS
 
 from geoxr.errors import AOIError
 from geoxr.grid._window import Grid, Window
 
-__all__ = ["AOIMode", "aoi_union", "filter_windows", "polygonal_part"]
+__all__ = ["AOIMode", "aoi_geometries", "aoi_union", "filter_windows", "polygonal_part"]
 
 AOIMode = Literal["within", "intersects"]
 
@@ -49,15 +50,54 @@ def _require_overlap(aoi: shapely.Geometry, grid: Grid, name: str) -> None:
     )
 
 
-def aoi_union(
-    polygons: Iterable[shapely.Geometry], *, name: str = "AOI", grid: Grid | None = None
-) -> shapely.Geometry:
+def aoi_geometries(
+    polygons: Any, *, name: str = "AOI", crs: CRS | None = None
+) -> tuple[shapely.Geometry, ...]:
+    """The geometries of an AOI given as one geometry, a sequence, a GeoSeries or a GeoDataFrame.
+
+    A GeoSeries or GeoDataFrame that declares a CRS is reprojected to ``crs``;
+    plain shapely geometries must be in it already.
+
+    Raises
+    ------
+    AOIError
+        If ``polygons`` is not iterable or holds something other than shapely
+        geometries (a missing geometry, a string).
+
+    Examples
+    --------
+    >>> aoi_geometries(shapely.box(0, 0, 1, 1))
+    (<POLYGON ((1 0, 1 1, 0 1, 0 0, 1 0))>,)
+    """
+    if isinstance(polygons, shapely.Geometry):
+        return (polygons,)
+    if hasattr(polygons, "to_crs"):  # a GeoSeries or GeoDataFrame
+        if crs is not None and polygons.crs is not None:
+            polygons = polygons.to_crs(crs.to_wkt())
+        polygons = polygons.geometry
+    try:
+        geoms = tuple(polygons)
+    except TypeError:
+        raise AOIError(
+            f"{name} is a {type(polygons).__name__}; give a shapely Polygon, a list of them or "
+            "a GeoDataFrame."
+        ) from None
+    others = sorted({type(g).__name__ for g in geoms if not isinstance(g, shapely.Geometry)})
+    if others:
+        raise AOIError(
+            f"{name} holds {others}, not only shapely geometries. Give Polygons or "
+            "MultiPolygons (a GeoDataFrame's missing geometries dropped first)."
+        )
+    return geoms
+
+
+def aoi_union(polygons: Any, *, name: str = "AOI", grid: Grid | None = None) -> shapely.Geometry:
     """Validate AOI geometries and return their union (a Polygon or MultiPolygon).
 
     Parameters
     ----------
-    polygons : iterable of shapely geometries
-        Polygons or MultiPolygons in the scene's CRS.
+    polygons : shapely geometry, iterable of them, GeoSeries or GeoDataFrame
+        Polygons or MultiPolygons in the scene's CRS (see :func:`aoi_geometries`).
     name : str
         How to name the input in error messages.
     grid : Grid, optional
@@ -79,7 +119,7 @@ def aoi_union(
         part
         if g.geom_type == "GeometryCollection" and not (part := polygonal_part(g)).is_empty
         else g
-        for g in polygons
+        for g in aoi_geometries(polygons, name=name, crs=None if grid is None else grid.crs)
     ]
     if not geoms:
         raise AOIError(f"{name} is empty: give at least one Polygon, or aoi_polygons=None.")

@@ -237,9 +237,13 @@ class SemanticSegmentationLabels:
         return cls(grid=grid, class_config=class_config, scores=blended)
 
     def filter_by_aoi(
-        self, aoi_polygons: Sequence[shapely.Geometry]
+        self, aoi_polygons: shapely.Geometry | Iterable[shapely.Geometry]
     ) -> SemanticSegmentationLabels:
-        """Labels with scores NaN and class ids null outside the AOI (lazy, per block)."""
+        """Labels with scores NaN and class ids null outside the AOI (lazy, per block).
+
+        ``aoi_polygons``: a Polygon, a sequence of them, or a GeoSeries or GeoDataFrame
+        (reprojected to the labels' CRS), as :class:`~geoxr.Scene` takes them.
+        """
         grid = self.grid
         aoi = aoi_union(aoi_polygons, name="AOI", grid=grid)
 

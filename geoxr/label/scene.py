@@ -10,7 +10,7 @@ from typing import Any
 import shapely
 
 from geoxr.errors import ConfigError, CRSMismatchError
-from geoxr.grid import Grid, aoi_union
+from geoxr.grid import Grid, aoi_geometries, aoi_union
 from geoxr.label.class_config import ClassConfig
 from geoxr.label.rasterized_source import RasterizedSource
 from geoxr.label.sources import SemanticSegmentationLabelSource
@@ -33,8 +33,9 @@ class Scene:
         Ground truth on the same grid as the imagery.
     label_store : object, optional
         Where predictions for this scene are written.
-    aoi_polygons : sequence of shapely Polygon, optional
-        Area of interest in the raster's CRS; default the whole raster.
+    aoi_polygons : shapely Polygon, sequence of them, GeoSeries or GeoDataFrame, optional
+        Area of interest in the raster's CRS (a GeoSeries or GeoDataFrame is
+        reprojected to it); default the whole raster. Kept as a tuple of geometries.
 
     Raises
     ------
@@ -60,9 +61,10 @@ class Scene:
             )
         aoi = None
         if self.aoi_polygons is not None:
-            polygons = tuple(self.aoi_polygons)
+            name = f"The AOI of scene {self.id!r}"
+            polygons = aoi_geometries(self.aoi_polygons, name=name, crs=self.grid.crs)
             object.__setattr__(self, "aoi_polygons", polygons)
-            aoi = aoi_union(polygons, name=f"The AOI of scene {self.id!r}", grid=self.grid)
+            aoi = aoi_union(polygons, name=name, grid=self.grid)
         object.__setattr__(self, "aoi", aoi)
 
     @property

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
+from geoxr._crs import parse_crs
 from geoxr.errors import ConfigError, StacAssetError, WindowError
 from geoxr.read._base import RasterSource
 from geoxr.read.multi import MultiRasterSource
 from geoxr.read.raster import RasterioSource
-from geoxr.read.temporal import TemporalMultiRasterSource
+from geoxr.read.temporal import TemporalMultiRasterSource, parse_times
 
 __all__ = ["stac_item_source", "stac_source"]
 
@@ -36,7 +35,7 @@ def _bbox_window(
     source: RasterSource, bbox: Sequence[float], bbox_crs: Any
 ) -> tuple[int, int, int, int]:
     """The pixel bbox ``(ymin, xmin, ymax, xmax)`` of a map bbox, clipped to the source."""
-    crs = source.crs if bbox_crs is None else CRS.from_user_input(bbox_crs)
+    crs = source.crs if bbox_crs is None else parse_crs(bbox_crs, what="bbox_crs")
     bounds = transform_bounds(crs, source.crs, *bbox, densify_pts=21)
     # A bbox the projection cannot take (lat/lon swapped, say) comes back non-finite.
     finite = all(math.isfinite(b) for b in bounds)
@@ -132,7 +131,8 @@ def stac_source(
             "Set `item.datetime`, or pass each item alone for a (band, y, x) source."
         )
     # In UTC, naive: items with and without a time zone sort together.
-    dated = sorted(((_utc(i.datetime), i) for i in item_list), key=lambda pair: pair[0])
+    times = parse_times([i.datetime for i in item_list])
+    dated = sorted(zip(times, item_list, strict=True), key=lambda pair: pair[0])
     # The bbox crops the first date, whose grid the series takes; later dates are read
     # on that grid whole (a crop of their own could stop short of its edge pixels).
     sources = [
@@ -144,8 +144,3 @@ def stac_source(
     return TemporalMultiRasterSource(
         sources, times=[time for time, _ in dated], resampling=resampling
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    """A naive datetime in UTC (a time series' times must compare across time zones)."""
-    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)

@@ -15,7 +15,34 @@ from geoxr.grid import Window
 from geoxr.read._base import RasterSource
 from geoxr.read.multi import align_to, read_all
 
-__all__ = ["TemporalMultiRasterSource"]
+__all__ = ["TemporalMultiRasterSource", "parse_times"]
+
+
+def parse_times(times: Sequence[object]) -> pd.DatetimeIndex:
+    """One timestamp per date, naive in UTC (aware and naive times compare so).
+
+    Examples
+    --------
+    >>> parse_times(["2009-08-18", "2020-08-31T03:00+05:00"]).astype(str).tolist()
+    ['2009-08-18 00:00:00', '2020-08-30 22:00:00']
+    """
+    parsed, bad = [], []
+    for time in times:
+        try:
+            stamp = pd.Timestamp(time)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            stamp = pd.NaT
+        if stamp is pd.NaT:
+            bad.append(time)
+        elif stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        parsed.append(stamp)
+    if bad:
+        raise ConfigError(
+            f"Times {bad!r} of the TemporalMultiRasterSource are not dates; give one date "
+            "per source (a datetime, numpy datetime64 or a string such as '2020-08-31')."
+        )
+    return pd.DatetimeIndex(parsed)
 
 
 class TemporalMultiRasterSource(RasterSource):
@@ -76,7 +103,7 @@ class TemporalMultiRasterSource(RasterSource):
             align_to(s, self.grid, resampling=resampling, what=f"Date {i}")
             for i, s in enumerate(raster_sources)
         ]
-        self.times = pd.DatetimeIndex(pd.to_datetime(list(times)))
+        self.times = parse_times(times)
         self.label = f"time series of {len(self.sources)} dates"
         self.channels = list(range(counts[0]))
         self._dtype = np.result_type(*(s.dtype for s in self.sources))

@@ -12,6 +12,7 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.crs import CRS
 
+from geoxr._crs import parse_crs
 from geoxr.errors import ConfigError, GeoxrWarning, NoGeoreferenceError, VectorReadError
 from geoxr.read.vector_transformers import VectorTransformer
 
@@ -68,7 +69,9 @@ class VectorSource:
                 f"on_invalid must be 'repair', 'drop' or 'raise', got {on_invalid!r}."
             )
         self.uri = os.fspath(uri)
-        self.crs = None if crs is None else CRS.from_user_input(crs)
+        self.crs = (
+            None if crs is None else parse_crs(crs, what=f"crs of VectorSource {self.uri!r}")
+        )
         self.layer = layer
         self.on_invalid = on_invalid
         self.vector_transformers = tuple(vector_transformers)
@@ -141,8 +144,10 @@ class VectorSource:
         if self._gdf is None:
             self._gdf = self._read()
         gdf = self._gdf
-        if crs is not None and not CRS.from_user_input(crs) == CRS.from_user_input(gdf.crs):
-            gdf = gdf.to_crs(CRS.from_user_input(crs).to_wkt())
+        if crs is not None:
+            target = parse_crs(crs, what=f"crs asked of VectorSource {self.uri!r}")
+            if target != CRS.from_user_input(gdf.crs):
+                gdf = gdf.to_crs(target.to_wkt())
         gdf = gdf.copy()
         for transformer in self.vector_transformers:
             gdf = transformer.transform(gdf)

@@ -57,6 +57,12 @@ class ClassInferenceTransformer(VectorTransformer):
     default_class_id : int, optional
         Class of features nothing else classifies.
 
+    Raises
+    ------
+    ClassConfigError
+        If a filter or default names no class; in ``transform``, if a feature's
+        ``class_id_key`` value is not one of the config's class ids.
+
     Examples
     --------
     >>> import shapely
@@ -94,6 +100,20 @@ class ClassInferenceTransformer(VectorTransformer):
                     f"Class id {class_id} is not in the class config ({n} classes)."
                 )
 
+    def _check_ids(self, ids: pd.Series) -> None:
+        """Refuse class ids that name no class: they would be burnt into the labels as is."""
+        n = len(self.class_config.ensure_null_class())
+        given = ids.dropna()
+        bad = given[(given != given.round()) | (given < 0) | (given >= n)]
+        if len(bad):
+            shown = sorted(set(bad.tolist()))[:10]
+            raise ClassConfigError(
+                f"The {self.class_id_key!r} values of {len(bad)} features are not class ids of "
+                f"the class config (0..{n - 1}: {list(self.class_config.ensure_null_class().names)}"
+                f"): {shown}. Fix the ids, add the classes they stand for, or classify "
+                "by name (class_name_key) instead."
+            )
+
     def _by_name(self, values: pd.Series) -> pd.Series:
         lookup = {name.lower(): i for i, name in enumerate(self.class_config.names)}
         return values.map(lambda v: lookup.get(str(v).lower()) if pd.notna(v) else None).astype(
@@ -118,6 +138,7 @@ class ClassInferenceTransformer(VectorTransformer):
         ids = pd.Series(np.nan, index=gdf.index)
         if self.class_id_key in gdf.columns:
             ids = pd.to_numeric(gdf[self.class_id_key], errors="coerce")
+            self._check_ids(ids)
         for key in (self.class_name_key, self.label_key):
             if key in gdf.columns:
                 ids = ids.fillna(self._by_name(gdf[key]))

@@ -208,6 +208,34 @@ def test_scene_aoi_validation(nc_stack):
         Scene("nc", image, aoi_polygons=[])
 
 
+def test_an_aoi_may_be_one_polygon_or_a_geodataframe_in_another_crs(nc_stack):
+    # A single Polygon was iterated (a raw TypeError), a GeoDataFrame gave its column
+    # names (a raw AttributeError), and a missing geometry a raw AttributeError.
+    image = RasterioSource(nc_stack)
+    left, bottom, _, _ = image.bounds
+    box = shapely.box(left + 500, bottom + 500, left + 3000, bottom + 2000)
+    one = Scene("nc", image, aoi_polygons=box)
+    assert one.aoi_polygons == (box,) and one.aoi.equals(box)
+    lonlat = gpd.GeoDataFrame({"name": ["field"]}, geometry=[box], crs=image.crs).to_crs(4326)
+    scene = Scene("nc", image, aoi_polygons=lonlat)
+    assert scene.aoi.symmetric_difference(box).area < 1e-3 * box.area  # back in EPSG:32119
+    assert Scene("nc", image, aoi_polygons=lonlat.geometry).aoi.equals(scene.aoi)
+    labels = geoxr.SemanticSegmentationLabels(
+        grid=image.grid,
+        class_config=ClassConfig(["a", "b"]),
+        class_ids=image.grid.wrap(np.zeros(image.shape, np.uint8), dims=("y", "x")),
+    )
+    kept = labels.filter_by_aoi(box).class_ids.values != 2  # 2: the null class
+    np.testing.assert_array_equal(kept, labels.filter_by_aoi([box]).class_ids.values != 2)
+    window = image.grid.bounds_to_window(box.bounds)  # pixels the box's bounds touch
+    assert 0.9 * window.height * window.width < kept.sum() <= window.height * window.width
+    assert kept[window.slices].sum() == kept.sum()
+    with pytest.raises(geoxr.AOIError, match=r"holds \['NoneType'\], not only shapely"):
+        Scene("nc", image, aoi_polygons=[box, None])
+    with pytest.raises(geoxr.AOIError, match="is a int; give a shapely Polygon"):
+        Scene("nc", image, aoi_polygons=7)
+
+
 def test_scene_with_labels_on_another_grid_raises(
     nc_stack, nc_strata, sn4_image, sn4_buildings, nc_class_config
 ):

@@ -169,3 +169,25 @@ def test_lazy_data_masks_each_date_as_read_does(naip, first, second, dtype):
         assert data.rio.nodata == ts.nodata == 0
     else:
         assert np.isnan(data.rio.nodata) and np.isnan(data.values[0][chip.mask[0]]).all()
+
+
+def test_times_that_are_not_dates_are_refused_and_time_zones_are_utc(naip):
+    # pandas' own ValueError (and a mixed-time-zone one) came out raw.
+    sources = [geoxr.RasterioSource(p) for p in naip]
+    with pytest.raises(geoxr.ConfigError, match=r"Times \['not a date', None\] .* are not dates"):
+        geoxr.TemporalMultiRasterSource(sources + sources[:1], times=["2009", "not a date", None])
+    east = datetime.timezone(datetime.timedelta(hours=5))
+    ts = geoxr.TemporalMultiRasterSource(
+        sources,
+        times=[datetime.datetime(2009, 8, 18), datetime.datetime(2020, 8, 31, 3, tzinfo=east)],
+    )
+    assert ts.data["time"].values.astype("datetime64[h]").astype(str).tolist() == [
+        "2009-08-18T00",
+        "2020-08-30T22",
+    ]
+
+
+def test_an_unknown_bbox_crs_is_a_geoxr_error(naip):
+    item = _item("naip-2009", naip[0], datetime.datetime(2009, 8, 18))
+    with pytest.raises(geoxr.ConfigError, match="bbox_crs 'EPSG:0' is not a CRS"):
+        geoxr.stac_source(item, ["image"], bbox=(-99.18, 47.01, -99.15, 47.03), bbox_crs="EPSG:0")

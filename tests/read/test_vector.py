@@ -186,3 +186,15 @@ def test_projected_geojson_without_a_crs_member_needs_the_crs_it_is_in(sn4_build
     given = VectorSource(bare, crs="EPSG:32616").get_geodataframe(crs="EPSG:32616")
     expected = VectorSource(sn4_buildings).get_geodataframe()
     np.testing.assert_allclose(given.total_bounds, expected.total_bounds)  # not inf
+
+
+def test_a_crs_nobody_knows_is_a_geoxr_error(sn4_buildings):
+    # rasterio's CRSError came out raw.
+    with pytest.raises(
+        geoxr.ConfigError, match=r"crs of VectorSource .* 'EPSG:999999' is not a CRS"
+    ):
+        geoxr.VectorSource(sn4_buildings, crs="EPSG:999999")
+    source = geoxr.VectorSource(sn4_buildings)
+    with pytest.raises(geoxr.ConfigError, match=r"crs asked of VectorSource .* 'UTM 16' is not"):
+        source.get_geodataframe(crs="UTM 16")
+    assert source.get_geodataframe(crs=32616).crs.to_epsg() == 32616

@@ -80,3 +80,19 @@ def test_lines_buffered_per_class_polygons_pass_through():
     assert out.area[0] == pytest.approx(100 * 4 + np.pi * 4, rel=0.01)
     assert out.area[1] == pytest.approx(100 * 10 + np.pi * 25, rel=0.01)
     assert out.geometry[2].equals(gdf.geometry[2])
+
+
+def test_class_ids_that_name_no_class_are_refused(nc_polygons, nc_class_config):
+    # They were kept and burnt into the label rasters, where training met ids past
+    # its classes (or 2.5 truncated to 2).
+    gdf = gpd.read_file(nc_polygons)
+    transformer = geoxr.ClassInferenceTransformer(nc_class_config, class_id_key="id")
+    assert transformer.transform(gdf).class_id.tolist() == gdf.id.tolist()
+    n = len(nc_class_config.ensure_null_class())
+    gdf["id"] = gdf["id"].astype(float)
+    gdf.loc[[3, 4], "id"] = [n, 2.5]
+    with pytest.raises(
+        geoxr.ClassConfigError,
+        match=rf"'id' values of 2 features are not class ids .*\(0\.\.{n - 1}: .*: \[2\.5, {n}\.0\]",
+    ):
+        transformer.transform(gdf)
