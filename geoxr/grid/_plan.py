@@ -15,14 +15,20 @@ import xbatcher
 from geoxr.errors import WindowError
 from geoxr.grid._window import Window, non_integers
 
-__all__ = ["ChipGrid", "PadDirection", "random_windows", "sliding_windows"]
+__all__ = ["ChipGrid", "PadDirection", "int_pair", "random_windows", "sliding_windows"]
 
 PadDirection = Literal["start", "end", "both"]
 _PAD_DIRECTIONS = ("start", "end", "both")
 
 
-def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    """``(rows, cols)`` of an int or pair argument; floats and bools are refused, not truncated."""
+def int_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """``(rows, cols)`` of an int or pair argument; floats and bools are refused, not truncated.
+
+    Examples
+    --------
+    >>> int_pair(4, "size"), int_pair([4, np.int64(8)], "size")
+    ((4, 4), (4, 8))
+    """
     pair: tuple[Any, ...]
     if isinstance(value, int | float | np.integer | np.floating):
         pair = (value, value)
@@ -105,12 +111,12 @@ class ChipGrid:
             raise WindowError(
                 f"pad_direction must be one of {_PAD_DIRECTIONS}, got {pad_direction!r}."
             )
-        sizes, strides = _pair(size, "size"), _pair(stride, "stride")
+        sizes, strides = int_pair(size, "size"), int_pair(stride, "stride")
         if min(sizes) < 1 or min(strides) < 1:
             raise WindowError(
                 f"size and stride must be >= 1, got size={size!r}, stride={stride!r}."
             )
-        pads = (None, None) if padding is None else _pair(padding, "padding")
+        pads = (None, None) if padding is None else int_pair(padding, "padding")
         per_axis = []
         for axis, name in enumerate(("height", "width")):
             length, k, s = shape[axis], sizes[axis], strides[axis]
@@ -262,7 +268,7 @@ def random_windows(
             raise WindowError(f"{name} must be (lo, hi) with 1 <= lo < hi, got {(lo, hi)!r}.")
     if max_windows < 0:
         raise WindowError(f"max_windows must be >= 0, got {max_windows}.")
-    pad = _pair(padding, "padding") if padding is not None else (h_lims[1] // 2, w_lims[1] // 2)
+    pad = int_pair(padding, "padding") if padding is not None else (h_lims[1] // 2, w_lims[1] // 2)
     for axis, lims in enumerate((h_lims, w_lims)):
         if lims[1] - 1 > shape[axis] + 2 * pad[axis]:
             raise WindowError(

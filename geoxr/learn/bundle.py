@@ -38,7 +38,13 @@ def write_bundle(
     """Write a bundle atomically: a temporary file renamed into place when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    tensors, storages = {}, set()
+    for name, value in state.items():
+        tensor = value.detach().cpu().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        # safetensors refuses tensors that share memory (tied weights): each gets a copy.
+        tensors[name] = tensor.clone() if storage in storages else tensor
+        storages.add(storage)
     tmp = path.with_name(f".{path.name}.partial")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(CONFIG_NAME, json.dumps(config, indent=2))

@@ -101,6 +101,23 @@ class SolverConfig:
                 f"batch_size must be >= 1 and num_epochs >= 0, got {self.batch_size} and "
                 f"{self.num_epochs}."
             )
+        if self.num_workers < 0 or self.step_epochs < 1:
+            raise ConfigError(
+                f"num_workers must be >= 0 and step_epochs >= 1, got {self.num_workers} and "
+                f"{self.step_epochs}."
+            )
+        numbers = {
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+            "gamma": self.gamma,
+        }
+        negative = {k: v for k, v in numbers.items() if not (math.isfinite(v) and v >= 0)}
+        if negative or self.gamma == 0:
+            raise ConfigError(
+                f"lr, weight_decay, momentum and gamma must be finite and >= 0 (gamma > 0), "
+                f"got {negative or {'gamma': self.gamma}}."
+            )
         weights = self.class_weights
         if weights is not None and (
             not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights)

@@ -265,17 +265,17 @@ class SemanticSegmentationLearner:
         weight = self._checked_class_weights()
         return nn.CrossEntropyLoss(weight=weight, ignore_index=self.null_class_id)
 
-    def _learnable(self, y: torch.Tensor, loss_fn: nn.Module) -> bool:
-        """Whether a batch has labelled pixels of a class the loss weighs above 0.
+    def _loss_weight(self, y: torch.Tensor, loss_fn: nn.Module) -> float:
+        """The denominator of a batch's (weighted mean) loss: its labelled pixels' weights.
 
-        Without one, the (weighted mean) loss is 0 / 0: a NaN step would turn every
-        parameter into NaN.
+        At 0 the loss is 0 / 0: a NaN step would turn every parameter into NaN. Losses
+        of several batches average by it into the loss over all their pixels.
         """
         labelled = y != self.null_class_id
         weight = getattr(loss_fn, "weight", None)  # CrossEntropyLoss's class weights
         if weight is None:
-            return bool(labelled.any())
-        return bool(weight[y[labelled]].sum() > 0)
+            return float(labelled.sum())
+        return float(weight[y[labelled]].sum())
 
     def _loader(self, ds: GeoDataset, *, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -304,6 +304,12 @@ class SemanticSegmentationLearner:
             raise ConfigError("This learner has no train_ds; pass train_ds=... to train.")
         epochs = self.cfg.solver.num_epochs if epochs is None else epochs
         loss_fn = self._loss_fn()  # checks the solver settings first
+        if self.cfg.solver.lr_schedule == "onecycle" and epochs > self.cfg.solver.num_epochs:
+            raise ConfigError(
+                f"train({epochs}): the onecycle LR schedule spans num_epochs="
+                f"{self.cfg.solver.num_epochs} and cannot step past its end. Train at most "
+                "that many epochs, or start a run with a larger num_epochs (resume=False)."
+            )
         if self._scheduler is None:
             self._scheduler = self._build_scheduler()
         while self.epoch < epochs:
@@ -323,12 +329,22 @@ class SemanticSegmentationLearner:
             self._save_epoch()
         return self.history
 
+    def _batches(self, loader: DataLoader, desc: str) -> Iterator[Any]:
+        """The loader's batches behind a progress bar, from one iterator of the loader.
+
+        Given the loader itself, tqdm.auto's class makes an iterator of its own
+        at once: a second set of workers, and a draw from the shuffling generator
+        that changed the batch order.
+        """
+        return iter(tqdm(iter(loader), total=len(loader), desc=desc, disable=not self.progress))
+
     def _train_epoch(self, loader: DataLoader, loss_fn: nn.Module) -> float:
+        """The epoch's mean batch loss (NaN if no batch had a pixel to learn from)."""
         self.model.train()
         total, batches = 0.0, 0
-        for x, y in tqdm(loader, desc=f"train {self.epoch + 1}", disable=not self.progress):
+        for x, y in self._batches(loader, f"train {self.epoch + 1}"):
             x, y = x.to(self.device), y.to(self.device)
-            if not self._learnable(y, loss_fn):
+            if not self._loss_weight(y, loss_fn):
                 continue  # nothing labelled (or weighted) in this batch: nothing to learn
             self.optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(self.model(x), y)
@@ -338,7 +354,7 @@ class SemanticSegmentationLearner:
             self._scheduler.step()
             total += float(loss.detach())
             batches += 1
-        return total / max(batches, 1)
+        return total / batches if batches else math.nan
 
     @torch.no_grad()
     def validate(
@@ -355,20 +371,20 @@ class SemanticSegmentationLearner:
         self.model.eval()
         n = len(self.classes)
         cm = torch.zeros(n, n, dtype=torch.int64)
-        loss_sum, weight = 0.0, 0
-        for x, y in tqdm(self._loader(ds, shuffle=False), desc="valid", disable=not self.progress):
+        loss_sum, weight = 0.0, 0.0
+        for x, y in self._batches(self._loader(ds, shuffle=False), "valid"):
             x, y = x.to(self.device), y.to(self.device)
             logits = self.model(x)
-            labelled = int((y != self.null_class_id).sum())
-            if self._learnable(y, loss_fn):
-                loss_sum += float(loss_fn(logits, y)) * labelled
-                weight += labelled
+            batch_weight = self._loss_weight(y, loss_fn)
+            if batch_weight:
+                loss_sum += float(loss_fn(logits, y)) * batch_weight
+                weight += batch_weight
             cm += confusion_matrix(
                 y.cpu(), logits.argmax(1).cpu(), n, ignore_index=self.null_class_id
             )
         names = list(self.classes.names)
         metrics = segmentation_metrics(cm.numpy(), names, ignore_index=self.null_class_id)
-        return {"valid_loss": loss_sum / max(weight, 1), **metrics}
+        return {"valid_loss": loss_sum / weight if weight else math.nan, **metrics}
 
     # ------------------------------------------------------------- persistence
     def _save_epoch(self) -> None:
@@ -381,15 +397,16 @@ class SemanticSegmentationLearner:
             "scheduler": None if self._scheduler is None else self._scheduler.state_dict(),
         }
         # Each file is written under a temporary name, then renamed: a crash never leaves
-        # a truncated checkpoint, state dict or history behind.
-        _atomic(self.output_dir / LAST_MODEL_NAME, lambda p: torch.save(state, p))
-        _atomic(self.output_dir / CHECKPOINT_NAME, lambda p: torch.save(checkpoint, p))
+        # a truncated checkpoint, state dict or history behind. The checkpoint comes last:
+        # a run resumed from it finds its epochs' history (a resume drops any later entry).
         _atomic(
             self.output_dir / HISTORY_NAME,
             lambda p: p.write_text(
                 json.dumps(without_nan(self.history), indent=2, allow_nan=False)
             ),
         )
+        _atomic(self.output_dir / LAST_MODEL_NAME, lambda p: torch.save(state, p))
+        _atomic(self.output_dir / CHECKPOINT_NAME, lambda p: torch.save(checkpoint, p))
 
     def load_checkpoint(self) -> None:
         """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""
@@ -397,7 +414,13 @@ class SemanticSegmentationLearner:
         checkpoint = torch.load(path, map_location=self.device, weights_only=True)
         if "config" in checkpoint:  # checkpoints of earlier geoxr versions have none
             self._check_resumable(json.loads(checkpoint["config"]), path)
-        self.model.load_state_dict(checkpoint["model"])
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+        except RuntimeError as exc:  # a custom model changed since (its config says "custom")
+            raise ConfigError(
+                f"{str(path)!r} holds the weights of another model ({exc}); it cannot resume "
+                "with this one. Give another output_dir, or resume=False to start afresh there."
+            ) from exc
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch = int(checkpoint["epoch"])
         if checkpoint.get("scheduler") is not None and self.train_ds is not None:
@@ -504,7 +527,7 @@ class SemanticSegmentationLearner:
             ds, batch_size=batch_size or self.cfg.solver.batch_size, num_workers=num_workers
         )
         index = 0
-        for x, _ in tqdm(loader, desc="predict", disable=not self.progress):
+        for x, _ in self._batches(loader, "predict"):
             scores = self.predict(x).numpy()
             for chip_scores in scores:
                 window = ds.windows[index]

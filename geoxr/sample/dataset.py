@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
-from geoxr.grid import Window, windows_share_tiles
+from geoxr.errors import BandCountError, ConfigError
+from geoxr.grid import Window, int_pair, windows_share_tiles
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, RasterioSource, RasterSource, compute_band_stats
 from geoxr.read._base import invalid_pixels
@@ -53,6 +54,24 @@ def _tiles_shared(scene: Scene, windows: Sequence[Window]) -> bool | None:
     return any(windows_share_tiles(windows, tiles, extent) for tiles, extent in tiled)
 
 
+def _checked_stats(normalize: object, scene: Scene) -> BandStats | None:
+    """``normalize`` if it is band statistics for the scene's bands (or ``None``)."""
+    if normalize is None:
+        return None
+    if not isinstance(normalize, BandStats):
+        raise ConfigError(
+            f"normalize={normalize!r}: expected BandStats (e.g. from compute_band_stats), "
+            "'stats' to compute them from the scene, or None for raw values."
+        )
+    bands = scene.raster_source.num_channels
+    if len(normalize.means) != bands:
+        raise BandCountError(
+            f"normalize has statistics of {len(normalize.means)} bands, but scene {scene.id!r} "
+            f"has {bands}. Compute them on the same bands (channel_order) as the chips."
+        )
+    return normalize
+
+
 class GeoDataset(Dataset[Sample]):
     """A torch Dataset over planned windows of one scene.
 
@@ -78,7 +97,8 @@ class GeoDataset(Dataset[Sample]):
         Per-band standardisation; ``'stats'`` computes it from the scene (one dask
         reduction). Default: raw values as float32. Nodata pixels are 0.
     out_size : int or (int, int), optional
-        Resize every sample to this size (bilinear image, nearest mask).
+        Resize every sample to this size (bilinear image; each mask pixel takes the
+        class of the nearest pixel centre).
     transform : callable, optional
         ``transform(image, mask) -> (image, mask)``, applied last (augmentation).
     reuse_batch_memory : bool
@@ -105,10 +125,12 @@ class GeoDataset(Dataset[Sample]):
     ) -> None:
         self.scene = scene
         self.windows = list(windows)
-        if normalize == "stats":
+        if isinstance(normalize, str) and normalize == "stats":
             normalize = compute_band_stats(scene.raster_source)  # masked as chips are
-        self.normalize = normalize
-        self.out_size = (out_size, out_size) if isinstance(out_size, int) else out_size
+        self.normalize = _checked_stats(normalize, scene)
+        self.out_size = None if out_size is None else int_pair(out_size, "out_size")
+        if self.out_size is not None and min(self.out_size) < 1:
+            raise ConfigError(f"out_size must be at least 1 pixel, got {out_size!r}.")
         self.transform = transform
         shared = _tiles_shared(scene, self.windows)
         if shared is not None:
@@ -252,9 +274,9 @@ class GeoDataset(Dataset[Sample]):
             y = torch.from_numpy(labels) if views is None else views[1]
         if self.out_size is not None and tuple(x.shape[-2:]) != self.out_size:
             x = F.interpolate(x[None], size=self.out_size, mode="bilinear", align_corners=False)[0]
-            if y.ndim == 2:
-                y = F.interpolate(y[None, None].float(), size=self.out_size, mode="nearest")[0, 0]
-                y = y.long()
+            if y.ndim == 2:  # pixel centres, as the image's resize (nearest: top-left corners)
+                y = F.interpolate(y[None, None].float(), size=self.out_size, mode="nearest-exact")
+                y = y[0, 0].long()
         if self.transform is not None:
             x, y = self.transform(x, y)
         return Chip(x, y)

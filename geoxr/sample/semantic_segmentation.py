@@ -8,7 +8,14 @@ from typing import Any, Literal
 import numpy as np
 
 from geoxr.errors import GeoxrWarning, WindowError
-from geoxr.grid import AOIMode, PadDirection, filter_windows, random_windows, sliding_windows
+from geoxr.grid import (
+    AOIMode,
+    PadDirection,
+    filter_windows,
+    int_pair,
+    random_windows,
+    sliding_windows,
+)
 from geoxr.label import Scene
 from geoxr.read import BandStats
 from geoxr.sample.dataset import GeoDataset, Transform
@@ -86,7 +93,7 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
                     f"scene bounds {_rounded(scene.grid.bounds)}). Use smaller windows, a "
                     "smaller stride, or within_aoi=False."
                 )
-        steps, sizes = (s if isinstance(s, tuple) else (s, s) for s in (stride, size))
+        steps, sizes = int_pair(stride, "stride"), int_pair(size, "size")
         self._windows_share_tiles = any(step < n for step, n in zip(steps, sizes, strict=True))
         super().__init__(
             scene,

@@ -198,3 +198,29 @@ def test_a_config_that_is_no_json_object_is_a_bundle_error(tmp_path):
     )
     with pytest.raises(geoxr.BundleError, match=r"config that is a JSON list, not an object"):
         read_bundle_config(listed)
+
+
+class _Tied(torch.nn.Module):
+    """Two convolutions that share one weight (a tied-weights model)."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.b = torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.b.weight = self.a.weight
+        self.head = torch.nn.Conv2d(6, classes, 1)
+
+    def forward(self, x):
+        return self.head(self.b(torch.relu(self.a(x))))
+
+
+def test_a_model_with_tied_weights_is_bundled(tmp_path, nc_class_config, small_cfg, batch):
+    # safetensors refuses tensors that share memory: a raw RuntimeError.
+    classes = len(nc_class_config.ensure_null_class())
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), model=_Tied(classes), output_dir=tmp_path, progress=False
+    )
+    path = learner.save_model_bundle()
+    loaded = geoxr.SemanticSegmentationLearner.from_model_bundle(path, model=_Tied(classes))
+    assert loaded.model.b.weight is loaded.model.a.weight  # still tied
+    assert torch.equal(loaded.predict(batch), learner.predict(batch))

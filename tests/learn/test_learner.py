@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import geoxr
+import geoxr.learn.learner as learner_module
 
 
 def majority_baseline_miou(scene):
@@ -233,6 +234,9 @@ def test_class_weights_are_one_per_class_of_the_config(tmp_path, batch):
         ({"batch_size": 0}, r"batch_size must be >= 1"),
         ({"class_weights": (1.0, -1.0)}, r"must be finite and >= 0"),
         ({"class_weights": (0.0, 0.0)}, r"some above 0"),
+        ({"lr": -0.1}, r"got \{'lr': -0\.1\}"),
+        ({"gamma": 0.0}, r"\(gamma > 0\), got \{'gamma': 0\.0\}"),
+        ({"num_workers": -1}, r"num_workers must be >= 0"),
     ],
 )
 def test_solver_settings_geoxr_cannot_use_are_refused_before_training(
@@ -327,3 +331,112 @@ def test_a_class_config_without_null_class_trains(tmp_path, nc_stack, nc_strata)
         cfg, train_ds=geoxr.GeoDataset(scene, ds.windows[:8]), output_dir=tmp_path, progress=False
     )
     assert np.isfinite(learner.train(1)[0]["train_loss"])
+
+
+def test_training_is_the_same_for_any_num_workers_and_forks_one_set_of_workers(
+    tmp_path, nc_datasets, small_cfg, monkeypatch
+):
+    # tqdm.auto made an iterator of the loader of its own: a second set of workers,
+    # and a draw from the shuffling generator that changed the batch order.
+    train, valid = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:24], normalize=train.normalize)
+    iterators = []
+    real_iter = DataLoader.__iter__
+    monkeypatch.setattr(
+        DataLoader, "__iter__", lambda self: iterators.append(1) or real_iter(self)
+    )
+    states, history = [], []
+    for workers in (0, 2):
+        learner = geoxr.SemanticSegmentationLearner(
+            small_cfg(num_workers=workers, batch_size=4),
+            train_ds=subset,
+            valid_ds=geoxr.GeoDataset(valid.scene, valid.windows[:8], normalize=train.normalize),
+            output_dir=tmp_path / str(workers),
+            progress=False,
+        )
+        iterators.clear()
+        history.append(learner.train(1)[0])
+        assert len(iterators) == 2  # one each for training and validation
+        states.append(learner.model.state_dict())
+    for name, value in states[0].items():
+        torch.testing.assert_close(states[1][name], value, rtol=0, atol=0)
+    assert history[0]["train_loss"] == history[1]["train_loss"]
+    assert history[0]["valid_loss"] == history[1]["valid_loss"]
+
+
+def test_validation_loss_with_class_weights_is_the_same_for_any_batch_size(
+    tmp_path, nc_datasets, small_cfg, nc_class_config
+):
+    # Batches were averaged by their labelled pixels, not by their weights.
+    train, valid = nc_datasets
+    weights = tuple(float(c + 1) for c in range(len(nc_class_config)))
+    subset = geoxr.GeoDataset(valid.scene, valid.windows[:8], normalize=train.normalize)
+    losses = []
+    for batch_size in (1, 3, 8):
+        learner = geoxr.SemanticSegmentationLearner(
+            small_cfg(class_weights=weights, batch_size=batch_size),
+            output_dir=tmp_path,
+            progress=False,
+            resume=False,
+        )
+        losses.append(learner.validate(subset)["valid_loss"])
+    assert losses[0] == pytest.approx(losses[2], rel=1e-6)
+    assert losses[1] == pytest.approx(losses[2], rel=1e-6)
+
+
+def test_onecycle_past_its_epochs_and_a_changed_custom_model_are_clear_errors(
+    tmp_path, nc_datasets, small_cfg
+):
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:4], normalize=train.normalize)
+    cfg = small_cfg(lr_schedule="onecycle", num_epochs=1, batch_size=4)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path / "a", progress=False
+    )
+    with pytest.raises(geoxr.ConfigError, match=r"onecycle LR schedule spans num_epochs=1"):
+        learner.train(2)  # torch's ValueError came mid-epoch, after unsaved steps
+    assert learner.epoch == 0 and not (tmp_path / "a" / "checkpoint.pt").exists()
+    model = torch.nn.Conv2d(6, 8, 3, padding=1)
+    geoxr.SemanticSegmentationLearner(
+        small_cfg(), model=model, train_ds=subset, output_dir=tmp_path / "b", progress=False
+    ).train(1)
+    with pytest.raises(
+        geoxr.ConfigError, match=r"(?s)holds the weights of another model .*resume=False"
+    ):
+        geoxr.SemanticSegmentationLearner(
+            small_cfg(),
+            model=torch.nn.Conv2d(6, 8, 5, padding=2),
+            train_ds=subset,
+            output_dir=tmp_path / "b",
+            progress=False,
+        )
+
+
+def test_an_epoch_without_a_learnable_batch_has_no_loss_and_history_survives_a_crash(
+    tmp_path, nc_datasets, small_cfg, nc_class_config, monkeypatch
+):
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:4], normalize=train.normalize)
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(batch_size=4), train_ds=subset, output_dir=tmp_path, progress=False
+    )
+    monkeypatch.setattr(learner, "_loss_weight", lambda y, loss_fn: 0.0)
+    assert np.isnan(learner.train(1)[0]["train_loss"])  # was 0.0, a perfect loss
+    assert json.loads((tmp_path / "history.json").read_text())[0]["train_loss"] is None
+    # A crash right after the checkpoint of epoch 2 was written kept no history of it.
+    monkeypatch.undo()
+    real_atomic = learner_module._atomic
+
+    def write_then_crash(path, write):
+        real_atomic(path, write)
+        if path.name == "checkpoint.pt":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(learner_module, "_atomic", write_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        learner.train(2)
+    monkeypatch.undo()
+    resumed = geoxr.SemanticSegmentationLearner(
+        small_cfg(batch_size=4), train_ds=subset, output_dir=tmp_path, progress=False
+    )
+    assert resumed.epoch == 2 and [r["epoch"] for r in resumed.history] == [1, 2]

@@ -405,3 +405,51 @@ def test_spawned_workers_give_identical_batches(nc_scene):
     assert len(spawned) == len(reference) == 2
     for (x, y), (rx, ry) in zip(spawned, reference, strict=True):
         assert torch.equal(x, rx) and torch.equal(y, ry)
+
+
+def test_a_resized_mask_labels_the_resized_images_pixels(nc_scene):
+    # The mask was resized top-left aligned ('nearest'), the image centre aligned
+    # (bilinear, align_corners=False): at 4x the mask sat 1.5 pixels up and left.
+    window = Window(100, 100, 64, 64)
+    small = GeoDataset(nc_scene, [window], out_size=16)
+    full = GeoDataset(nc_scene, [window])
+    mask = small[0].mask
+    whole = full[0].mask
+    # Output pixel i covers source pixels 4i..4i+3: its centre lies between 4i+1 and 4i+2.
+    np.testing.assert_array_equal(mask.numpy(), whole.numpy()[2::4, 2::4])
+    image = small[0].image
+    # Bilinear at 4x samples 4i + 1.5: the mean of source pixels 4i+1 and 4i+2 on each axis.
+    centres = torch.nn.functional.avg_pool2d(full[0].image[None, :, 1:, 1:], 2, stride=4)[0]
+    torch.testing.assert_close(image, centres)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"normalize": "Stats"}, geoxr.ConfigError, r"normalize='Stats': expected BandStats"),
+        (
+            {"normalize": geoxr.BandStats((1.0,) * 3, (1.0,) * 3)},
+            geoxr.BandCountError,
+            r"statistics of 3 bands, but scene .* has 6",
+        ),
+        ({"out_size": 0}, geoxr.ConfigError, r"out_size must be at least 1 pixel"),
+        ({"out_size": 32.0}, geoxr.WindowError, r"out_size must be an int"),
+    ],
+)
+def test_bad_normalize_or_out_size_is_refused_at_construction(nc_scene, kwargs, error, match):
+    # They failed on the first sample read (perhaps in a worker) with raw errors.
+    with pytest.raises(error, match=match):
+        GeoDataset(nc_scene, [Window(0, 0, 32, 32)], **kwargs)
+
+
+def test_sliding_dataset_takes_size_and_stride_as_lists(nc_scene):
+    # sliding_windows takes them; the dataset compared a list with an int (TypeError).
+    ds = SemanticSegmentationSlidingWindowGeoDataset(
+        nc_scene, size=[32, 48], stride=np.array([32, 48])
+    )
+    assert (
+        ds.windows
+        == SemanticSegmentationSlidingWindowGeoDataset(
+            nc_scene, size=(32, 48), stride=(32, 48)
+        ).windows
+    )
