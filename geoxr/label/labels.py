@@ -10,8 +10,9 @@ import dask.array as da
 import numpy as np
 import shapely
 import xarray as xr
+from dask.base import tokenize
 
-from geoxr.errors import CRSMismatchError, LabelsError, WindowError
+from geoxr.errors import ClassConfigError, CRSMismatchError, LabelsError, WindowError
 from geoxr.grid import Grid, Window, aoi_union, window_of_block
 from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.label.class_config import ClassConfig
@@ -68,19 +69,58 @@ def checked_class_ids(
     ClassConfigError naming ``label``, instead of passing on (a COG's uint8 would
     wrap it round; a confusion matrix would drop it). NaN is no id: it passes.
     """
-    return da.asarray(ids).map_blocks(
-        _checked_block, class_config=class_config, label=label, fix=fix, skip=tuple(skip)
+    arr = da.asarray(ids)
+    return arr.map_blocks(
+        _checked_block,
+        class_config=class_config,
+        label=label,
+        fix=fix,
+        skip=tuple(skip),
+        # The label only names the input in an error: the same ids checked are one task,
+        # wherever they are written (a store's job must not depend on how its path is spelt).
+        name="geoxr-checked-ids-" + tokenize(arr.name, class_config, fix, tuple(skip)),
     )
 
 
 def class_ids_to_write(labels: SemanticSegmentationLabels, output: str) -> da.Array:
-    """What a writer writes of ``labels``' class ids: checked block by block (see above)."""
-    return checked_class_ids(
+    """What a writer writes of ``labels``' class ids: checked block by block (see above).
+
+    Float ids (a raster read with ``masked=True``) become integers, NaN the null class;
+    ids that are not whole numbers raise a ClassConfigError.
+    """
+    label = f"Labels written to {output!r}"
+    ids = checked_class_ids(
         labels.class_ids.data,
         labels.class_config,
-        label=f"Labels written to {output!r}",
+        label=label,
         fix="Give class ids that are positions in the labels' class config.",
     )
+    if ids.dtype.kind != "f":
+        return ids
+    dtype = np.dtype(np.uint8 if len(labels.class_config) <= 256 else np.int32)
+    return da.map_blocks(
+        _integer_ids,
+        ids,
+        null_class_id=labels.null_class_id,
+        label=label,
+        into=dtype,
+        dtype=dtype,
+        name="geoxr-integer-ids-" + tokenize(ids.name, labels.null_class_id, dtype),
+    )
+
+
+def _integer_ids(
+    block: np.ndarray, *, null_class_id: int, label: str, into: np.dtype
+) -> np.ndarray:
+    """Float class ids as integers: NaN (no label) the null class; fractions refused."""
+    missing = np.isnan(block)
+    fractions = block[~missing & (block != np.round(block))]
+    if fractions.size:
+        raise ClassConfigError(
+            f"{label}: class ids {np.unique(fractions)[:10].tolist()} are not whole numbers. "
+            "Give integer class ids (NaN where there is no label)."
+        )
+    return np.where(missing, null_class_id, block).astype(into)
 
 
 def _checked_block(
@@ -149,6 +189,12 @@ class SemanticSegmentationLabels:
     @scores.setter
     def scores(self, scores: xr.DataArray | None) -> None:
         self._check_grid("scores", scores)
+        n = len(self.class_config)
+        if scores is not None and (scores.ndim != 3 or scores.shape[0] != n):
+            raise LabelsError(
+                f"Scores of shape {scores.shape} {scores.dims}: expected ({n}, y, x), one "
+                f"channel per class of {list(self.class_config.names)} (null class included)."
+            )
         self._scores = scores
         self._argmax_ids: xr.DataArray | None = None  # of these scores, when asked for
 

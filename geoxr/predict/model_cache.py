@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from dask.base import tokenize
 from torch import nn
 
 from geoxr._files import file_identity
 from geoxr._fork_safe_lock import ForkSafeLock
+from geoxr.errors import ConfigError
 from geoxr.learn import SemanticSegmentationLearner
 
 __all__ = ["ModelRef", "load_cached", "loads_so_far"]
@@ -48,6 +50,14 @@ class ModelRef:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "factory_token", tokenize(self.model_factory))
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError) as exc:
+                raise ConfigError(
+                    f"device {self.device!r} is no torch device ({exc}); give e.g. 'cpu', "
+                    "'cuda' or 'cuda:1', or None for CUDA where available."
+                ) from exc
 
     @classmethod
     def of(
@@ -58,6 +68,27 @@ class ModelRef:
     ) -> ModelRef:
         """A reference to a bundle on disk (absolute path)."""
         return cls(str(Path(path).resolve()), device, model_factory)
+
+
+def check_device(device: str | None) -> None:
+    """Raise a ConfigError if this process has no ``device`` (a GPU it lacks).
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    """
+    if device is None:
+        return
+    kind = torch.device(device)
+    count = torch.cuda.device_count() if kind.type == "cuda" else None
+    missing = (count is not None and (kind.index or 0) >= count) or (
+        kind.type == "mps" and not torch.backends.mps.is_available()
+    )
+    if missing:
+        raise ConfigError(
+            f"device {device!r} is not available here ({torch.cuda.device_count()} CUDA "
+            "devices). Give device='cpu', or None to use CUDA where a worker has it."
+        )
 
 
 def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
@@ -75,6 +106,7 @@ def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:
         with _lock:
             cached = _cache.get(key)
             if cached is None or cached[0] != identity:
+                check_device(ref.device)
                 model = None if ref.model_factory is None else ref.model_factory()
                 learner = SemanticSegmentationLearner.from_model_bundle(
                     ref.bundle_path,

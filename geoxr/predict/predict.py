@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from geoxr.learn.bundle import read_bundle_config
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.predict.blocks import predict_block
 from geoxr.predict.bundle_ref import bundle_and_token
-from geoxr.predict.model_cache import ModelRef
+from geoxr.predict.model_cache import ModelRef, check_device
 from geoxr.read import RasterSource
 
 __all__ = ["block_chunks", "predict_scene"]
@@ -65,6 +66,19 @@ def _check_arguments(
         raise ConfigError(
             f"dtype {dtype!r}: scores are probabilities in [0, 1]; give 'float32' or 'float16'."
         )
+
+
+def _on_a_cluster() -> bool:
+    """Whether a ``dask.distributed`` client is active (its workers may have other devices)."""
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import default_client
+
+    try:
+        default_client()
+    except ValueError:
+        return False
+    return True
 
 
 def predict_scene(
@@ -128,7 +142,9 @@ def predict_scene(
         If ``stride`` is not in ``1..chip_size``, or the model takes other bands.
     ConfigError
         If ``chip_size``, ``batch_size`` or ``block_size`` is not an int >= 1,
-        ``dtype`` is not a float dtype, or a custom model comes without ``model_factory``.
+        ``dtype`` is not a float dtype, a custom model comes without ``model_factory``,
+        or ``device`` is no torch device (or, without a dask.distributed client, one
+        this machine lacks).
 
     Returns
     -------
@@ -158,6 +174,8 @@ def predict_scene(
     classes = cfg.class_config.ensure_null_class()
     out_dtype = np.dtype(dtype)
     model = ModelRef.of(bundle, device, model_factory)
+    if not _on_a_cluster():  # this machine's device is the workers'
+        check_device(device)
     run_block = partial(
         predict_block,
         source=raster_source,

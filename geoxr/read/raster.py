@@ -147,7 +147,10 @@ class RasterioSource(RasterSource):
         self.label = (
             paths[0] if len(paths) == 1 else f"mosaic of {len(paths)} files ({paths[0]}, ...)"
         )
-        self._path = paths[0] if len(paths) == 1 else mosaic_vrt(paths)
+        # Local files by absolute path: a worker in another directory opens the same file,
+        # and the same file given two ways is the same work (dask token).
+        local = [os.path.abspath(p) if file_identity(p) is not None else p for p in paths]
+        self._path = local[0] if len(local) == 1 else mosaic_vrt(local)
         with open_checked(self._path, label=self.label) as ds:
             file_grid = describe(ds, label=self.label)
             count, dtype = ds.count, np.dtype(ds.dtypes[0])
@@ -167,7 +170,7 @@ class RasterioSource(RasterSource):
             crop = resolve_bbox(file_bbox, file_grid, label=self.label)
             if crop != file_grid.extent:
                 file_crop = crop
-                self._path = mosaic_vrt(paths, crop=crop, nodata=nodata)
+                self._path = mosaic_vrt(local, crop=crop, nodata=nodata)
         self._file_grid = file_grid
         if Resampling.__members__.get(resampling) is None:
             raise ConfigError(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,8 +20,8 @@ from affine import Affine
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window as RioWindow
 
-from geoxr.errors import IncompleteOutputError, LabelsError, OutputPathError
-from geoxr.grid import Window
+from geoxr.errors import ConfigError, IncompleteOutputError, LabelsError, OutputPathError
+from geoxr.grid import Window, non_integers
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.label.labels import class_ids_to_write
 from geoxr.read import RasterioSource
@@ -143,6 +145,21 @@ def _make_cog(
     )
 
 
+def _move_into_place(built: Path, final: Path) -> None:
+    """Rename ``built`` to ``final``; across file systems, by a copy beside ``final`` first."""
+    try:
+        os.replace(built, final)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        beside = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
+        try:
+            shutil.copyfile(built, beside)
+            os.replace(beside, final)
+        finally:
+            beside.unlink(missing_ok=True)
+
+
 # Each tile is written once, then read once by the COG conversion: GDAL's block cache
 # (5% of RAM by default) would keep them, growing with the scene, so it is capped while
 # the COGs are written, as while prediction blocks read.
@@ -188,8 +205,15 @@ def write_cog_labels(
         file is where one of their parent directories goes, or both are one path.
     LabelsError
         If ``scores_path`` is given for labels without scores.
+    ConfigError
+        If ``blocksize`` is not a positive multiple of 16.
     """
     path = Path(path)
+    if non_integers([blocksize]) or blocksize < 16 or blocksize % 16:
+        raise ConfigError(
+            f"blocksize {blocksize!r}: COG tiles are a positive multiple of 16 pixels (GDAL's "
+            "rule); give e.g. blocksize=512."
+        )
     check_output_path(path, what="COG path")
     if scores_path is not None:
         check_output_path(Path(scores_path), what="Scores COG path")
@@ -256,19 +280,19 @@ def write_cog_labels(
             for dst in (dst for output_handles in handles for dst in output_handles):
                 dst.close()
         cogs = []
-        for output, paths in zip(outputs, levels, strict=True):
+        for index, (output, paths) in enumerate(zip(outputs, levels, strict=True)):
             write_remaining_levels(paths, blockwise + 1, average=output.average)
             source = paths[0]
             if overview_levels:
                 source = overview_vrt(paths[0], paths[1:], paths[0].with_suffix(".vrt"))
-            cog = work / f"{output.path.name}.cog"
+            cog = work / f"{index}.cog"  # two outputs may share a file name
             _make_cog(
                 source, cog, output=output, overviews=bool(overview_levels), blocksize=blocksize
             )
             cogs.append((cog, output.path))
         for cog, final in reversed(cogs):  # every COG built; scores first, class ids last
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(cog, final)
+            _move_into_place(cog, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return path

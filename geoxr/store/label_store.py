@@ -11,7 +11,7 @@ from geoxr.errors import OutputPathError
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.store._paths import check_output_path
 from geoxr.store.cog import read_cog_labels, write_cog_labels
-from geoxr.store.vector import check_vector_path, write_vector_labels
+from geoxr.store.vector import check_vector_path, vector_class_ids, write_vector_labels
 from geoxr.store.zarr import read_zarr_labels, write_zarr_labels
 
 __all__ = ["SemanticSegmentationLabelStore", "VectorOutput"]
@@ -25,8 +25,8 @@ class VectorOutput:
     ----------
     uri : str
         ``.geojson``, ``.gpkg`` or ``.parquet`` path.
-    class_ids : tuple of int, optional
-        Classes to polygonize; default all but null.
+    class_ids : tuple of int or str, optional
+        Classes to polygonize, by id or name; default all but null.
     simplify : float
         Simplification tolerance in map units.
     min_area : float
@@ -34,7 +34,7 @@ class VectorOutput:
     """
 
     uri: str
-    class_ids: tuple[int, ...] | None = None
+    class_ids: tuple[int | str, ...] | None = None
     simplify: float = 0.0
     min_area: float = 0.0
 
@@ -98,12 +98,17 @@ class SemanticSegmentationLabelStore:
         OutputPathError
             Before any compute, if an output path cannot be written, a COG's
             ``-scores.tif`` included (see :func:`~geoxr.store.vector.check_vector_path`).
+        ClassConfigError, ConfigError
+            Before any compute, if the vector output's classes or options are not
+            ones :func:`~geoxr.store.vector.vector_class_ids` takes.
         """
         check_output_path(self.uri, what="Label store", directory=self.format == "zarr")
         if self.format == "cog":  # written, or replaced by nothing (see below)
             check_output_path(self._scores_sidecar, what="Label store scores COG")
         if self.vector_output is not None:
-            check_vector_path(self.vector_output.uri)
+            v = self.vector_output
+            check_vector_path(v.uri)
+            vector_class_ids(labels, v.class_ids, simplify=v.simplify, min_area=v.min_area)
         if self.format == "zarr":
             write_zarr_labels(
                 labels,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -14,13 +15,13 @@ import pandas as pd
 import shapely
 
 from geoxr._rasterio_features import shapes
-from geoxr.errors import OutputPathError
-from geoxr.grid import Grid, Window
+from geoxr.errors import ClassConfigError, ConfigError, OutputPathError
+from geoxr.grid import Grid, Window, non_integers
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
 from geoxr.store._paths import check_output_path
 
-__all__ = ["check_vector_path", "polygonize_block", "write_vector_labels"]
+__all__ = ["check_vector_path", "polygonize_block", "vector_class_ids", "write_vector_labels"]
 
 _DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
 _PARQUET = (".parquet", ".geoparquet")
@@ -70,11 +71,66 @@ def _polygonize_ids_block(
     return polygonize_block(blocks["ids"], grid, window, class_ids)
 
 
+def vector_class_ids(
+    labels: SemanticSegmentationLabels,
+    class_ids: Iterable[int | str] | None,
+    *,
+    simplify: float = 0.0,
+    min_area: float = 0.0,
+) -> list[int]:
+    """The class ids :func:`write_vector_labels` polygonizes: ids or names, the null class left out.
+
+    Raises
+    ------
+    ClassConfigError
+        If ``class_ids`` names a class the labels' class config does not have.
+    ConfigError
+        If ``simplify`` or ``min_area`` is not a number >= 0.
+
+    Examples
+    --------
+    >>> from geoxr.grid import Grid
+    >>> from geoxr.label import ClassConfig
+    >>> from affine import Affine
+    >>> from rasterio.crs import CRS
+    >>> grid = Grid(CRS.from_epsg(32616), Affine(1, 0, 0, 0, -1, 2), (2, 2))
+    >>> labels = SemanticSegmentationLabels(
+    ...     grid=grid,
+    ...     class_config=ClassConfig(["land", "forest", "water"]),
+    ...     class_ids=grid.wrap(np.zeros((2, 2), np.uint8), dims=("y", "x")),
+    ... )
+    >>> vector_class_ids(labels, [1, "water"]), vector_class_ids(labels, None)
+    ([1, 2], [0, 1, 2])
+    """
+    for name, value in (("simplify", simplify), ("min_area", min_area)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be a number >= 0 (map units), got {value!r}.")
+    names = list(labels.class_config.names)
+    chosen = range(len(names)) if class_ids is None else class_ids
+    ids: list[int] = []
+    unknown: list[object] = []
+    for choice in chosen:
+        if isinstance(choice, str) and choice in names:
+            ids.append(names.index(choice))
+        elif (
+            not isinstance(choice, str) and not non_integers([choice]) and 0 <= choice < len(names)
+        ):
+            ids.append(int(choice))
+        else:
+            unknown.append(choice)
+    if unknown:
+        raise ClassConfigError(
+            f"class_ids {unknown!r} are neither ids (0..{len(names) - 1}) nor names of the "
+            f"labels' classes {names}. Give ids or names of those classes."
+        )
+    return [i for i in ids if i != labels.null_class_id]
+
+
 def write_vector_labels(
     labels: SemanticSegmentationLabels,
     path: str | os.PathLike[str],
     *,
-    class_ids: Sequence[int] | None = None,
+    class_ids: Sequence[int | str] | None = None,
     simplify: float = 0.0,
     min_area: float = 0.0,
 ) -> Path:
@@ -89,8 +145,8 @@ def write_vector_labels(
         Labels with class ids.
     path : str or path
         ``.geojson``, ``.parquet``/``.geoparquet`` or ``.gpkg``; in the scene CRS.
-    class_ids : sequence of int, optional
-        Classes to write; default all but the null class.
+    class_ids : sequence of int or str, optional
+        Classes to write, by id or name; default all but the null class.
     simplify : float
         Douglas-Peucker tolerance in map units (0: pixel-exact outlines).
     min_area : float
@@ -100,14 +156,14 @@ def write_vector_labels(
     ------
     OutputPathError
         Before any compute, if ``path`` is not one :func:`check_vector_path` takes.
+    ClassConfigError
+        If ``class_ids`` names a class the labels' class config does not have.
+    ConfigError
+        If ``simplify`` or ``min_area`` is negative.
     """
     path = check_vector_path(path)
     suffix = path.suffix.lower()
-    wanted = [
-        i
-        for i in (class_ids if class_ids is not None else range(len(labels.class_config)))
-        if i != labels.null_class_id
-    ]
+    wanted = vector_class_ids(labels, class_ids, simplify=simplify, min_area=min_area)
     tasks = map_blocks_delayed(
         partial(_polygonize_ids_block, grid=labels.grid, class_ids=wanted),
         {"ids": da.asarray(labels.class_ids.data)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Hashable
 from functools import partial
 from pathlib import Path
@@ -143,7 +144,7 @@ def write_zarr_labels(
     OutputPathError
         If ``path`` is in a file.
     """
-    path = Path(path)
+    path = Path(os.path.abspath(path))  # "a/../b.zarr" too: its work directory is beside it
     check_output_path(path, what="Zarr store path", directory=True)
     ds = _dataset(labels, scores=scores, output=str(path))
     ids_chunks = ds["class_id"].chunks or tuple((n,) for n in ds["class_id"].shape)
@@ -161,76 +162,127 @@ def write_zarr_labels(
     for var in ds.data_vars.values():
         var.encoding.pop("grid_mapping", None)
         var.attrs["grid_mapping"] = "spatial_ref"  # CF: where the CRS lives
-    geoxr_store = _is_geoxr_store(path)
-    if path.exists() and not geoxr_store and not _is_empty_dir(path):
+    if path.exists() and not _is_geoxr_store(path) and not _is_empty_dir(path):
         raise IncompleteOutputError(
             f"Zarr store path {str(path)!r} holds something that is not a geoxr label store "
             f"({'a file' if path.is_file() else 'a directory of other files'}); geoxr replaces "
             "only its own stores. Choose another path, or remove it first."
         )
-    if geoxr_store and resume:
-        root = zarr.open_group(str(path), mode="r")
-        if root.attrs.get(JOB_ATTR) != token:
+    work = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+    if resume and _attrs(path).get(COMPLETE_ATTR):
+        if _attrs(path).get(JOB_ATTR) != token:
             raise IncompleteOutputError(
                 f"Zarr store {str(path)!r} holds the output of another prediction job. Write "
                 "to a new path, or pass resume=False to replace it."
             )
-        if root.attrs.get(COMPLETE_ATTR):
-            return path
-        if PROGRESS not in root:  # killed before its bookkeeping existed: nothing was written
-            return write_zarr_labels(
-                labels, path, scores=scores, resume=False, progress=progress, on_block=on_block
-            )
-        done = np.asarray(zarr.open_array(f"{path}/{PROGRESS}", mode="r")[...]).astype(bool)
-        for leftover in path.rglob(f"*{PARTIAL_SUFFIX}"):  # of chunk writes killed midway
+        return path
+    if resume and _attrs(path).get(JOB_ATTR) == token and not work.exists():
+        os.replace(path, work)  # this job's store, unfinished in place (a crash mid-swap)
+    attrs = _attrs(work) if resume else {}
+    if attrs.get(JOB_ATTR) == token and attrs.get(COMPLETE_ATTR):
+        done = None  # finished, killed before it took the store's place
+    elif attrs.get(JOB_ATTR) == token and PROGRESS in zarr.open_group(str(work), mode="r"):
+        done = np.asarray(zarr.open_array(f"{work}/{PROGRESS}", mode="r")[...]).astype(bool)
+        for leftover in work.rglob(f"*{PARTIAL_SUFFIX}"):  # of chunk writes killed midway
             leftover.unlink()
     else:
-        if path.exists():
-            shutil.rmtree(path)
-        encoding: dict[Hashable, dict[str, Any]] = {
-            name: {"chunks": (*var.shape[:-2], chunks[0][0], chunks[1][0])}
-            for name, var in ds.data_vars.items()
-        }
-        if "scores" in encoding:
-            # Float scores barely compress. LZ4 on bit-shuffled floats keeps 0.80 of the
-            # bytes at no more CPU than writing them raw (16-20 ms per 3 x 1024² block);
-            # byte shuffle keeps 0.84 at 1.5-2x the CPU, zstd 0.80 at 2x.
-            encoding["scores"]["compressors"] = (
-                BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle"),
-            )
-        ds.attrs[JOB_ATTR] = token
-        # Metadata and coordinates only (data comes block by block): a template of lazy
-        # zeros, so xarray does not build a write graph of the whole prediction.
-        xr.zeros_like(ds).to_zarr(
-            path, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding
+        done = _create(ds, work, token, chunks)
+    if done is not None:
+        _write_blocks(ds, work, done, progress=progress, on_block=on_block)
+    _take_place(work, path)
+    return path
+
+
+def _attrs(path: Path) -> dict[str, Any]:
+    """The root attributes of a Zarr store geoxr wrote at ``path`` (empty if none)."""
+    if not _is_geoxr_store(path):
+        return {}
+    return dict(zarr.open_group(str(path), mode="r").attrs)
+
+
+def _create(
+    ds: xr.Dataset, work: Path, token: str, chunks: tuple[tuple[int, ...], tuple[int, ...]]
+) -> np.ndarray:
+    """A new store at ``work`` with the metadata, coordinates and bookkeeping of ``ds``.
+
+    Returns the blocks already done: none.
+    """
+    if work.exists():
+        shutil.rmtree(work)
+    encoding: dict[Hashable, dict[str, Any]] = {
+        name: {"chunks": (*var.shape[:-2], chunks[0][0], chunks[1][0])}
+        for name, var in ds.data_vars.items()
+    }
+    if "scores" in encoding:
+        # Float scores barely compress. LZ4 on bit-shuffled floats keeps 0.80 of the
+        # bytes at no more CPU than writing them raw (16-20 ms per 3 x 1024² block);
+        # byte shuffle keeps 0.84 at 1.5-2x the CPU, zstd 0.80 at 2x.
+        encoding["scores"]["compressors"] = (
+            BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle"),
         )
-        root = zarr.open_group(str(path), mode="r+")
-        root.create_array(
-            PROGRESS,
-            shape=(len(chunks[0]), len(chunks[1])),
-            chunks=(1, 1),
-            dtype="uint8",
-            fill_value=0,
-        )
-        done = np.zeros((len(chunks[0]), len(chunks[1])), bool)
+    template = xr.zeros_like(ds)
+    template.attrs[JOB_ATTR] = token
+    # Metadata and coordinates only (data comes block by block): a template of lazy
+    # zeros, so xarray does not build a write graph of the whole prediction.
+    template.to_zarr(
+        work, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding
+    )
+    root = zarr.open_group(str(work), mode="r+")
+    root.create_array(
+        PROGRESS,
+        shape=(len(chunks[0]), len(chunks[1])),
+        chunks=(1, 1),
+        dtype="uint8",
+        fill_value=0,
+    )
+    return np.zeros((len(chunks[0]), len(chunks[1])), bool)
+
+
+def _write_blocks(
+    ds: xr.Dataset,
+    work: Path,
+    done: np.ndarray,
+    *,
+    progress: bool,
+    on_block: BlockCallback | None,
+) -> None:
+    """Compute and write the blocks not ``done``, then mark the store complete."""
     # Metadata read once here, not in every block task; the chunk writers pickle as
     # paths, chunk shapes and codecs, so distributed workers get them as they are.
     # Every block is predicted, so every chunk is written, even one equal to the fill
     # value (zarr would compare each chunk with it first: a pass over the chunk).
     variables = {str(name): var.data for name, var in ds.data_vars.items()}
-    targets = {name: ChunkFiles(zarr.open_array(f"{path}/{name}", mode="r")) for name in variables}
-    progress_files = ChunkFiles(zarr.open_array(f"{path}/{PROGRESS}", mode="r"))
+    targets = {name: ChunkFiles(zarr.open_array(f"{work}/{name}", mode="r")) for name in variables}
+    progress_files = ChunkFiles(zarr.open_array(f"{work}/{PROGRESS}", mode="r"))
     tasks = map_blocks_delayed(
         partial(_write_block, targets=targets, done=progress_files, on_block=on_block),
         variables,
     )
     todo = {block: task for block, task in tasks.items() if not done[block]}
-    compute_blocks(todo, progress=progress, desc=f"writing {len(todo)} blocks to {path}")
-    root = zarr.open_group(str(path), mode="r+")
+    compute_blocks(
+        todo,
+        progress=progress,
+        desc=f"writing {len(todo)} blocks to {work.name[1 : -len(PARTIAL_SUFFIX)]}",
+    )
+    root = zarr.open_group(str(work), mode="r+")
     root.attrs[COMPLETE_ATTR] = True
     if PROGRESS in root:
         del root[PROGRESS]  # bookkeeping of an unfinished run; the marker above says it all
-    return path
+
+
+def _take_place(work: Path, path: Path) -> None:
+    """Put the finished store at ``work`` in the place of whatever ``path`` holds.
+
+    The store ``path`` held stays whole until a rename replaces it (labels may be
+    read from it while they are written), so a crash leaves either it or the new one.
+    """
+    if path.exists():
+        old = path.with_name(f".{path.name}.replaced-{uuid.uuid4().hex}")
+        os.replace(path, old)
+        os.replace(work, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(work, path)
 
 
 def read_zarr_labels(path: str | os.PathLike[str]) -> SemanticSegmentationLabels:

@@ -387,3 +387,15 @@ def test_a_learners_temporary_bundle_goes_with_its_process_and_keeps_its_keys(tm
     # The same model gets the same dask keys in another process (a Zarr store it was
     # writing resumes), and the same scores.
     assert runs[0] == runs[1] and runs[0][0].startswith("geoxr-predict-")
+
+
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [("tpu", r"device 'tpu' is no torch device"), ("cuda:7", r"device 'cuda:7' is not available")],
+)
+def test_a_device_torch_lacks_is_refused_when_predict_scene_is_called(
+    nc_bundle, nc_stack, device, match
+):
+    # It failed inside the first block task, with torch's raw error.
+    with pytest.raises(geoxr.ConfigError, match=match):
+        geoxr.predict_scene(nc_bundle, geoxr.RasterioSource(nc_stack), device=device)

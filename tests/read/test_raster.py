@@ -465,3 +465,18 @@ def test_cast_transformer_chip_equals_lazy_data_float_to_uint8(nc_stack):
     values = lazy.isel(window.isel()).values
     np.testing.assert_array_equal(values[~chip.mask], chip.data[~chip.mask])
     assert (values[chip.mask] == lazy.rio.nodata).all()
+
+
+def test_a_file_given_by_relative_or_absolute_path_is_the_same_work(rgb_byte, monkeypatch):
+    # The path was tokenized as given: a prediction job of the same image opened by
+    # another spelling of its path was another job (its Zarr store would not resume).
+    from dask.base import tokenize
+
+    monkeypatch.chdir(rgb_byte.parent)
+    relative = RasterioSource(rgb_byte.name)
+    assert tokenize(relative) == tokenize(RasterioSource(rgb_byte))
+    assert relative.uris == [rgb_byte.name]  # as given
+    monkeypatch.chdir("/")  # opened from anywhere, as a worker in another directory would
+    np.testing.assert_array_equal(
+        relative.read(Window(0, 0, 8, 8)), RasterioSource(rgb_byte).read(Window(0, 0, 8, 8))
+    )

@@ -1,3 +1,5 @@
+import errno
+import os
 from functools import partial
 from pathlib import Path
 
@@ -376,3 +378,108 @@ def test_a_vector_output_without_polygons_has_the_columns_of_one_with(
         info = [pyogrio.read_info(p) for p in (full_path, empty_path)]
         assert [i["geometry_type"] for i in info] == ["Polygon", "Polygon"]
         assert [list(i["dtypes"]) for i in info] == [["int64", "object"]] * 2
+
+
+def test_ids_and_scores_cogs_of_one_file_name_in_two_folders(tmp_path, nc_labels):
+    # Both were built as '<name>.cog' in one work folder: the scores replaced the ids,
+    # and a raw FileNotFoundError came after the scores had been moved into place.
+    ids_path, scores_path = tmp_path / "ids" / "scene.tif", tmp_path / "scores" / "scene.tif"
+    write_cog_labels(nc_labels, ids_path, scores_path=scores_path, blocksize=128, progress=False)
+    with rasterio.open(ids_path) as ids, rasterio.open(scores_path) as scores:
+        assert (ids.count, ids.dtypes[0], scores.count, scores.dtypes[0]) == (
+            1,
+            "uint8",
+            len(nc_labels.class_config),
+            "float32",
+        )
+    back = read_cog_labels(ids_path, scores_path=scores_path)
+    np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
+
+
+@pytest.mark.parametrize("blocksize", [0, -16, 100, 24.0])
+def test_a_blocksize_gdal_cannot_tile_is_refused(tmp_path, nc_land_cover, blocksize):
+    # -16 looped for ever planning overviews; 100 gave a raw RasterBlockError.
+    with pytest.raises(geoxr.ConfigError, match=r"positive multiple of 16"):
+        write_cog_labels(nc_land_cover, tmp_path / "ids.tif", blocksize=blocksize, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_float_class_ids_with_nan_are_written_as_the_null_class(tmp_path, nc_land_cover):
+    # As rioxarray's masked reads give them. The uint8 cast made NaN class 0.
+    null = nc_land_cover.null_class_id
+    ids = nc_land_cover.class_ids.astype(np.float32)
+    ids = ids.where(ids != 1)  # class 1 unlabelled: NaN
+    floats = geoxr.SemanticSegmentationLabels(
+        grid=nc_land_cover.grid, class_config=nc_land_cover.class_config, class_ids=ids
+    )
+    expected = np.where(nc_land_cover.class_ids.values == 1, null, nc_land_cover.class_ids.values)
+    write_cog_labels(floats, tmp_path / "ids.tif", blocksize=128, progress=False)
+    np.testing.assert_array_equal(read_cog_labels(tmp_path / "ids.tif").class_ids.values, expected)
+    write_zarr_labels(floats, tmp_path / "ids.zarr", scores=False, progress=False)
+    back = geoxr.store.read_zarr_labels(tmp_path / "ids.zarr").class_ids
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back.values, expected)
+    fractional = floats.class_ids.where(floats.class_ids != 2, 2.5)
+    halves = geoxr.SemanticSegmentationLabels(
+        grid=floats.grid, class_config=floats.class_config, class_ids=fractional
+    )
+    with pytest.raises(geoxr.ClassConfigError, match=r"class ids \[2\.5\] are not whole numbers"):
+        write_cog_labels(halves, tmp_path / "halves.tif", blocksize=128, progress=False)
+    assert not (tmp_path / "halves.tif").exists()
+
+
+def test_scores_with_another_class_count_are_refused(nc_labels):
+    # They were written, and a COG of them could not be read back (a raw xarray error).
+    with pytest.raises(LabelsError, match=r"expected \(8, y, x\), one channel per class"):
+        geoxr.SemanticSegmentationLabels(
+            grid=nc_labels.grid,
+            class_config=nc_labels.class_config,
+            scores=nc_labels.scores[:-1],
+        )
+
+
+def test_vector_classes_by_id_or_name_and_bad_ones_refused(tmp_path, nc_land_cover):
+    # Bad ids, names and negative options wrote an empty file that looked finished.
+    names = list(nc_land_cover.class_config.names)
+    by_name = write_vector_labels(nc_land_cover, tmp_path / "a.gpkg", class_ids=[names[1], 2])
+    by_id = write_vector_labels(nc_land_cover, tmp_path / "b.gpkg", class_ids=[1, 2])
+    a, b = gpd.read_file(by_name), gpd.read_file(by_id)
+    assert len(a) > 0 and set(a.class_id) == {1, 2}
+    assert a.geometry.area.sum() == pytest.approx(b.geometry.area.sum())
+    for bad in ([99], [-1], ["no such class"], [1.5]):
+        with pytest.raises(geoxr.ClassConfigError, match=r"neither ids \(0\.\.7\) nor names"):
+            write_vector_labels(nc_land_cover, tmp_path / "c.gpkg", class_ids=bad)
+    with pytest.raises(geoxr.ConfigError, match=r"min_area must be a number >= 0"):
+        write_vector_labels(nc_land_cover, tmp_path / "c.gpkg", min_area=-1)
+    store = geoxr.SemanticSegmentationLabelStore(
+        tmp_path / "d.tif",
+        vector_output=geoxr.VectorOutput(str(tmp_path / "d.gpkg"), class_ids=(99,)),
+        progress=False,
+    )
+    with pytest.raises(geoxr.ClassConfigError):
+        store.save(nc_land_cover)  # before any raster is written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gpkg", "b.gpkg"]
+
+
+def test_a_scores_cog_on_another_file_system_is_copied_into_place(
+    tmp_path, nc_labels, monkeypatch
+):
+    # The COGs are built beside the class ids: a rename to another file system fails.
+    scores_path = tmp_path / "elsewhere" / "scores.tif"
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == scores_path and Path(src).suffix == ".cog":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    write_cog_labels(
+        nc_labels, tmp_path / "ids.tif", scores_path=scores_path, blocksize=128, progress=False
+    )
+    assert cog_validate(str(scores_path))[0]
+    np.testing.assert_array_equal(
+        read_cog_labels(tmp_path / "ids.tif", scores_path=scores_path).scores.values,
+        nc_labels.scores.values,
+    )
+    assert sorted(p.name for p in scores_path.parent.iterdir()) == ["scores.tif"]

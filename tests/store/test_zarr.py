@@ -7,11 +7,13 @@ import textwrap
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import xarray as xr
 import zarr
 from distributed import Client, LocalCluster
 
 import geoxr
+from geoxr.grid import Window
 from geoxr.store import read_zarr_labels, write_zarr_labels
 
 
@@ -157,19 +159,22 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     args = [sys.executable, str(script), str(nc_bundle), str(nc_stack), str(out)]
     killed = subprocess.run([*args, "5"], capture_output=True, text=True, env=os.environ)
     assert killed.returncode == 9, killed.stderr
-    group = zarr.open_group(str(out), mode="r")
+    # The store is written beside its path and takes its place when complete.
+    work = tmp_path / ".resume.zarr.partial"
+    assert not out.exists()
+    group = zarr.open_group(str(work), mode="r")
     assert "geoxr:complete" not in group.attrs
-    done = int(np.asarray(zarr.open_array(str(out / "geoxr_blocks_done"))[...]).sum())
+    done = int(np.asarray(zarr.open_array(str(work / "geoxr_blocks_done"))[...]).sum())
     assert done >= 5
     with pytest.raises(geoxr.IncompleteOutputError):
         read_zarr_labels(out)
     # What a process killed while writing a chunk leaves: its temporary file.
-    leftover = out / "scores" / "c" / "0" / "3" / f"3.{'0' * 32}.partial"
+    leftover = work / "scores" / "c" / "0" / "3" / f"3.{'0' * 32}.partial"
     leftover.parent.mkdir(parents=True, exist_ok=True)
     leftover.write_bytes(b"half a chunk")
     resumed = subprocess.run([*args, "0"], capture_output=True, text=True, env=os.environ)
     assert resumed.returncode == 0, resumed.stderr
-    assert not list(out.rglob("*.partial"))
+    assert not work.exists() and not list(out.rglob("*.partial"))
     total = 4 * 4  # 443 x 489 in 128-pixel blocks
     assert int(resumed.stdout.strip().splitlines()[-1]) == total - done
     back = read_zarr_labels(out)
@@ -204,3 +209,62 @@ def test_blocks_without_any_prediction_are_written_too(tmp_path, nc_labels):
     assert np.isnan(back.scores.values[:, :128, :128]).all()
     assert (back.class_ids.values[:128, :128] == nc_labels.null_class_id).all()
     np.testing.assert_array_equal(back.class_ids.values, labels.class_ids.values)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(blocks):
+    written = []
+
+    def on_block(block):
+        written.append(block)
+        if len(written) >= blocks:
+            raise _Stop
+
+    return on_block, written
+
+
+def test_a_store_is_replaced_only_when_its_replacement_is_complete(tmp_path, nc_labels):
+    # The old store was deleted first: labels read from it lazily were read back as
+    # fill values and written as a "complete" store of NaN; an interrupted replacement
+    # left a store that read as complete with arrays missing.
+    path = write_zarr_labels(nc_labels, tmp_path / "p.zarr", progress=False)
+    old = read_zarr_labels(path)
+    on_block, _ = _stop_after(3)
+    other = nc_labels.filter_by_aoi(
+        shapely.box(*nc_labels.grid.window_bounds(Window(0, 0, 200, 300)))
+    )
+    with pytest.raises(_Stop):
+        write_zarr_labels(other, path, progress=False, resume=False, on_block=on_block)
+    np.testing.assert_array_equal(
+        read_zarr_labels(path).class_ids.values, nc_labels.class_ids.values
+    )
+    # From its own lazily read labels: it reads the old store while writing the new one.
+    filtered = old.filter_by_aoi(
+        shapely.box(*nc_labels.grid.window_bounds(Window(0, 0, 200, 300)))
+    )
+    expected = filtered.scores.values
+    write_zarr_labels(filtered, path, progress=False, resume=False)
+    back = read_zarr_labels(path)
+    np.testing.assert_array_equal(back.scores.values, expected)
+    assert 0.2 < np.isnan(back.scores.values[0]).mean() < 0.9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.zarr"]  # nothing left beside it
+
+
+def test_a_killed_store_resumes_whatever_its_paths_spelling(tmp_path, nc_labels, monkeypatch):
+    # The path was part of the job's token: the same store given as an absolute path
+    # was "the output of another prediction job".
+    monkeypatch.chdir(tmp_path)
+    on_block, _ = _stop_after(4)
+    with pytest.raises(_Stop):
+        write_zarr_labels(nc_labels, "p.zarr", progress=False, on_block=on_block)
+    rest = []
+    write_zarr_labels(
+        nc_labels, tmp_path / "sub" / ".." / "p.zarr", progress=False, on_block=rest.append
+    )
+    assert len(rest) == 4 * 4 - 4
+    np.testing.assert_array_equal(
+        read_zarr_labels("p.zarr").class_ids.values, nc_labels.class_ids.values
+    )
