@@ -268,12 +268,13 @@ class SemanticSegmentationLabels:
                     "predictions; give one prediction per window, in the windows' order "
                     f"(the first {matched} matched)."
                 )
+            chip_scores = np.asarray(chip_scores, np.float32)  # a nested list, a tensor
             if chip_scores.shape != (n, *window.shape):
                 raise LabelsError(
                     f"Prediction for {window} has shape {chip_scores.shape}; expected "
                     f"{(n, *window.shape)} (one channel per class, null class included)."
                 )
-            acc.add(window, np.asarray(chip_scores, np.float32))
+            acc.add(window, chip_scores)
         blended = grid.wrap(
             acc.result(),
             dims=("class", "y", "x"),

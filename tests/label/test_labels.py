@@ -78,6 +78,11 @@ def test_predictions_one_per_window_and_a_window_given_twice_is_blended(scores):
     first = labels.scores.values[:, :8, :8]
     np.testing.assert_allclose(first, 0.5)
     np.testing.assert_allclose(labels.scores.values[:, 8:, 8:], 1.0)
+    # Nested lists (and tensors) are predictions too: a raw AttributeError before.
+    as_lists = geoxr.SemanticSegmentationLabels.from_predictions(
+        twice, [p.tolist() for p in predictions], grid=grid, class_config=config, blend="uniform"
+    )
+    np.testing.assert_array_equal(as_lists.scores.values, labels.scores.values)
 
 
 def test_class_ids_follow_scores_assigned_after_they_were_asked_for(scores):
