@@ -204,6 +204,8 @@ class SemanticSegmentationLearner:
         self.history: list[dict[str, Any]] = []
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
         self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        # A checkpoint's schedule, kept until a train_ds lets the schedule be built.
+        self._scheduler_state: dict[str, Any] | None = None
         if resume and (self.output_dir / CHECKPOINT_NAME).exists():
             self.load_checkpoint()
 
@@ -312,6 +314,8 @@ class SemanticSegmentationLearner:
             )
         if self._scheduler is None:
             self._scheduler = self._build_scheduler()
+            if self._scheduler_state is not None:  # resumed before train_ds was given
+                self._scheduler.load_state_dict(self._scheduler_state)
         while self.epoch < epochs:
             start = time.perf_counter()
             loader = self._loader(self.train_ds, shuffle=True)
@@ -423,9 +427,10 @@ class SemanticSegmentationLearner:
             ) from exc
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch = int(checkpoint["epoch"])
-        if checkpoint.get("scheduler") is not None and self.train_ds is not None:
+        self._scheduler_state = checkpoint.get("scheduler")
+        if self._scheduler_state is not None and self.train_ds is not None:
             self._scheduler = self._build_scheduler()
-            self._scheduler.load_state_dict(checkpoint["scheduler"])
+            self._scheduler.load_state_dict(self._scheduler_state)
         history = self.output_dir / HISTORY_NAME
         self.history = json.loads(history.read_text())[: self.epoch] if history.exists() else []
 

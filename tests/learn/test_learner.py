@@ -440,3 +440,23 @@ def test_an_epoch_without_a_learnable_batch_has_no_loss_and_history_survives_a_c
         small_cfg(batch_size=4), train_ds=subset, output_dir=tmp_path, progress=False
     )
     assert resumed.epoch == 2 and [r["epoch"] for r in resumed.history] == [1, 2]
+
+
+def test_a_run_resumed_before_its_train_ds_is_given_keeps_its_lr_schedule(
+    tmp_path, nc_datasets, small_cfg
+):
+    # The schedule was built afresh once train_ds was set: the LR started over.
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)
+    cfg = small_cfg(num_epochs=3, lr_schedule="cosine", batch_size=4)
+    straight = geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path / "a", progress=False
+    )
+    straight.train(2)
+    geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path / "b", progress=False
+    ).train(1)
+    later = geoxr.SemanticSegmentationLearner(cfg, output_dir=tmp_path / "b", progress=False)
+    later.train_ds = subset
+    later.train(2)
+    assert later.history[-1]["lr"] == pytest.approx(straight.history[-1]["lr"])
