@@ -31,7 +31,7 @@ def parse_crs(value: Any, *, what: str) -> CRS:
     """
     try:
         return CRS.from_user_input(value)
-    except CRSError as exc:
+    except (CRSError, ValueError, TypeError) as exc:
         raise ConfigError(
             f"{what} {value!r} is not a CRS GDAL/PROJ knows ({exc}). Give an EPSG code "
             "(32616 or 'EPSG:32616'), WKT, a PROJ string or a CRS object."

@@ -97,7 +97,7 @@ def class_ids_to_write(labels: SemanticSegmentationLabels, output: str) -> da.Ar
     )
     if ids.dtype.kind != "f":
         return ids
-    dtype = np.dtype(np.uint8 if len(labels.class_config) <= 256 else np.int32)
+    dtype = np.dtype(np.uint8 if len(labels.class_config) <= 256 else np.uint16)  # as COGs
     return da.map_blocks(
         _integer_ids,
         ids,
@@ -190,7 +190,7 @@ class SemanticSegmentationLabels:
     def scores(self, scores: xr.DataArray | None) -> None:
         self._check_grid("scores", scores)
         n = len(self.class_config)
-        if scores is not None and (scores.ndim != 3 or scores.shape[0] != n):
+        if scores is not None and (scores.dims[1:] != ("y", "x") or scores.shape[0] != n):
             raise LabelsError(
                 f"Scores of shape {scores.shape} {scores.dims}: expected ({n}, y, x), one "
                 f"channel per class of {list(self.class_config.names)} (null class included)."

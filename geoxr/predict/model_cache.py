@@ -85,9 +85,10 @@ def check_device(device: str | None) -> None:
         kind.type == "mps" and not torch.backends.mps.is_available()
     )
     if missing:
+        have = f"{count} CUDA devices" if count is not None else "no MPS device"
         raise ConfigError(
-            f"device {device!r} is not available here ({torch.cuda.device_count()} CUDA "
-            "devices). Give device='cpu', or None to use CUDA where a worker has it."
+            f"device {device!r} is not available here ({have}). Give device='cpu', or None "
+            "to use CUDA where a worker has it."
         )
 
 

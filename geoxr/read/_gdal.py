@@ -168,9 +168,13 @@ def dataset(
         handle = open_checked(path)
         if target_grid is not None:
             # Without a nodata value or alpha, a warped read cannot tell uncovered pixels apart.
-            has_alpha = any(MaskFlags.alpha in f for f in handle.mask_flag_enums)
-            # A nodata the user declared (the file may have none) is left out of resampling.
-            src_nodata = handle.nodata if nodata is None else nodata
+            flags = handle.mask_flag_enums
+            has_alpha = any(MaskFlags.alpha in f for f in flags)
+            # A nodata the user declared (the file may have none) is left out of resampling,
+            # unless the file has a mask of its own (alpha, an internal mask): GDAL's warper
+            # would then ignore that mask. Reads mask the declared value after warping.
+            own_mask = any(MaskFlags.per_dataset in f for f in flags)
+            src_nodata = None if own_mask else handle.nodata if nodata is None else nodata
             handle = WarpedVRT(
                 handle,
                 crs=target_grid.crs,
@@ -221,13 +225,17 @@ def mosaic_vrt(
         Only this pixel window of the mosaic: the VRT is that window, and nothing of
         the files outside it shows through (a warped read masks it).
     nodata : float, optional
-        The VRT's nodata value, and what it holds where no file (or no crop) covers
-        it; default: the first file's nodata. Without either, a mask band marks it.
+        The files' nodata value (in place of their own), the VRT's, and what it holds
+        where no file (or no crop) covers it; default: the first file's nodata.
+        Without either, or where files have masks of their own, a mask band marks it.
     """
-    infos = []
+    infos, masked = [], False
     for path in paths:
         with open_checked(path) as ds:
-            infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], ds.nodata))
+            # A declared nodata is the files' own: what it marks shows nothing through.
+            file_nodata = ds.nodata if nodata is None else nodata
+            infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], file_nodata))
+            masked |= any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
     first_path, first, count, dtype, nodata_of_first = infos[0]
     xres, yres = first.resolution
     expected = (first.crs, first.resolution, count, dtype)
@@ -284,8 +292,9 @@ def mosaic_vrt(
         bands.append(
             f'<VRTRasterBand dataType="{gdal_type}" band="{band}">{nd}{sources}</VRTRasterBand>'
         )
-    if nodata is None:
-        # No NoDataValue marks the gaps: a dataset mask made of each file's mask does.
+    if nodata is None or masked:
+        # A dataset mask made of each file's mask marks the gaps, where no NoDataValue
+        # does, and keeps what the files' own masks (alpha, internal masks) mark.
         masks = "".join(source("SimpleSource", path, grid, "mask,1") for path, grid, *_ in infos)
         bands.append(
             f'<MaskBand><VRTRasterBand dataType="Byte">{masks}</VRTRasterBand></MaskBand>'

@@ -150,6 +150,7 @@ class RasterioSource(RasterSource):
         # Local files by absolute path: a worker in another directory opens the same file,
         # and the same file given two ways is the same work (dask token).
         local = [os.path.abspath(p) if file_identity(p) is not None else p for p in paths]
+        self._local_uris = local
         self._path = local[0] if len(local) == 1 else mosaic_vrt(local)
         with open_checked(self._path, label=self.label) as ds:
             file_grid = describe(ds, label=self.label)
@@ -183,10 +184,11 @@ class RasterioSource(RasterSource):
         self.target_grid = target_grid
         full = target_grid if target_grid is not None else file_grid
         self._offset = resolve_bbox(bbox, full, label=self.label)
-        # The part of the file(s) this source shows, which a warp onto another grid keeps.
-        if target_grid is None and self._offset != file_grid.extent:
-            file_crop = self._offset
-        self._file_bbox = file_crop
+        # The crops the user asked for, which reading on another grid keeps (on_grid): of
+        # the file(s), and of the grid a warped source is read on.
+        cropped = self._offset != full.extent
+        self._file_bbox = self._offset if target_grid is None and cropped else file_crop
+        self._grid_bbox = self._offset if target_grid is not None and cropped else None
         self.grid = full.crop(self._offset)
         self.channels = resolve_channels(channel_order, count, label=self.label)
         self.nodata = nodata if nodata is not None else file_nodata
@@ -288,8 +290,8 @@ class RasterioSource(RasterSource):
     def __dask_tokenize__(self) -> object:
         # A file replaced or changed on disk is new work: its inode, size and
         # modification time are part of the token.
-        identities = [(u, file_identity(u)) for u in self.uris]
-        versions = [(os.path.abspath(u), i) for u, i in identities if i is not None]
+        identities = [(u, file_identity(u)) for u in self._local_uris]
+        versions = [(u, i) for u, i in identities if i is not None]
         return (
             type(self).__name__,
             self._path,
@@ -307,7 +309,8 @@ class RasterioSource(RasterSource):
 
         A ``grid`` made of whole pixels of this source's own grid, inside its crop,
         is read as a crop (no resampling); any other is warped through GDAL, and
-        what lies outside this source's crop is masked.
+        what lies outside this source's crop is masked. A crop made here (to align
+        it) is not kept: on yet another grid the source shows what it showed before.
         """
         kept: dict[str, Any] = {
             "channel_order": self.channels,
@@ -316,24 +319,29 @@ class RasterioSource(RasterSource):
             "resampling": resampling or self.resampling,
             "chunk_size": self.chunk_size,
         }
-        on_own_grid = self.target_grid or self._file_grid
-        window = on_own_grid.window_of(grid)
-        if window is not None and self._offset.contains(window):
+        own = self.target_grid or self._file_grid
+        shown = (self._grid_bbox if self.target_grid else self._file_bbox) or own.extent
+        window = own.window_of(grid)
+        if window is not None and shown.contains(window):
             warped = self.target_grid is not None
-            return RasterioSource(
-                self.uris,
+            view = RasterioSource(
+                self._local_uris,
                 bbox=window,
                 target_grid=self.target_grid,
                 file_bbox=self._file_bbox if warped else None,
                 **kept,
             )
-        if self.target_grid is not None and self._offset != self.target_grid.extent:
+            view._file_bbox, view._grid_bbox = self._file_bbox, self._grid_bbox
+            return view
+        if self._grid_bbox is not None:
             raise ConfigError(
                 f"{self!r} is a crop of a grid it is warped onto; it cannot be warped onto "
                 f"another grid {grid} with that crop kept. Crop the file itself instead "
                 "(file_bbox=... in pixels of the file)."
             )
-        return RasterioSource(self.uris, target_grid=grid, file_bbox=self._file_bbox, **kept)
+        return RasterioSource(
+            self._local_uris, target_grid=grid, file_bbox=self._file_bbox, **kept
+        )
 
     def __repr__(self) -> str:
         return (

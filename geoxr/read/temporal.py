@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import dask.array as da
@@ -29,7 +30,9 @@ def parse_times(times: Sequence[object]) -> pd.DatetimeIndex:
     parsed, bad = [], []
     for time in times:
         try:
-            stamp = pd.Timestamp(time)  # type: ignore[arg-type]
+            # A bare number would be nanoseconds since 1970: refused, not guessed.
+            is_number = isinstance(time, numbers.Number)
+            stamp = pd.NaT if is_number else pd.Timestamp(time)  # type: ignore[arg-type]
         except (ValueError, TypeError):
             stamp = pd.NaT
         if stamp is pd.NaT:
@@ -40,7 +43,8 @@ def parse_times(times: Sequence[object]) -> pd.DatetimeIndex:
     if bad:
         raise ConfigError(
             f"Times {bad!r} of the TemporalMultiRasterSource are not dates; give one date "
-            "per source (a datetime, numpy datetime64 or a string such as '2020-08-31')."
+            "per source (a datetime, numpy datetime64 or a string such as '2020-08-31'; "
+            "a year as '2020', not 2020)."
         )
     return pd.DatetimeIndex(parsed)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -103,7 +104,8 @@ def vector_class_ids(
     ([1, 2], [0, 1, 2])
     """
     for name, value in (("simplify", simplify), ("min_area", min_area)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= 0):
             raise ConfigError(f"{name} must be a number >= 0 (map units), got {value!r}.")
     names = list(labels.class_config.names)
     chosen = range(len(names)) if class_ids is None else class_ids
@@ -113,7 +115,9 @@ def vector_class_ids(
         if isinstance(choice, str) and choice in names:
             ids.append(names.index(choice))
         elif (
-            not isinstance(choice, str) and not non_integers([choice]) and 0 <= choice < len(names)
+            not isinstance(choice, str | bool)
+            and not non_integers([choice])
+            and 0 <= choice < len(names)
         ):
             ids.append(int(choice))
         else:
@@ -123,7 +127,7 @@ def vector_class_ids(
             f"class_ids {unknown!r} are neither ids (0..{len(names) - 1}) nor names of the "
             f"labels' classes {names}. Give ids or names of those classes."
         )
-    return [i for i in ids if i != labels.null_class_id]
+    return [i for i in dict.fromkeys(ids) if i != labels.null_class_id]  # each class once
 
 
 def write_vector_labels(
@@ -159,7 +163,7 @@ def write_vector_labels(
     ClassConfigError
         If ``class_ids`` names a class the labels' class config does not have.
     ConfigError
-        If ``simplify`` or ``min_area`` is negative.
+        If ``simplify`` or ``min_area`` is not a number >= 0.
     """
     path = check_vector_path(path)
     suffix = path.suffix.lower()

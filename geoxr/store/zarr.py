@@ -121,6 +121,11 @@ def write_zarr_labels(
     written after the last block. A run that was killed resumes: finished blocks
     are neither recomputed nor rewritten.
 
+    The store is written beside ``path``, in ``.<name>.partial``, and renamed to
+    ``path`` when complete, so a store already there stays whole until then (labels
+    read from it may be written over it). Only into an empty directory is it
+    written in place.
+
     Parameters
     ----------
     labels : SemanticSegmentationLabels
@@ -140,11 +145,13 @@ def write_zarr_labels(
     Raises
     ------
     IncompleteOutputError
-        If ``path`` holds a store of another job and ``resume`` is True.
+        If ``path`` holds a store of another job and ``resume`` is True (unless an
+        unfinished run of this job waits beside it: that run was asked to replace it).
     OutputPathError
         If ``path`` is in a file.
     """
-    path = Path(os.path.abspath(path))  # "a/../b.zarr" too: its work directory is beside it
+    # Its work directory goes beside the store itself: "a/../b.zarr", a symbolic link.
+    path = Path(os.path.realpath(path))
     check_output_path(path, what="Zarr store path", directory=True)
     ds = _dataset(labels, scores=scores, output=str(path))
     ids_chunks = ds["class_id"].chunks or tuple((n,) for n in ds["class_id"].shape)
@@ -169,19 +176,26 @@ def write_zarr_labels(
             "only its own stores. Choose another path, or remove it first."
         )
     work = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
-    if resume and _attrs(path).get(COMPLETE_ATTR):
-        if _attrs(path).get(JOB_ATTR) != token:
+    for leftover in path.parent.glob(f".{path.name}.replaced-*"):  # of a crash mid-swap
+        shutil.rmtree(leftover, ignore_errors=True)
+    held, pending = _attrs(path), _attrs(work) if resume else {}
+    if pending.get(JOB_ATTR) != token:  # no unfinished run of this job beside the path
+        if resume and held and held.get(JOB_ATTR) != token:
             raise IncompleteOutputError(
                 f"Zarr store {str(path)!r} holds the output of another prediction job. Write "
                 "to a new path, or pass resume=False to replace it."
             )
-        return path
-    if resume and _attrs(path).get(JOB_ATTR) == token and not work.exists():
-        os.replace(path, work)  # this job's store, unfinished in place (a crash mid-swap)
-    attrs = _attrs(work) if resume else {}
-    if attrs.get(JOB_ATTR) == token and attrs.get(COMPLETE_ATTR):
-        done = None  # finished, killed before it took the store's place
-    elif attrs.get(JOB_ATTR) == token and PROGRESS in zarr.open_group(str(work), mode="r"):
+        if resume and held.get(COMPLETE_ATTR):
+            return path
+        if (resume and held) or _is_empty_dir(path):
+            # This job's store unfinished in place (as earlier geoxr versions wrote it),
+            # or nothing to keep whole meanwhile (an empty directory, a mount point maybe):
+            # written where it is.
+            work = path
+            pending = held if resume else {}
+    if pending.get(COMPLETE_ATTR):
+        done = None  # finished, but killed before it took the store's place
+    elif pending and PROGRESS in zarr.open_group(str(work), mode="r"):
         done = np.asarray(zarr.open_array(f"{work}/{PROGRESS}", mode="r")[...]).astype(bool)
         for leftover in work.rglob(f"*{PARTIAL_SUFFIX}"):  # of chunk writes killed midway
             leftover.unlink()
@@ -189,7 +203,8 @@ def write_zarr_labels(
         done = _create(ds, work, token, chunks)
     if done is not None:
         _write_blocks(ds, work, done, progress=progress, on_block=on_block)
-    _take_place(work, path)
+    if work != path:
+        _take_place(work, path)
     return path
 
 
@@ -207,7 +222,7 @@ def _create(
 
     Returns the blocks already done: none.
     """
-    if work.exists():
+    if work.exists() and not _is_empty_dir(work):
         shutil.rmtree(work)
     encoding: dict[Hashable, dict[str, Any]] = {
         name: {"chunks": (*var.shape[:-2], chunks[0][0], chunks[1][0])}

@@ -202,3 +202,42 @@ def test_a_crop_of_a_warped_grid_is_not_warped_again(nc_stack, nc_strata):
         warped.on_grid(half_pixel)
     with pytest.raises(geoxr.ConfigError, match=r"no target_grid was given\. Use bbox"):
         geoxr.RasterioSource(nc_strata, file_bbox=(0, 0, 10, 10))
+
+
+def test_a_warped_read_keeps_the_files_own_mask_whatever_nodata_is_declared(tmp_path, rgb_byte):
+    # GDAL's warper, told a declared nodata, ignores the file's internal mask: with
+    # nodata=250, pixels the mask hides came back valid once warped (and the crop's VRT
+    # took the file's mask only without a nodata value).
+    with rasterio.open(rgb_byte) as src:
+        profile, values = src.profile | {"nodata": None}, src.read()
+    mask = np.full(values.shape[1:], 255, np.uint8)
+    mask[:, 300:340] = 0
+    path = tmp_path / "masked.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+        dst.write_mask(mask)
+    for declared in (None, 250):
+        for crop in (Window(100, 250, 400, 200), None):
+            source = geoxr.RasterioSource(path, bbox=crop, nodata=declared)
+            shape = (source.shape[0] - 10, source.shape[1] - 10)
+            half = geoxr.Grid(source.crs, source.transform * Affine.translation(0.5, 0.5), shape)
+            masked = np.ma.getmaskarray(source.on_grid(half).read(Window(0, 0, *shape)))[0]
+            left = 0 if crop is None else crop.xmin
+            # Pixel centres on file columns 300-339, half a pixel on.
+            assert masked[:, 299 - left : 339 - left].all()
+            assert masked[:, 259 - left : 289 - left].mean() < 0.01  # but a pixel of 250
+
+
+def test_a_crop_made_to_align_a_source_is_not_kept_on_another_grid(nc_stack, nc_strata):
+    # A source aligned onto a crop of its own pixels was read as that crop, which was
+    # then kept like a crop the user asked for: on the full grid it was masked outside.
+    cropped = geoxr.RasterioSource(nc_stack, bbox=(50, 60, 400, 450))
+    stack = geoxr.MultiRasterSource(
+        [geoxr.RasterioSource(nc_strata), cropped], primary_source_idx=1
+    )
+    full = stack.on_grid(geoxr.RasterioSource(nc_stack).grid)
+    chip = full.read(full.extent)
+    strata = geoxr.RasterioSource(nc_strata).read(geoxr.RasterioSource(nc_strata).extent)
+    np.testing.assert_array_equal(np.ma.getmaskarray(chip[0]), np.ma.getmaskarray(strata[0]))
+    stack_mask = np.ma.getmaskarray(chip[1:]).all(axis=0)
+    assert stack_mask[:50].all() and not stack_mask[100:300, 100:400].any()  # the user's crop

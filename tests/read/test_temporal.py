@@ -174,6 +174,8 @@ def test_lazy_data_masks_each_date_as_read_does(naip, first, second, dtype):
 def test_times_that_are_not_dates_are_refused_and_time_zones_are_utc(naip):
     # pandas' own ValueError (and a mixed-time-zone one) came out raw.
     sources = [geoxr.RasterioSource(p) for p in naip]
+    with pytest.raises(geoxr.ConfigError, match=r"Times \[2020\] .*a year as '2020', not 2020"):
+        geoxr.TemporalMultiRasterSource(sources, times=["2009", 2020])  # 2020 ns after 1970
     with pytest.raises(geoxr.ConfigError, match=r"Times \['not a date', None\] .* are not dates"):
         geoxr.TemporalMultiRasterSource(sources + sources[:1], times=["2009", "not a date", None])
     east = datetime.timezone(datetime.timedelta(hours=5))

@@ -396,7 +396,7 @@ def test_ids_and_scores_cogs_of_one_file_name_in_two_folders(tmp_path, nc_labels
     np.testing.assert_array_equal(back.class_ids.values, nc_labels.class_ids.values)
 
 
-@pytest.mark.parametrize("blocksize", [0, -16, 100, 24.0])
+@pytest.mark.parametrize("blocksize", [0, -16, 100, 32.0])
 def test_a_blocksize_gdal_cannot_tile_is_refused(tmp_path, nc_land_cover, blocksize):
     # -16 looped for ever planning overviews; 100 gave a raw RasterBlockError.
     with pytest.raises(geoxr.ConfigError, match=r"positive multiple of 16"):
@@ -436,6 +436,12 @@ def test_scores_with_another_class_count_are_refused(nc_labels):
             class_config=nc_labels.class_config,
             scores=nc_labels.scores[:-1],
         )
+    with pytest.raises(LabelsError, match=r"expected \(8, y, x\)"):
+        geoxr.SemanticSegmentationLabels(
+            grid=nc_labels.grid,
+            class_config=nc_labels.class_config,
+            scores=nc_labels.scores.transpose("y", "x", "class"),
+        )
 
 
 def test_vector_classes_by_id_or_name_and_bad_ones_refused(tmp_path, nc_land_cover):
@@ -446,7 +452,12 @@ def test_vector_classes_by_id_or_name_and_bad_ones_refused(tmp_path, nc_land_cov
     a, b = gpd.read_file(by_name), gpd.read_file(by_id)
     assert len(a) > 0 and set(a.class_id) == {1, 2}
     assert a.geometry.area.sum() == pytest.approx(b.geometry.area.sum())
-    for bad in ([99], [-1], ["no such class"], [1.5]):
+    again = write_vector_labels(
+        nc_land_cover, tmp_path / "c.gpkg", class_ids=[1, names[1], 2], min_area=np.float32(0)
+    )
+    assert len(gpd.read_file(again)) == len(b)  # each class once; numpy numbers are numbers
+    (tmp_path / "c.gpkg").unlink()
+    for bad in ([99], [-1], ["no such class"], [1.5], [True]):
         with pytest.raises(geoxr.ClassConfigError, match=r"neither ids \(0\.\.7\) nor names"):
             write_vector_labels(nc_land_cover, tmp_path / "c.gpkg", class_ids=bad)
     with pytest.raises(geoxr.ConfigError, match=r"min_area must be a number >= 0"):
