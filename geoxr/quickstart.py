@@ -24,11 +24,16 @@ import geoxr
 from geoxr.demo import DEMO_CLASSES, make_demo_scene
 
 
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+def _at_least(smallest: int) -> Any:
+    """An argparse type: an int of at least ``smallest``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < smallest:
+            raise argparse.ArgumentTypeError(f"must be {smallest} or more, got {value}")
+        return value
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,11 +49,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--class-id-column", default="class_id", help="class id property (vector labels)"
     )
     p.add_argument("--output", default="output/quickstart", help="output directory")
-    p.add_argument("--predict-size", type=int, default=4096, help="demo scene to predict (pixels)")
-    p.add_argument("--chip-size", type=int, default=128)
-    p.add_argument("--epochs", type=_at_least_one, default=4)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--width", type=int, default=16, help="U-Net width")
+    p.add_argument(
+        "--predict-size", type=_at_least(16), default=4096, help="demo scene to predict (pixels)"
+    )
+    # Chips step by half their size: 2 pixels at least.
+    p.add_argument("--chip-size", type=_at_least(2), default=128)
+    p.add_argument("--epochs", type=_at_least(1), default=4)
+    p.add_argument("--batch-size", type=_at_least(1), default=8)
+    p.add_argument("--width", type=_at_least(1), default=16, help="U-Net width")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler (tcp://...)")
     return p.parse_args(argv)
 

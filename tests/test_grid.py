@@ -14,6 +14,7 @@ from rasterio.crs import CRS
 
 import geoxr
 from geoxr import Grid, Window, filter_windows, random_windows, sliding_windows
+from geoxr.grid import aoi_union
 from geoxr.testing import coverage_count as coverage
 
 
@@ -344,7 +345,7 @@ def test_random_windows_smaller_than_the_padding_keep_a_scene_pixel():
         ({"max_windows": 3}, "Give size_lims"),
         ({"size_lims": (5, 5), "max_windows": 3}, "1 <= lo < hi"),
         ({"size_lims": (0, 5), "max_windows": 3}, "1 <= lo < hi"),
-        ({"size_lims": (5, 10), "max_windows": -1}, "max_windows must be >= 0"),
+        ({"size_lims": (5, 10), "max_windows": -1}, "max_windows must be an int >= 0"),
         ({"size_lims": (5, 100), "padding": 0, "max_windows": 1}, "do not fit a scene of 50 px"),
         ({"size_lims": (5, 10), "padding": 2.0, "max_windows": 1}, "padding must be an int"),
     ],
@@ -561,3 +562,34 @@ def test_grid_aligned_with(nc_grid):
     assert not nc_grid.aligned_with(nc_grid.crop(Window(0, 0, 10, 10)))
     other_crs = Grid(CRS.from_epsg(32616), nc_grid.transform, nc_grid.shape)
     assert not nc_grid.aligned_with(other_crs)
+
+
+def test_an_aoi_repaired_into_a_polygon_and_a_line_keeps_the_polygon():
+    # make_valid left the spike of a spiked polygon as a LineString: the "union" was a
+    # GeometryCollection and filter_windows(mode="intersects") kept windows the spike
+    # crossed without any AOI area.
+    grid = Grid(CRS.from_epsg(3857), Affine(1, 0, 0, 0, -1, 100), (100, 100))
+    spiked = shapely.Polygon([(0, 0), (50, 0), (50, 50), (75, 90), (50, 50), (0, 50)])
+    aoi = aoi_union([spiked], grid=grid)
+    assert aoi.geom_type == "Polygon" and aoi.area == 2500
+    kept = filter_windows(sliding_windows((100, 100), 20, 20), grid, aoi, mode="intersects")
+    assert all(shapely.intersection(aoi, grid.window_polygon(w)).area > 0 for w in kept)
+    assert len(kept) == 9
+
+
+@pytest.mark.parametrize("shape", [10, (10.5, 10), (0, 10), (10, 10, 3)])
+def test_a_scene_shape_that_is_no_pair_of_positive_ints_is_refused(shape):
+    # 10 and (10.5, 10) raised raw TypeErrors; (0, 10) gave random windows without a pixel.
+    with pytest.raises(geoxr.WindowError, match=r"shape must be the scene's \(height, width\)"):
+        sliding_windows(shape, 4, 4)
+    with pytest.raises(geoxr.WindowError, match=r"shape must be the scene's \(height, width\)"):
+        random_windows(shape, size_lims=(2, 4), max_windows=2)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"size_lims": (4.0, 8)}, {"size_lims": (4, 8, 9)}, {"max_windows": 2.0}]
+)
+def test_random_window_limits_that_are_no_ints_are_refused(kwargs):
+    # 4.0 was truncated; a third limit and a float max_windows raised raw errors.
+    with pytest.raises(geoxr.WindowError, match=r"must be"):
+        random_windows((20, 20), **{"size_lims": (4, 8), "max_windows": 2, **kwargs})

@@ -41,3 +41,14 @@ def test_quickstart_on_your_own_image_scores_the_held_out_half(tmp_path, nc_stac
 def test_quickstart_needs_an_epoch():
     with pytest.raises(SystemExit):
         quickstart.parse_args(["--epochs", "0"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "smallest"),
+    [("--predict-size", "0", 16), ("--chip-size", "1", 2), ("--batch-size", "0", 1)],
+)
+def test_option_values_it_cannot_use_are_refused_by_the_parser(option, value, smallest, capsys):
+    # --predict-size 0 failed in rasterio, --chip-size 1 as a "stride=0" never given.
+    with pytest.raises(SystemExit):
+        quickstart.parse_args([option, value])
+    assert f"must be {smallest} or more, got {value}" in capsys.readouterr().err

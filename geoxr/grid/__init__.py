@@ -4,7 +4,7 @@ This package owns every pixel <-> map conversion in geoxr; other modules ask it.
 """
 
 from geoxr.grid._aoi import AOIMode, aoi_geometries, aoi_union, filter_windows, polygonal_part
-from geoxr.grid._blocks import block_windows, window_of_block
+from geoxr.grid._blocks import block_chunks, block_windows, window_of_block
 from geoxr.grid._plan import ChipGrid, PadDirection, int_pair, random_windows, sliding_windows
 from geoxr.grid._tiles import TileLayout, windows_share_tiles
 from geoxr.grid._window import Grid, Window, non_integers
@@ -18,6 +18,7 @@ __all__ = [
     "Window",
     "aoi_geometries",
     "aoi_union",
+    "block_chunks",
     "block_windows",
     "filter_windows",
     "int_pair",

@@ -129,7 +129,8 @@ def aoi_union(polygons: Any, *, name: str = "AOI", grid: Grid | None = None) -> 
             f"{name} must hold Polygons or MultiPolygons, but it has {bad}. "
             "Buffer points and lines into polygons first (for example `geom.buffer(distance)`)."
         )
-    union = shapely.union_all(shapely.make_valid(np.asarray(geoms, dtype=object)))
+    # Repairs may leave lines (a spike): they hold no area, but would touch windows.
+    union = polygonal_part(shapely.union_all(shapely.make_valid(np.asarray(geoms, dtype=object))))
     if union.is_empty or union.area == 0:
         raise AOIError(f"{name} has zero area; give polygons that enclose the area to use.")
     if grid is not None:

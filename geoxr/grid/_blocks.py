@@ -10,7 +10,19 @@ import numpy as np
 
 from geoxr.grid._window import Window
 
-__all__ = ["block_windows", "window_of_block"]
+__all__ = ["block_chunks", "block_windows", "window_of_block"]
+
+
+def block_chunks(length: int, block: int) -> tuple[int, ...]:
+    """Chunk sizes of one axis: whole ``block``s, then the remainder.
+
+    Examples
+    --------
+    >>> block_chunks(10, 4)
+    (4, 4, 2)
+    """
+    full, rest = divmod(length, block)
+    return (block,) * full + ((rest,) if rest else ())
 
 
 def block_windows(chunks: Sequence[Sequence[int]]) -> list[tuple[tuple[int, int], Window]]:

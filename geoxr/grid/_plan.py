@@ -47,6 +47,19 @@ def int_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def _scene_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """A scene's ``(height, width)``: two ints of at least one pixel."""
+    try:
+        pair = tuple(shape)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or non_integers(pair) or min(pair) < 1:
+        raise WindowError(
+            f"shape must be the scene's (height, width) in whole pixels, each >= 1, got {shape!r}."
+        )
+    return int(pair[0]), int(pair[1])
+
+
 def _axis_padding(
     length: int, size: int, stride: int, padding: int | None, direction: PadDirection
 ) -> tuple[int, int]:
@@ -111,6 +124,7 @@ class ChipGrid:
             raise WindowError(
                 f"pad_direction must be one of {_PAD_DIRECTIONS}, got {pad_direction!r}."
             )
+        shape = _scene_shape(shape)
         sizes, strides = int_pair(size, "size"), int_pair(stride, "stride")
         if min(sizes) < 1 or min(strides) < 1:
             raise WindowError(
@@ -259,15 +273,19 @@ def random_windows(
     >>> ws == random_windows((100, 100), size_lims=(10, 20), max_windows=3, generator=0)
     True
     """
+    shape = _scene_shape(shape)
     if size_lims is not None:
         h_lims = w_lims = size_lims
     if h_lims is None or w_lims is None:
         raise WindowError("Give size_lims=(lo, hi), or both h_lims and w_lims.")
-    for name, (lo, hi) in (("h_lims", h_lims), ("w_lims", w_lims)):
-        if not 1 <= lo < hi:
-            raise WindowError(f"{name} must be (lo, hi) with 1 <= lo < hi, got {(lo, hi)!r}.")
-    if max_windows < 0:
-        raise WindowError(f"max_windows must be >= 0, got {max_windows}.")
+    for name, lims in (("h_lims", h_lims), ("w_lims", w_lims)):
+        # Like every size here: ints, a float refused rather than truncated.
+        if len(tuple(lims)) != 2 or non_integers(lims) or not 1 <= lims[0] < lims[1]:
+            raise WindowError(
+                f"{name} must be (lo, hi) with ints 1 <= lo < hi, got {tuple(lims)!r}."
+            )
+    if non_integers([max_windows]) or max_windows < 0:
+        raise WindowError(f"max_windows must be an int >= 0, got {max_windows!r}.")
     pad = int_pair(padding, "padding") if padding is not None else (h_lims[1] // 2, w_lims[1] // 2)
     for axis, lims in enumerate((h_lims, w_lims)):
         if lims[1] - 1 > shape[axis] + 2 * pad[axis]:

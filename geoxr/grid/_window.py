@@ -188,7 +188,14 @@ class Grid:
         # From the coordinates where they tell it: a stored GeoTransform outlives a flip
         # (``isel(y=slice(None, None, -1))``); a single row or column needs the stored one.
         recalc = min(shape) >= 2
-        return cls(CRS.from_user_input(crs), data.rio.transform(recalc=recalc), shape)
+        transform = data.rio.transform(recalc=recalc)
+        if transform.is_identity and not {"x", "y"} <= set(data.coords):
+            raise NoGeoreferenceError(
+                f"DataArray {data.name!r} has a CRS but neither x/y coordinates nor a "
+                "transform, so where its pixels lie is unknown. Write one with "
+                "`data.rio.write_transform(affine)`, or assign x and y coordinates."
+            )
+        return cls(CRS.from_user_input(crs), transform, shape)
 
     @property
     def height(self) -> int:

@@ -15,7 +15,7 @@ from dask.base import tokenize
 from torch import nn
 
 from geoxr.errors import ConfigError, WindowError
-from geoxr.grid import ChipGrid, non_integers, window_of_block
+from geoxr.grid import ChipGrid, block_chunks, non_integers, window_of_block
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.label.blend import BlendMode
 from geoxr.learn import SemanticSegmentationLearner
@@ -26,19 +26,7 @@ from geoxr.predict.bundle_ref import bundle_and_token
 from geoxr.predict.model_cache import ModelRef, check_device
 from geoxr.read import RasterSource
 
-__all__ = ["block_chunks", "predict_scene"]
-
-
-def block_chunks(length: int, block: int) -> tuple[int, ...]:
-    """Chunk sizes of one axis: whole ``block``s, then the remainder.
-
-    Examples
-    --------
-    >>> block_chunks(10, 4)
-    (4, 4, 2)
-    """
-    full, rest = divmod(length, block)
-    return (block,) * full + ((rest,) if rest else ())
+__all__ = ["predict_scene"]
 
 
 def _check_arguments(

@@ -14,7 +14,7 @@ from geoxr.errors import ConfigError, CRSMismatchError
 from geoxr.grid import Grid, Window
 from geoxr.read._base import RasterSource, resolve_channels
 from geoxr.read.raster import RasterioSource
-from geoxr.read.transformers import RasterTransformer
+from geoxr.read.transformers import RasterTransformer, checked_transformers
 
 __all__ = ["MultiRasterSource", "align_to", "check_overlap", "read_all"]
 
@@ -130,7 +130,9 @@ class MultiRasterSource(RasterSource):
         total = sum(s.num_channels for s in self.sources)
         self.channels = resolve_channels(channel_order, total, label=self.label)
         self.nodata = None if self._dtype.kind == "f" else primary.nodata
-        self.raster_transformers = tuple(raster_transformers)
+        self.raster_transformers = checked_transformers(
+            raster_transformers, len(self.channels), label=self.label
+        )
         chunks = primary.data.chunks
         self._chunks = (chunks[-2], chunks[-1]) if chunks else self.grid.shape
 

@@ -19,7 +19,7 @@ from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
 from geoxr.read._gdal import dataset, describe, mosaic_vrt, open_checked
 from geoxr.read._shared_tiles import SharedTileCache, TileKey
-from geoxr.read.transformers import RasterTransformer, mask_of
+from geoxr.read.transformers import RasterTransformer, checked_transformers, mask_of
 
 __all__ = ["RasterioSource", "offset_chunks", "tile_aligned_chunks"]
 
@@ -193,7 +193,9 @@ class RasterioSource(RasterSource):
         self.channels = resolve_channels(channel_order, count, label=self.label)
         self.nodata = nodata if nodata is not None else file_nodata
         self._dtype = dtype
-        self.raster_transformers = tuple(raster_transformers)
+        self.raster_transformers = checked_transformers(
+            raster_transformers, len(self.channels), label=self.label
+        )
         # Sized on the whole file (or target grid), so a bbox's chunks meet on its tile edges.
         ch, cw = tile_aligned_chunks(block_shape, full.shape, target=chunk_size)
         row_off, col_off = (

@@ -15,7 +15,7 @@ from geoxr.grid import Window, block_windows
 if TYPE_CHECKING:
     from geoxr.read._base import RasterSource
 
-__all__ = ["BandStats", "compute_band_stats", "model_input"]
+__all__ = ["BandStats", "compute_band_stats", "model_input", "valid_pixels", "with_band_axis"]
 
 
 @dataclass(frozen=True)
@@ -95,20 +95,31 @@ def model_input(
     return out
 
 
-def _valid(data: xr.DataArray, nodata: float | None) -> xr.DataArray:
+def valid_pixels(data: xr.DataArray, nodata: float | None = None) -> xr.DataArray:
+    """Lazy booleans: not NaN, not ``data.rio.nodata`` and not ``nodata`` (either may be NaN).
+
+    Examples
+    --------
+    >>> r = xr.DataArray(np.array([0, 1, 9, np.nan]), dims="x").rio.write_nodata(0)
+    >>> valid_pixels(r, 9).values.tolist()
+    [False, True, False, False]
+    """
     valid = data.notnull() if data.dtype.kind == "f" else xr.ones_like(data, dtype=bool)
-    if nodata is not None:
-        valid &= data != nodata
+    for value in (data.rio.nodata, nodata):
+        if value is not None and not np.isnan(value):
+            valid &= data != value
     return valid
+
+
+def with_band_axis(data: xr.DataArray) -> xr.DataArray:
+    """``data`` with a ``band`` dimension (a single band for a ``(y, x)`` raster)."""
+    return data if "band" in data.dims else data.expand_dims(band=[1])
 
 
 def _array_sums(data: xr.DataArray, nodata: float | None) -> Any:
     """Lazy per-band ``(count, sum, sum of squares)`` of the valid values of ``data``."""
-    if nodata is None and hasattr(data, "rio"):
-        nodata = data.rio.nodata
-    if nodata is not None and np.isnan(nodata):
-        nodata = None
-    valid = _valid(data, nodata)
+    data = with_band_axis(data)
+    valid = valid_pixels(data, nodata)
     values = data.astype(np.float64).where(valid, 0.0)
     dims = [d for d in data.dims if d != "band"]
     return [valid.sum(dims).data, values.sum(dims).data, (values * values).sum(dims).data]
@@ -150,7 +161,7 @@ def compute_band_stats(
     Parameters
     ----------
     data : xarray.DataArray or RasterSource
-        A ``(band, y, x)`` raster (e.g. a source's lazy ``.data``), whose nodata is
+        A ``(band, y, x)`` or ``(y, x)`` raster (e.g. a source's lazy ``.data``), whose nodata is
         ``data.rio.nodata`` and NaN; 0 counts as data unless declared nodata. Or a
         raster source, whose own masks say what is valid (its nodata, a GDAL mask,
         pixels a warped source or a date does not cover), band by band, as chips

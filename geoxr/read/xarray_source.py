@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import uuid
 from collections.abc import Sequence
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from geoxr.errors import NoGeoreferenceError
-from geoxr.grid import Grid, Window
+from geoxr._files import file_identity
+from geoxr.errors import ConfigError, NoGeoreferenceError
+from geoxr.grid import Grid, Window, block_chunks
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
-from geoxr.read.transformers import RasterTransformer, apply_transformers, mask_of
+from geoxr.read.transformers import (
+    RasterTransformer,
+    apply_transformers,
+    checked_transformers,
+    mask_of,
+)
 
 __all__ = ["XarraySource"]
+
+#: Block edge (pixels) of ``.data`` over an array that is not a dask array.
+LAZY_BLOCK = 2048
 
 
 class XarraySource(RasterSource):
@@ -67,9 +80,27 @@ class XarraySource(RasterSource):
         self.channels = resolve_channels(channel_order, data_array.sizes["band"], label=label)
         self.grid = full.crop(window)
         declared = nodata if nodata is not None else data_array.rio.nodata
-        self.nodata = None if declared is None or np.isnan(declared) else float(declared)
-        self.raster_transformers = tuple(raster_transformers)
+        if declared is not None and not isinstance(declared, numbers.Real):
+            raise ConfigError(
+                f"nodata {declared!r} for {label!r} is not a number; give e.g. nodata=0 "
+                "(or NaN), or leave it out to use data_array.rio.nodata."
+            )
+        self.nodata = None if declared is None or math.isnan(declared) else float(declared)
+        self.raster_transformers = checked_transformers(
+            raster_transformers, len(self.channels), label=label
+        )
         self._array = data_array.isel({"band": self.channels, **window.isel()})
+        # What names the pixels in dask tokens: their values where they are in memory
+        # or dask's graph, else (lazily indexed: a file opened without chunks) the file
+        # and the part of it shown, never a read of the whole array.
+        self._pixels: object = self._array
+        if not isinstance(self._array.variable._data, np.ndarray | da.Array):
+            origin = data_array.encoding.get("source")
+            self._pixels = (
+                (origin, file_identity(origin), tuple(full.transform), window, self.channels)
+                if origin is not None
+                else uuid.uuid4().hex  # unknown: this source's own work
+            )
 
     @property
     def _raw_dtype(self) -> np.dtype:
@@ -84,6 +115,12 @@ class XarraySource(RasterSource):
         # blocks exactly as _read_inside masks chips (mask_of).
         array = self._array
         band_numbers = array["band"].values.tolist()
+        if not isinstance(array.variable._data, np.ndarray | da.Array):
+            # In memory, or lazily indexed (rioxarray.open_rasterio, a store opened without
+            # chunks): blocks of reads, never the whole array at once.
+            height, width = self.grid.shape
+            chunks = (block_chunks(height, LAZY_BLOCK), block_chunks(width, LAZY_BLOCK))
+            return self._lazy_reads(chunks, name=self.label, band_numbers=band_numbers)
         if self.raster_transformers:
             return apply_transformers(
                 self._georeference(array.data, name=self.label, band_numbers=band_numbers),
@@ -97,7 +134,7 @@ class XarraySource(RasterSource):
     def __dask_tokenize__(self) -> object:
         return (
             type(self).__name__,
-            tokenize(self._array),
+            tokenize(self._pixels),
             self.nodata,
             [repr(t) for t in self.raster_transformers],
         )

@@ -12,7 +12,8 @@ from distributed import Client, LocalCluster
 from rasterio.env import get_gdal_config, set_gdal_config
 
 import geoxr
-from geoxr.predict import block_chunks, load_cached, model_cache
+from geoxr.grid import block_chunks
+from geoxr.predict import load_cached, model_cache
 from geoxr.predict.model_cache import ModelRef, loads_so_far
 from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, read_once_block_cache
 from geoxr.testing import raise_if_dask_computes

@@ -6,6 +6,7 @@ import rasterio
 import torch
 import xarray as xr
 
+import geoxr
 from geoxr import (
     BandStats,
     ClassConfig,
@@ -62,11 +63,22 @@ def test_band_stats_nodata_argument(rgb_byte):
     data = RasterioSource(rgb_byte).data
     with rasterio.open(rgb_byte) as ds:
         red = ds.read(1).astype(np.float64)
-    # 0 is the file's nodata; override with another value: 0s now count, 255s do not.
+    # 0 is the file's nodata; 255 is ignored as well (as the docstring says, and as a
+    # source's statistics do): the DataArray's own nodata was dropped for it.
     stats = compute_band_stats(data, nodata=255)
-    valid = red[red != 255]
+    valid = red[(red != 255) & (red != 0)]
     assert stats.means[0] == pytest.approx(valid.mean(), rel=1e-6)
     assert stats.stds[0] == pytest.approx(valid.std(), rel=1e-6)
+    assert compute_band_stats(RasterioSource(rgb_byte), nodata=255) == pytest.approx(stats)
+    # Without a nodata of its own, 0s count.
+    counted = compute_band_stats(data.rio.write_nodata(None), nodata=255)
+    assert counted.means[0] == pytest.approx(red[red != 255].mean(), rel=1e-6)
+    # A (y, x) raster is one band; MinMax ranges leave out both values too.
+    assert compute_band_stats(data[0], nodata=255).means == pytest.approx(stats.means[:1])
+    minmax = geoxr.MinMaxTransformer.from_data(data, nodata=255)
+    assert (minmax.mins[0], minmax.maxs[0]) == (valid.min(), valid.max())
+    with pytest.raises(geoxr.EmptyBandError, match=r"Band\(s\) \[0, 1, 2\] .* no valid pixel"):
+        geoxr.MinMaxTransformer.from_data(data.where(data < 0))
 
 
 def test_band_stats_constant_band_floor():

@@ -124,3 +124,36 @@ def test_rgb_class_transformer(tmp_path, rgb_byte):
     assert (ids[~is_common & ~white] == 2).all()  # other colours and nodata: the null class
     with pytest.raises(geoxr.ClassConfigError, match="share colours"):
         geoxr.RGBClassTransformer(geoxr.ClassConfig(["a", "b"], colors=[(1, 1, 1), (1, 1, 1)]))
+
+
+def test_rgb_classes_with_a_zero_band_are_not_nodata(tmp_path, rgb_byte):
+    # With nodata 0, any band 0 made the pixel nodata: pure red and green were the null class.
+    with rasterio.open(rgb_byte) as ds:
+        profile = ds.profile
+    rgb = np.zeros((3, 4, 6), np.uint8)
+    rgb[0, :, 2:4] = 255  # red
+    rgb[1, :, 4:] = 255  # green; columns 0-1 black: nodata
+    profile.update(width=6, height=4, nodata=0)
+    path = tmp_path / "labels.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(rgb)
+    config = geoxr.ClassConfig(["red", "green"], colors=[(255, 0, 0), (0, 255, 0)])
+    source = geoxr.RasterioSource(path, raster_transformers=[geoxr.RGBClassTransformer(config)])
+    assert source.read(source.extent)[0].tolist() == [[2, 2, 0, 0, 1, 1]] * 4
+    with pytest.raises(geoxr.BandCountError, match=r"needs 3 bands \(RGB\), but .* gives it 2"):
+        geoxr.RasterioSource(
+            path, channel_order=[0, 1], raster_transformers=[geoxr.RGBClassTransformer(config)]
+        )
+
+
+def test_transformers_with_values_for_other_bands_are_refused_when_the_source_is_made(rgb_byte):
+    # Statistics of 3 bands on 2 failed at read time (a raw ValueError); a 1-band range
+    # was broadcast to every band.
+    stats = geoxr.StatsTransformer((1.0,) * 3, (1.0,) * 3)
+    with pytest.raises(
+        geoxr.BandCountError, match=r"StatsTransformer has values for 3 bands, .* 2"
+    ):
+        geoxr.RasterioSource(rgb_byte, channel_order=[0, 1], raster_transformers=[stats])
+    minmax = geoxr.MinMaxTransformer((0.0,), (255.0,))
+    with pytest.raises(geoxr.BandCountError, match=r"MinMaxTransformer has values for 1 bands"):
+        geoxr.RasterioSource(rgb_byte, raster_transformers=[minmax])

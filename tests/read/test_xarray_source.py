@@ -7,6 +7,7 @@ import pytest
 import rasterio
 import rioxarray
 import xarray as xr
+from dask.base import tokenize
 
 import geoxr
 from geoxr import RasterioSource, Window, XarraySource
@@ -159,3 +160,57 @@ def test_bad_bbox_and_channels(nc_dataarray):
         XarraySource(nc_dataarray, bbox=(0, 0, 444, 10))
     with pytest.raises(geoxr.WindowError, match="has 6 bands"):
         XarraySource(nc_dataarray, channel_order=[6])
+
+
+def test_an_array_without_coordinates_or_transform_is_refused():
+    # It got the identity transform: pixel coordinates taken for map coordinates.
+    bare = xr.DataArray(np.zeros((1, 4, 5), np.uint8), dims=("band", "y", "x")).rio.write_crs(
+        32616
+    )
+    with pytest.raises(
+        geoxr.NoGeoreferenceError, match=r"neither x/y coordinates nor a transform"
+    ):
+        geoxr.XarraySource(bare)
+
+
+class _CountingBackend(xr.backends.BackendArray):
+    """A lazily indexed array, as xarray's backends give them, that counts pixels read."""
+
+    def __init__(self, values):
+        self.values, self.shape, self.dtype = values, values.shape, values.dtype
+        self.pixels_read = 0
+
+    def __getitem__(self, key):
+        return xr.core.indexing.explicit_indexing_adapter(
+            key, self.shape, xr.core.indexing.IndexingSupport.BASIC, self._read
+        )
+
+    def _read(self, key):
+        out = self.values[key]
+        self.pixels_read += out.size
+        return out
+
+
+def test_data_of_a_lazily_indexed_array_reads_no_pixel_until_computed(nc_stack):
+    # A DataArray that is lazy but not a dask array (rioxarray.open_rasterio, a store
+    # opened without chunks) was read whole when .data was built.
+    opened = rioxarray.open_rasterio(nc_stack)
+    backend = _CountingBackend(opened.values)
+    lazy = opened.copy(data=xr.core.indexing.LazilyIndexedArray(backend))
+    source = XarraySource(lazy, raster_transformers=[geoxr.CastTransformer("float64")])
+    data = source.data
+    assert backend.pixels_read == 0 and data.chunks is not None  # tokens read nothing either
+    np.testing.assert_array_equal(
+        data[:, 100:110, 200:210].values, source.read(Window(100, 200, 10, 10)).filled(np.nan)
+    )
+    # The same file opened again is the same work (a resumed prediction job's token).
+    again = XarraySource(rioxarray.open_rasterio(nc_stack))
+    assert tokenize(again) == tokenize(XarraySource(rioxarray.open_rasterio(nc_stack)))
+
+
+def test_a_nodata_or_bbox_of_the_wrong_kind_is_a_geoxr_error(nc_stack):
+    data = RasterioSource(nc_stack).data
+    with pytest.raises(geoxr.ConfigError, match=r"nodata '0' for .* is not a number"):
+        XarraySource(data, nodata="0")  # np.isnan's TypeError before
+    with pytest.raises(geoxr.WindowError, match=r"has 3 values; give \(ymin, xmin, ymax, xmax\)"):
+        XarraySource(data, bbox=(0, 0, 10))  # Window.from_box's TypeError before

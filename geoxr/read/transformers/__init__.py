@@ -3,6 +3,7 @@
 from geoxr.read.transformers._base import (
     RasterTransformer,
     apply_transformers,
+    checked_transformers,
     fill_masked,
     mask_of,
     output_nodata,
@@ -25,6 +26,7 @@ __all__ = [
     "ReclassTransformer",
     "StatsTransformer",
     "apply_transformers",
+    "checked_transformers",
     "fill_masked",
     "mask_of",
     "output_nodata",

@@ -11,7 +11,14 @@ import xarray as xr
 
 from geoxr.grid import Grid
 
-__all__ = ["RasterTransformer", "apply_transformers", "fill_masked", "mask_of", "output_nodata"]
+__all__ = [
+    "RasterTransformer",
+    "apply_transformers",
+    "checked_transformers",
+    "fill_masked",
+    "mask_of",
+    "output_nodata",
+]
 
 
 def mask_of(values: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -54,6 +61,23 @@ class RasterTransformer(ABC):
     def out_bands(self, in_bands: int) -> int:
         """The number of bands :meth:`transform` returns (default: unchanged)."""
         return in_bands
+
+    def check_bands(self, in_bands: int, *, label: str) -> None:
+        """Raise :class:`~geoxr.BandCountError` if this transformer cannot take ``in_bands``.
+
+        ``label`` names the source in the message. Default: any band count.
+        """
+        return None
+
+
+def checked_transformers(
+    transformers: Sequence[RasterTransformer], bands: int, *, label: str
+) -> tuple[RasterTransformer, ...]:
+    """``transformers`` as a tuple, each checked against the bands it will be given."""
+    for transformer in transformers:
+        transformer.check_bands(bands, label=label)
+        bands = transformer.out_bands(bands)
+    return tuple(transformers)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())

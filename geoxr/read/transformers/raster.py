@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
-from geoxr.errors import ClassConfigError
-from geoxr.read.stats import BandStats, compute_band_stats
+from geoxr.errors import BandCountError, ClassConfigError, EmptyBandError
+from geoxr.read.stats import BandStats, compute_band_stats, valid_pixels, with_band_axis
 from geoxr.read.transformers._base import RasterTransformer
 
 __all__ = [
@@ -55,6 +55,15 @@ class CastTransformer(RasterTransformer):
     def out_dtype(self, in_dtype: np.dtype) -> np.dtype:
         """The target dtype."""
         return self.to_dtype
+
+
+def _check_per_band(transformer: RasterTransformer, given: int, bands: int, label: str) -> None:
+    """Raise if ``transformer`` holds values for ``given`` bands where it gets ``bands``."""
+    if given != bands:
+        raise BandCountError(
+            f"{type(transformer).__name__} has values for {given} bands, but {label!r} gives it "
+            f"{bands}. Compute them on the same bands (channel_order) as the source reads."
+        )
 
 
 class StatsTransformer(RasterTransformer):
@@ -109,6 +118,10 @@ class StatsTransformer(RasterTransformer):
         """Always uint8."""
         return np.dtype(np.uint8)
 
+    def check_bands(self, in_bands: int, *, label: str) -> None:
+        """Statistics for each band, no more, no fewer."""
+        _check_per_band(self, len(self.stats.means), in_bands, label)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {**self.stats.to_dict(), "max_stds": self.max_stds}
@@ -149,18 +162,30 @@ class MinMaxTransformer(RasterTransformer):
 
     @classmethod
     def from_data(cls, data: xr.DataArray, *, nodata: float | None = None) -> MinMaxTransformer:
-        """Per-band minimum and maximum of valid pixels, as one dask reduction."""
-        if nodata is None:
-            nodata = data.rio.nodata
-        valid = data.notnull() if data.dtype.kind == "f" else xr.ones_like(data, dtype=bool)
-        if nodata is not None and not np.isnan(nodata):
-            valid &= data != nodata
+        """Per-band minimum and maximum of valid pixels, as one dask reduction.
+
+        Valid: not NaN, not ``data.rio.nodata`` and not ``nodata``.
+
+        Raises
+        ------
+        EmptyBandError
+            If a band has no valid pixel (its range is undefined).
+        """
+        data = with_band_axis(data)
+        valid = valid_pixels(data, nodata)
         dims = [d for d in data.dims if d != "band"]
-        values = data.astype(np.float64)
-        mins, maxs = dask.compute(
-            values.where(valid).min(dims).data, values.where(valid).max(dims).data
+        values = data.astype(np.float64).where(valid)
+        mins, maxs = (
+            np.asarray(m) for m in dask.compute(values.min(dims).data, values.max(dims).data)
         )
-        return cls(tuple(np.asarray(mins).tolist()), tuple(np.asarray(maxs).tolist()))
+        empty = np.flatnonzero(np.isnan(mins))
+        if empty.size:
+            raise EmptyBandError(
+                f"Band(s) {empty.tolist()} (0-based) of DataArray {data.name!r} have no valid "
+                "pixel, so their range is undefined. Check the nodata value and the bands, or "
+                "give mins and maxs yourself."
+            )
+        return cls(tuple(mins.tolist()), tuple(maxs.tolist()))
 
     def transform(self, chip: np.ma.MaskedArray) -> np.ma.MaskedArray:
         """Scale and clip to 0..255."""
@@ -173,6 +198,10 @@ class MinMaxTransformer(RasterTransformer):
     def out_dtype(self, in_dtype: np.dtype) -> np.dtype:
         """Always uint8."""
         return np.dtype(np.uint8)
+
+    def check_bands(self, in_bands: int, *, label: str) -> None:
+        """A range for each band, no more, no fewer (one was broadcast to all)."""
+        _check_per_band(self, len(self.mins), in_bands, label)
 
 
 class NanTransformer(RasterTransformer):
@@ -221,8 +250,9 @@ class ReclassTransformer(RasterTransformer):
 class RGBClassTransformer(RasterTransformer):
     """Turn an RGB label raster into one band of class ids, by the class config's colours.
 
-    Colours that no class has, and pixels with any band nodata, become the null
-    class (valid labels that mean "ignore").
+    Colours that no class has, and pixels whose every band is masked (nodata), become
+    the null class (valid labels that mean "ignore"). With nodata 0, red ``(255, 0, 0)``
+    is red: a pixel is nodata only where all its bands are, as in GDAL's dataset mask.
 
     Examples
     --------
@@ -254,7 +284,7 @@ class RGBClassTransformer(RasterTransformer):
         ids = np.full(code.shape, self.null_class_id, np.uint8)
         for class_id, (r, g, b) in enumerate(self.colors):
             ids[code == ((r << 16) | (g << 8) | b)] = class_id
-        ids[np.asarray(np.ma.getmaskarray(chip).any(axis=0))] = self.null_class_id
+        ids[np.asarray(np.ma.getmaskarray(chip).all(axis=0))] = self.null_class_id
         return np.ma.MaskedArray(ids[None], mask=np.zeros((1, *ids.shape), bool))
 
     def out_dtype(self, in_dtype: np.dtype) -> np.dtype:
@@ -264,3 +294,11 @@ class RGBClassTransformer(RasterTransformer):
     def out_bands(self, in_bands: int) -> int:
         """One band of class ids."""
         return 1
+
+    def check_bands(self, in_bands: int, *, label: str) -> None:
+        """Three bands: red, green, blue."""
+        if in_bands != 3:
+            raise BandCountError(
+                f"RGBClassTransformer needs 3 bands (RGB), but {label!r} gives it {in_bands}. "
+                "Select them with channel_order=[r, g, b]."
+            )
