@@ -11,6 +11,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.callbacks import Callback
 from dask.delayed import Delayed
 
 from geoxr.grid import Window, block_windows, window_of_block
@@ -188,7 +189,22 @@ def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> lis
         futures = client.compute(list(tasks))
         show_progress(futures, notebook=False)
         return list(client.gather(futures))
-    from tqdm.dask import TqdmCallback
+    from tqdm.auto import tqdm
 
-    with TqdmCallback(desc=desc, mininterval=1.0):
+    # Counted as the tasks asked for finish (tqdm's dask callback counts every task of
+    # the graph: reads, predictions, class ids... "writing 25 blocks", 0/100).
+    keys = {task.key for task in tasks}
+    with tqdm(total=len(keys), desc=desc, mininterval=1.0) as bar, _KeysDone(keys, bar.update):
         return list(dask.compute(*tasks))
+
+
+class _KeysDone(Callback):
+    """A local scheduler callback: ``on_done()`` for each task of ``keys`` that finishes."""
+
+    def __init__(self, keys: set[Any], on_done: Callable[[], object]) -> None:
+        super().__init__()
+        self._keys, self._on_done = keys, on_done
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        if key in self._keys:
+            self._on_done()

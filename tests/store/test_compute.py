@@ -14,7 +14,7 @@ from rasterio.crs import CRS
 import geoxr.label.labels as labels_module
 from geoxr import ClassConfig, SemanticSegmentationLabels
 from geoxr.grid import Grid, Window
-from geoxr.store._compute import compute_blocks, map_blocks_delayed, stream_blocks
+from geoxr.store._compute import compute_blocks, compute_tasks, map_blocks_delayed, stream_blocks
 
 
 def test_block_tasks_share_upstream_blocks_and_compute_only_the_subset_asked() -> None:
@@ -109,3 +109,13 @@ def test_blocks_reach_the_function_and_the_class_ids_without_a_copy(monkeypatch)
     results = compute_blocks(tasks, progress=False, desc="t")
     assert results == {block: True for block in tasks}
     assert seen_by_class_ids == [True] * 4
+
+
+def test_the_progress_bar_counts_the_blocks_asked_for(capsys):
+    # tqdm's dask callback counted every task of the graph: "writing 4 blocks", 0/12.
+    values = da.arange(64, chunks=16).reshape(4, 16).rechunk((2, 8))
+    tasks = map_blocks_delayed(lambda b, **_: int(b["v"].sum()), {"v": values * 2 + 1})
+    results = compute_tasks(list(tasks.values()), progress=True, desc="writing 4 blocks")
+    assert [r.item() for r in results] == [384, 640, 1408, 1664]
+    bar = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "writing 4 blocks" in bar and "4/4" in bar
