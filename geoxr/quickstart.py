@@ -108,7 +108,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.scheduler:
         from distributed import Client
 
-        client = Client(args.scheduler)
+        try:
+            client = Client(args.scheduler, timeout=10)
+        except OSError as exc:  # nothing listening there, or not a dask scheduler
+            raise SystemExit(
+                f"Cannot reach a dask scheduler at --scheduler {args.scheduler!r} ({exc}). "
+                "Start one (`dask scheduler`, then `dask worker ADDRESS`) and give its "
+                "address, e.g. tcp://127.0.0.1:8786."
+            ) from exc
     train_scene, valid_scene, target_scene = _scenes(args, out)
     size = args.chip_size
     train_ds = geoxr.SemanticSegmentationSlidingWindowGeoDataset(

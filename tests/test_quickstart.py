@@ -52,3 +52,9 @@ def test_option_values_it_cannot_use_are_refused_by_the_parser(option, value, sm
     with pytest.raises(SystemExit):
         quickstart.parse_args([option, value])
     assert f"must be {smallest} or more, got {value}" in capsys.readouterr().err
+
+
+def test_a_scheduler_nobody_runs_is_a_clear_exit(tmp_path):
+    # A raw OSError after a 30 s wait.
+    with pytest.raises(SystemExit, match=r"Cannot reach a dask scheduler at --scheduler"):
+        quickstart.main(["--scheduler", "tcp://127.0.0.1:9", "--output", str(tmp_path)])
