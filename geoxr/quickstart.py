@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         try:
             client = Client(args.scheduler, timeout=10)
-        except OSError as exc:  # nothing listening there, or not a dask scheduler
+        except (OSError, ValueError) as exc:  # nothing listening there, or no address
             raise SystemExit(
                 f"Cannot reach a dask scheduler at --scheduler {args.scheduler!r} ({exc}). "
                 "Start one (`dask scheduler`, then `dask worker ADDRESS`) and give its "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -280,10 +281,9 @@ def random_windows(
         raise WindowError("Give size_lims=(lo, hi), or both h_lims and w_lims.")
     for name, lims in (("h_lims", h_lims), ("w_lims", w_lims)):
         # Like every size here: ints, a float refused rather than truncated.
-        if len(tuple(lims)) != 2 or non_integers(lims) or not 1 <= lims[0] < lims[1]:
-            raise WindowError(
-                f"{name} must be (lo, hi) with ints 1 <= lo < hi, got {tuple(lims)!r}."
-            )
+        pair = tuple(lims) if isinstance(lims, Sequence | np.ndarray) else ()
+        if len(pair) != 2 or non_integers(pair) or not 1 <= pair[0] < pair[1]:
+            raise WindowError(f"{name} must be (lo, hi) with ints 1 <= lo < hi, got {lims!r}.")
     if non_integers([max_windows]) or max_windows < 0:
         raise WindowError(f"max_windows must be an int >= 0, got {max_windows!r}.")
     pad = int_pair(padding, "padding") if padding is not None else (h_lims[1] // 2, w_lims[1] // 2)

@@ -47,9 +47,9 @@ def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
     given = (
         (bbox.row_off, bbox.col_off, bbox.height, bbox.width) if isinstance(bbox, Window) else bbox
     )
-    if not isinstance(bbox, Window) and len(given) != 4:
+    if not isinstance(bbox, Window) and (not isinstance(given, Sequence) or len(given) != 4):
         raise WindowError(
-            f"bbox {bbox} for {label!r} has {len(given)} values; give (ymin, xmin, ymax, xmax) "
+            f"bbox {bbox} for {label!r} is not 4 values; give (ymin, xmin, ymax, xmax) "
             "in pixels, e.g. bbox=(0, 0, 256, 256)."
         )
     if not_ints := non_integers(given):

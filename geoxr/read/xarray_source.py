@@ -12,7 +12,6 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from geoxr._files import file_identity
 from geoxr.errors import ConfigError, NoGeoreferenceError
 from geoxr.grid import Grid, Window, block_chunks
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
@@ -25,7 +24,7 @@ from geoxr.read.transformers import (
 
 __all__ = ["XarraySource"]
 
-#: Block edge (pixels) of ``.data`` over an array that is not a dask array.
+#: Block edge (pixels) of ``.data`` over a lazily indexed array: one read per block.
 LAZY_BLOCK = 2048
 
 
@@ -65,6 +64,16 @@ class XarraySource(RasterSource):
                 f"XarraySource expects an xarray.DataArray, got {type(data_array).__name__}. "
                 "Open files with RasterioSource, or pass `dataset[variable]`."
             )
+        # Lazily indexed (rioxarray.open_rasterio, a store opened without chunks): chips
+        # are read from it window by window, and .data is blocks of such reads. Expanding,
+        # transposing or tokenizing it would read it all: what follows works on a shadow
+        # of it (its metadata over lazy zeros), and its token is this source's own.
+        self._lazy: xr.DataArray | None = None
+        self._lazy_token: str | None = None
+        if not isinstance(data_array.variable._data, np.ndarray | da.Array):
+            self._lazy, self._lazy_token = data_array, uuid.uuid4().hex
+            zeros = da.zeros(data_array.shape, dtype=data_array.dtype, chunks=-1)
+            data_array = data_array.copy(data=zeros)
         if data_array.ndim == 2:
             data_array = data_array.expand_dims(band=[1])
         label = str(data_array.name or "DataArray")
@@ -80,7 +89,11 @@ class XarraySource(RasterSource):
         self.channels = resolve_channels(channel_order, data_array.sizes["band"], label=label)
         self.grid = full.crop(window)
         declared = nodata if nodata is not None else data_array.rio.nodata
-        if declared is not None and not isinstance(declared, numbers.Real):
+        if isinstance(declared, np.ndarray) and declared.size == 1:
+            declared = declared.item()  # as netCDF attributes often hold it
+        if declared is not None and (
+            not isinstance(declared, numbers.Real) or isinstance(declared, bool)
+        ):
             raise ConfigError(
                 f"nodata {declared!r} for {label!r} is not a number; give e.g. nodata=0 "
                 "(or NaN), or leave it out to use data_array.rio.nodata."
@@ -90,24 +103,21 @@ class XarraySource(RasterSource):
             raster_transformers, len(self.channels), label=label
         )
         self._array = data_array.isel({"band": self.channels, **window.isel()})
-        # What names the pixels in dask tokens: their values where they are in memory
-        # or dask's graph, else (lazily indexed: a file opened without chunks) the file
-        # and the part of it shown, never a read of the whole array.
-        self._pixels: object = self._array
-        if not isinstance(self._array.variable._data, np.ndarray | da.Array):
-            origin = data_array.encoding.get("source")
-            self._pixels = (
-                (origin, file_identity(origin), tuple(full.transform), window, self.channels)
-                if origin is not None
-                else uuid.uuid4().hex  # unknown: this source's own work
-            )
+        self._offset = window
 
     @property
     def _raw_dtype(self) -> np.dtype:
         return np.dtype(self._array.dtype)
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
-        values = np.asarray(self._array.isel(window.isel()).values)
+        if self._lazy is None:
+            values = np.asarray(self._array.isel(window.isel()).values)
+        else:  # the window alone, as the lazily indexed array reads it
+            part = self._lazy.isel(window.shift(self._offset.row_off, self._offset.col_off).isel())
+            if "band" in part.dims:
+                part = part.isel(band=self.channels).transpose("band", "y", "x")
+            values = np.asarray(part.values)
+            values = values[None] if values.ndim == 2 else values
         return np.ma.MaskedArray(values, mask=mask_of(values, self.nodata))
 
     def _lazy_data(self) -> xr.DataArray:
@@ -115,9 +125,7 @@ class XarraySource(RasterSource):
         # blocks exactly as _read_inside masks chips (mask_of).
         array = self._array
         band_numbers = array["band"].values.tolist()
-        if not isinstance(array.variable._data, np.ndarray | da.Array):
-            # In memory, or lazily indexed (rioxarray.open_rasterio, a store opened without
-            # chunks): blocks of reads, never the whole array at once.
+        if self._lazy is not None:
             height, width = self.grid.shape
             chunks = (block_chunks(height, LAZY_BLOCK), block_chunks(width, LAZY_BLOCK))
             return self._lazy_reads(chunks, name=self.label, band_numbers=band_numbers)
@@ -134,7 +142,7 @@ class XarraySource(RasterSource):
     def __dask_tokenize__(self) -> object:
         return (
             type(self).__name__,
-            tokenize(self._pixels),
+            self._lazy_token or tokenize(self._array),
             self.nodata,
             [repr(t) for t in self.raster_transformers],
         )

@@ -195,7 +195,9 @@ def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> lis
     # the graph: reads, predictions, class ids... "writing 25 blocks", 0/100).
     keys = {task.key for task in tasks}
     with tqdm(total=len(keys), desc=desc, mininterval=1.0) as bar, _KeysDone(keys, bar.update):
-        return list(dask.compute(*tasks))
+        results = list(dask.compute(*tasks))
+        bar.update(bar.total - bar.n)  # tasks that were data already ran no task
+        return results
 
 
 class _KeysDone(Callback):

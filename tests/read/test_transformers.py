@@ -157,3 +157,21 @@ def test_transformers_with_values_for_other_bands_are_refused_when_the_source_is
     minmax = geoxr.MinMaxTransformer((0.0,), (255.0,))
     with pytest.raises(geoxr.BandCountError, match=r"MinMaxTransformer has values for 1 bands"):
         geoxr.RasterioSource(rgb_byte, raster_transformers=[minmax])
+
+
+def test_equal_transformers_are_the_same_work_and_a_generator_of_them_is_kept(rgb_byte):
+    # Their repr (part of every source's dask token) had become object.__repr__: the
+    # same source was other work in every process, and a resumed job another job.
+    from dask.base import tokenize
+
+    def source(scale):
+        return geoxr.RasterioSource(
+            rgb_byte,
+            raster_transformers=(t for t in [geoxr.MinMaxTransformer((0,) * 3, (scale,) * 3)]),
+        )
+
+    assert repr(geoxr.CastTransformer("float32")) == "CastTransformer(to_dtype=dtype('float32'))"
+    assert tokenize(source(255)) == tokenize(source(255)) != tokenize(source(128))
+    assert len(source(255).raster_transformers) == 1  # the generator's was dropped
+    with pytest.raises(geoxr.BandCountError, match=r"3 minimums and 1 maximums"):
+        geoxr.MinMaxTransformer((0, 0, 0), (1,))

@@ -200,17 +200,25 @@ def test_data_of_a_lazily_indexed_array_reads_no_pixel_until_computed(nc_stack):
     source = XarraySource(lazy, raster_transformers=[geoxr.CastTransformer("float64")])
     data = source.data
     assert backend.pixels_read == 0 and data.chunks is not None  # tokens read nothing either
-    np.testing.assert_array_equal(
-        data[:, 100:110, 200:210].values, source.read(Window(100, 200, 10, 10)).filled(np.nan)
-    )
-    # The same file opened again is the same work (a resumed prediction job's token).
-    again = XarraySource(rioxarray.open_rasterio(nc_stack))
-    assert tokenize(again) == tokenize(XarraySource(rioxarray.open_rasterio(nc_stack)))
+    chip = source.read(Window(100, 200, 10, 10))
+    assert backend.pixels_read == 6 * 10 * 10  # a chip reads its window, not blocks
+    np.testing.assert_array_equal(data[:, 100:110, 200:210].values, chip.filled(np.nan))
+    # A (y, x) array too; other bands of one file are other work (another token).
+    backend.pixels_read = 0
+    one = XarraySource(lazy.isel(band=0))
+    assert one.read(Window(0, 0, 2, 2)).shape == (1, 2, 2) and backend.pixels_read == 4
+    first, second = XarraySource(lazy.isel(band=[0])), XarraySource(lazy.isel(band=[1]))
+    assert tokenize(first) != tokenize(second) and backend.pixels_read == 4
 
 
 def test_a_nodata_or_bbox_of_the_wrong_kind_is_a_geoxr_error(nc_stack):
     data = RasterioSource(nc_stack).data
     with pytest.raises(geoxr.ConfigError, match=r"nodata '0' for .* is not a number"):
         XarraySource(data, nodata="0")  # np.isnan's TypeError before
-    with pytest.raises(geoxr.WindowError, match=r"has 3 values; give \(ymin, xmin, ymax, xmax\)"):
+    with pytest.raises(
+        geoxr.WindowError, match=r"is not 4 values; give \(ymin, xmin, ymax, xmax\)"
+    ):
         XarraySource(data, bbox=(0, 0, 10))  # Window.from_box's TypeError before
+    with pytest.raises(geoxr.ConfigError, match=r"nodata True .* is not a number"):
+        XarraySource(data, nodata=True)
+    assert XarraySource(data, nodata=np.array([-99999.0])).nodata == -99999.0  # netCDF-style

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import dask.array as da
 import numpy as np
@@ -69,19 +69,20 @@ class RasterTransformer(ABC):
         """
         return None
 
-
-def checked_transformers(
-    transformers: Sequence[RasterTransformer], bands: int, *, label: str
-) -> tuple[RasterTransformer, ...]:
-    """``transformers`` as a tuple, each checked against the bands it will be given."""
-    for transformer in transformers:
-        transformer.check_bands(bands, label=label)
-        bands = transformer.out_bands(bands)
-    return tuple(transformers)
-
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
+
+
+def checked_transformers(
+    transformers: Iterable[RasterTransformer], bands: int, *, label: str
+) -> tuple[RasterTransformer, ...]:
+    """``transformers`` as a tuple, each checked against the bands it will be given."""
+    chain = tuple(transformers)  # a generator too: checked, then kept
+    for transformer in chain:
+        transformer.check_bands(bands, label=label)
+        bands = transformer.out_bands(bands)
+    return chain
 
 
 def _transform_block(

@@ -159,6 +159,11 @@ class MinMaxTransformer(RasterTransformer):
     def __init__(self, mins: tuple[float, ...], maxs: tuple[float, ...]) -> None:
         self.mins = tuple(float(v) for v in mins)
         self.maxs = tuple(float(v) for v in maxs)
+        if len(self.mins) != len(self.maxs):
+            raise BandCountError(
+                f"MinMaxTransformer got {len(self.mins)} minimums and {len(self.maxs)} "
+                "maximums; give one of each per band."
+            )
 
     @classmethod
     def from_data(cls, data: xr.DataArray, *, nodata: float | None = None) -> MinMaxTransformer:
@@ -253,6 +258,8 @@ class RGBClassTransformer(RasterTransformer):
     Colours that no class has, and pixels whose every band is masked (nodata), become
     the null class (valid labels that mean "ignore"). With nodata 0, red ``(255, 0, 0)``
     is red: a pixel is nodata only where all its bands are, as in GDAL's dataset mask.
+    A band masked alone (a stack of one file per band, which cover different areas)
+    counts as 0 there.
 
     Examples
     --------
