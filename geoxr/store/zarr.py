@@ -202,7 +202,7 @@ def write_zarr_labels(
     else:
         done = _create(ds, work, token, chunks)
     if done is not None:
-        _write_blocks(ds, work, done, progress=progress, on_block=on_block)
+        _write_blocks(ds, work, done, name=path.name, progress=progress, on_block=on_block)
     if work != path:
         _take_place(work, path)
     return path
@@ -258,10 +258,14 @@ def _write_blocks(
     work: Path,
     done: np.ndarray,
     *,
+    name: str,
     progress: bool,
     on_block: BlockCallback | None,
 ) -> None:
-    """Compute and write the blocks not ``done``, then mark the store complete."""
+    """Compute and write the blocks not ``done``, then mark the store complete.
+
+    ``name`` is the store's, as the progress bar shows it.
+    """
     # Metadata read once here, not in every block task; the chunk writers pickle as
     # paths, chunk shapes and codecs, so distributed workers get them as they are.
     # Every block is predicted, so every chunk is written, even one equal to the fill
@@ -277,7 +281,7 @@ def _write_blocks(
     compute_blocks(
         todo,
         progress=progress,
-        desc=f"writing {len(todo)} blocks to {work.name[1 : -len(PARTIAL_SUFFIX)]}",
+        desc=f"writing {len(todo)} blocks to {name}",
     )
     root = zarr.open_group(str(work), mode="r+")
     root.attrs[COMPLETE_ATTR] = True

@@ -302,3 +302,13 @@ def test_a_killed_replacement_resumes_and_a_link_to_a_store_is_followed(
     np.testing.assert_array_equal(
         read_zarr_labels(link).class_ids.values, nc_labels.class_ids.values
     )
+
+
+def test_the_progress_bar_names_the_store(tmp_path, nc_labels, capsys):
+    # Cut from the work directory's name, it was garbled for a store written in place.
+    empty = tmp_path / "in-place.zarr"
+    empty.mkdir()
+    write_zarr_labels(nc_labels, empty, progress=True)
+    write_zarr_labels(nc_labels, tmp_path / "beside.zarr", progress=True)
+    err = capsys.readouterr().err
+    assert "writing 16 blocks to in-place.zarr" in err and "16 blocks to beside.zarr" in err
