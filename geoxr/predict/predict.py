@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
@@ -14,6 +13,7 @@ import numpy.typing as npt
 from dask.base import tokenize
 from torch import nn
 
+from geoxr._distributed import distributed_client
 from geoxr.errors import ConfigError, WindowError
 from geoxr.grid import ChipGrid, block_chunks, non_integers, window_of_block
 from geoxr.label import SemanticSegmentationLabels
@@ -54,19 +54,6 @@ def _check_arguments(
         raise ConfigError(
             f"dtype {dtype!r}: scores are probabilities in [0, 1]; give 'float32' or 'float16'."
         )
-
-
-def _on_a_cluster() -> bool:
-    """Whether a ``dask.distributed`` client is active (its workers may have other devices)."""
-    if "distributed" not in sys.modules:
-        return False
-    from distributed import default_client
-
-    try:
-        default_client()
-    except ValueError:
-        return False
-    return True
 
 
 def predict_scene(
@@ -162,7 +149,7 @@ def predict_scene(
     classes = cfg.class_config.ensure_null_class()
     out_dtype = np.dtype(dtype)
     model = ModelRef.of(bundle, device, model_factory)
-    if not _on_a_cluster():  # this machine's device is the workers'
+    if distributed_client() is None:  # this machine's device is the workers'
         check_device(device)
     run_block = partial(
         predict_block,

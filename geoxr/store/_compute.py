@@ -14,12 +14,12 @@ import numpy as np
 from dask.callbacks import Callback
 from dask.delayed import Delayed
 
+from geoxr._distributed import distributed_client
 from geoxr.grid import Window, block_windows, window_of_block
 
 __all__ = [
     "compute_blocks",
     "compute_tasks",
-    "distributed_client",
     "map_blocks_delayed",
     "stream_blocks",
 ]
@@ -159,18 +159,6 @@ def stream_blocks(
             consume(boxed.item(), windows[block], block)
             future.release()
             bar.update()
-
-
-def distributed_client() -> Any:
-    """The active ``dask.distributed`` Client, or ``None`` (local scheduler)."""
-    try:
-        from distributed import get_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    try:
-        return get_client()
-    except ValueError:
-        return None
 
 
 def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> list[Any]:
