@@ -9,7 +9,8 @@ For the 16 blocks of a 4000 x 4000 scene that machinery held the GIL for about
 chunk in the calling thread with the array's own codecs (as zarr builds them, from
 numcodecs) and writes it where the Zarr v3 spec puts it: the key its chunk key
 encoding gives, as a path below the array's directory. Like zarr's local store it
-writes a temporary file and renames it, so a chunk file is whole or absent.
+writes a temporary file and renames it, so a chunk file is whole or absent; the
+files then go to disk a little behind the writer (:mod:`geoxr.store._write_behind`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import LocalStore
 
 from geoxr.errors import IncompleteOutputError
+from geoxr.store._write_behind import write_behind
 
 __all__ = ["PARTIAL_SUFFIX", "ChunkFiles"]
 
@@ -116,6 +118,8 @@ class ChunkFiles:
         try:
             with open(partial, "wb") as f:
                 f.write(data)
+                f.flush()
+                write_behind().written(path, f.fileno(), f.tell())
             os.replace(partial, path)
         except BaseException:
             partial.unlink(missing_ok=True)
