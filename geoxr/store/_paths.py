@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from geoxr.errors import OutputPathError
@@ -13,7 +14,9 @@ def check_output_path(path: Path, *, what: str, directory: bool = False) -> None
     """Raise :class:`OutputPathError` if a writer could not put its output at ``path``.
 
     A directory (unless the output is one, ``directory``) or a file among the
-    parents stands in the way; parents that do not exist yet are made by the writers.
+    parents stands in the way, and so does a nearest existing parent this process
+    may not write in (its permissions, a read-only file system); parents that do
+    not exist yet are made by the writers.
 
     Examples
     --------
@@ -32,4 +35,10 @@ def check_output_path(path: Path, *, what: str, directory: bool = False) -> None
         raise OutputPathError(
             f"{what} {str(path)!r} is in {str(parent)!r}, which is a file, not a directory. "
             "Write the output somewhere else, or move that file away first."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"{what} {str(path)!r} is in {str(parent)!r}, where this process may not write "
+            "(its permissions, or a read-only file system). Write the output somewhere "
+            "else, or make that directory writable first."
         )

@@ -1,5 +1,7 @@
 import errno
 import os
+import shutil
+import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -330,6 +332,61 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_compute(
     assert computed == []
     assert sorted(tmp_path.rglob("*")) == before  # nothing written, nothing left behind
     assert Path("file").read_text() == "in the way"
+
+
+def _error_without_write_permission(write, labels, folder, where):
+    """The type and message ``write(labels, where)`` raises where ``folder`` may not be written.
+
+    A process not run as root writes under a read-only ``folder``; root, whom file
+    modes do not stop, runs the writer in a forked child that has become ``nobody``.
+    """
+    folder.chmod(0o555)
+    try:
+        if os.geteuid() != 0:
+            try:
+                write(labels, where)
+            except Exception as error:
+                return type(error).__name__, str(error)
+            return None, "written"
+        read, send = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the forked child
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                write(labels, where)
+                outcome = "None\nwritten"
+            except BaseException as error:
+                outcome = f"{type(error).__name__}\n{error}"
+            os.write(send, outcome.encode())
+            os._exit(0)
+        os.close(send)
+        with os.fdopen(read) as answer:
+            kind, message = answer.read().split("\n", 1)
+        os.waitpid(child, 0)
+        return kind, message
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("write", "name"),
+    [(_store, "p.zarr"), (_store, "p.tif"), (_cog, "p.tif"), (write_vector_labels, "sub/v.gpkg")],
+)
+def test_a_folder_this_process_may_not_write_in_is_refused_before_any_compute(
+    tmp_path, request, write, name
+):
+    # It was a raw PermissionError from wherever the writer first made a file.
+    computed = []
+    labels = _recorded_labels(tmp_path, computed)
+    # Outside tmp_path, whose parents only their owner may enter.
+    folder = Path(tempfile.mkdtemp(prefix="geoxr-read-only-"))
+    request.addfinalizer(partial(shutil.rmtree, folder, ignore_errors=True))
+    kind, message = _error_without_write_permission(write, labels, folder, folder / name)
+    assert kind == "OutputPathError", message
+    assert f"is in '{folder}', where this process may not write" in message
+    assert "make that directory writable" in message
+    assert computed == [] and list(folder.iterdir()) == []
 
 
 def test_user_errors_of_the_writers_are_geoxr_errors_saying_the_fix(tmp_path, nc_land_cover):
