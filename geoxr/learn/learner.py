@@ -351,7 +351,8 @@ class SemanticSegmentationLearner:
             if not self._loss_weight(y, loss_fn):
                 continue  # nothing labelled (or weighted) in this batch: nothing to learn
             self.optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(self.model(x), y)
+            # The loss in float32, also for bfloat16 / float16 logits (as autocast does).
+            loss = loss_fn(self.model(x).float(), y)
             loss.backward()
             self.optimizer.step()
             assert self._scheduler is not None
@@ -378,7 +379,7 @@ class SemanticSegmentationLearner:
         loss_sum, weight = 0.0, 0.0
         for x, y in self._batches(self._loader(ds, shuffle=False), "valid"):
             x, y = x.to(self.device), y.to(self.device)
-            logits = self.model(x)
+            logits = self.model(x).float()
             batch_weight = self._loss_weight(y, loss_fn)
             if batch_weight:
                 loss_sum += float(loss_fn(logits, y)) * batch_weight
@@ -497,7 +498,7 @@ class SemanticSegmentationLearner:
     # --------------------------------------------------------------- prediction
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``(N, classes, H, W)`` for a normalised batch."""
+        """Class probabilities ``(N, classes, H, W)``, float32, for a normalised batch."""
         self.model.eval()
         logits = self.model(x.to(self.device))
         expected = len(self.classes)
@@ -507,7 +508,8 @@ class SemanticSegmentationLearner:
                 f"one channel per class of {list(self.classes.names)} "
                 f"(the null class included). Build the model with num_classes={expected}."
             )
-        return torch.softmax(logits, dim=1).cpu()
+        # In float32 whatever the logits' precision (numpy has no bfloat16).
+        return torch.softmax(logits, dim=1, dtype=torch.float32).cpu()
 
     def predict_dataset(
         self, ds: GeoDataset, *, batch_size: int | None = None, num_workers: int = 0

@@ -114,6 +114,34 @@ def test_class_weights_and_sgd(tmp_path, nc_class_config, nc_datasets, small_cfg
     assert isinstance(learner.optimizer, torch.optim.SGD)
 
 
+class _AutocastConv(torch.nn.Conv2d):
+    """A 1x1 convolution run under CPU autocast: its logits are bfloat16."""
+
+    def forward(self, x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return super().forward(x)
+
+
+def test_a_model_giving_bfloat16_logits_trains_and_validates_with_class_weights(
+    tmp_path, nc_class_config, nc_datasets, small_cfg
+):
+    # The weighted loss raised "expected scalar type BFloat16 but found Float".
+    train, valid = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)
+    model = _AutocastConv(6, len(nc_class_config), 1)
+    cfg = small_cfg(class_weights=tuple([0.5] + [1.0] * 7))
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=model, train_ds=subset, valid_ds=valid, output_dir=tmp_path, progress=False
+    )
+    before = model.weight.detach().clone()
+    history = learner.train(1)
+    assert np.isfinite(history[0]["train_loss"]) and np.isfinite(history[0]["valid_loss"])
+    assert not torch.equal(model.weight, before) and model.weight.dtype == torch.float32
+    x, _ = next(iter(DataLoader(valid, batch_size=2)))
+    assert model(x).dtype == torch.bfloat16
+    assert learner.predict(x).dtype == torch.float32
+
+
 def test_a_trained_learner_pickles(tmp_path, nc_datasets, small_cfg):
     train, _ = nc_datasets
     subset = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)

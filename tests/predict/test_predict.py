@@ -253,6 +253,42 @@ def test_in_memory_learner_and_custom_model_factory(tmp_path, nc_source, nc_clas
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+class _BFloat16Conv(torch.nn.Conv2d):
+    """A 1x1 convolution run under CPU autocast: bfloat16 logits, as a user's model may give."""
+
+    def forward(self, x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return super().forward(x)
+
+
+def test_a_model_giving_bfloat16_logits_predicts_float32_scores(
+    tmp_path, nc_source, nc_class_config
+):
+    # numpy has no bfloat16: Tensor.numpy() raised a TypeError inside every block task.
+    factory = functools.partial(_BFloat16Conv, 6, len(nc_class_config), 1)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    torch.manual_seed(0)
+    model = factory()
+    with torch.no_grad():
+        model.weight.mul_(0.01)  # logits of a few units for raw 8-bit imagery: unsaturated
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=model, output_dir=tmp_path, progress=False
+    )
+    window = geoxr.Window(100, 100, 64, 64)
+    x = np.nan_to_num(nc_source.read(window).filled(0)).astype(np.float32)
+    assert model(torch.from_numpy(x)[None]).dtype == torch.bfloat16
+    labels = geoxr.predict_scene(
+        learner, nc_source, chip_size=64, stride=64, model_factory=factory
+    )
+    got = labels.scores.isel(y=slice(100, 164), x=slice(100, 164)).values
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.sum(axis=0), 1.0, atol=1e-5)  # softmax taken in float32
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(x)[None]).float(), 1)[0].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert 0.05 < expected.max(axis=0).mean() < 0.95  # no saturated, trivially equal scores
+
+
 def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
     with pytest.raises(geoxr.WindowError, match="takes 1 bands but"):
         geoxr.predict_scene(atlanta_bundle, nc_source, chip_size=64)
