@@ -53,6 +53,7 @@ class WriteBehind:
     >>> for name in "abc":
     ...     with open(folder / name, "wb") as f:
     ...         _ = f.write(b"xyz")
+    ...         f.flush()
     ...         behind.written(folder / name, f.fileno(), 3)
     >>> behind.pending_bytes()  # "a" and "b" flushed and dropped; "c" still cached
     3
