@@ -204,7 +204,7 @@ class SemanticSegmentationLearner:
         self.history: list[dict[str, Any]] = []
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
         self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-        # A checkpoint's schedule, kept until a train_ds lets the schedule be built.
+        # A checkpoint's schedule, kept until train() builds the schedule.
         self._scheduler_state: dict[str, Any] | None = None
         if resume and (self.output_dir / CHECKPOINT_NAME).exists():
             self.load_checkpoint()
@@ -314,7 +314,7 @@ class SemanticSegmentationLearner:
             )
         if self._scheduler is None:
             self._scheduler = self._build_scheduler()
-            if self._scheduler_state is not None:  # resumed before train_ds was given
+            if self._scheduler_state is not None:  # resumed from a checkpoint
                 self._scheduler.load_state_dict(self._scheduler_state)
         while self.epoch < epochs:
             start = time.perf_counter()
@@ -342,6 +342,14 @@ class SemanticSegmentationLearner:
         """
         return iter(tqdm(iter(loader), total=len(loader), desc=desc, disable=not self.progress))
 
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output for ``x``, in float32 whatever its precision.
+
+        Losses and softmax then run in float32 for bfloat16 / float16 logits too (as
+        autocast does), and scores convert to numpy (which has no bfloat16).
+        """
+        return self.model(x).float()
+
     def _train_epoch(self, loader: DataLoader, loss_fn: nn.Module) -> float:
         """The epoch's mean batch loss (NaN if no batch had a pixel to learn from)."""
         self.model.train()
@@ -351,8 +359,7 @@ class SemanticSegmentationLearner:
             if not self._loss_weight(y, loss_fn):
                 continue  # nothing labelled (or weighted) in this batch: nothing to learn
             self.optimizer.zero_grad(set_to_none=True)
-            # The loss in float32, also for bfloat16 / float16 logits (as autocast does).
-            loss = loss_fn(self.model(x).float(), y)
+            loss = loss_fn(self._logits(x), y)
             loss.backward()
             self.optimizer.step()
             assert self._scheduler is not None
@@ -379,7 +386,7 @@ class SemanticSegmentationLearner:
         loss_sum, weight = 0.0, 0.0
         for x, y in self._batches(self._loader(ds, shuffle=False), "valid"):
             x, y = x.to(self.device), y.to(self.device)
-            logits = self.model(x).float()
+            logits = self._logits(x)
             batch_weight = self._loss_weight(y, loss_fn)
             if batch_weight:
                 loss_sum += float(loss_fn(logits, y)) * batch_weight
@@ -429,9 +436,7 @@ class SemanticSegmentationLearner:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch = int(checkpoint["epoch"])
         self._scheduler_state = checkpoint.get("scheduler")
-        if self._scheduler_state is not None and self.train_ds is not None:
-            self._scheduler = self._build_scheduler()
-            self._scheduler.load_state_dict(self._scheduler_state)
+        self._scheduler = None  # train() builds it and loads that state
         history = self.output_dir / HISTORY_NAME
         self.history = json.loads(history.read_text())[: self.epoch] if history.exists() else []
 
@@ -500,7 +505,7 @@ class SemanticSegmentationLearner:
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(N, classes, H, W)``, float32, for a normalised batch."""
         self.model.eval()
-        logits = self.model(x.to(self.device))
+        logits = self._logits(x.to(self.device))
         expected = len(self.classes)
         if logits.ndim != 4 or logits.shape[1] != expected:
             raise ClassConfigError(
@@ -508,8 +513,7 @@ class SemanticSegmentationLearner:
                 f"one channel per class of {list(self.classes.names)} "
                 f"(the null class included). Build the model with num_classes={expected}."
             )
-        # In float32 whatever the logits' precision (numpy has no bfloat16).
-        return torch.softmax(logits, dim=1, dtype=torch.float32).cpu()
+        return torch.softmax(logits, dim=1).cpu()
 
     def predict_dataset(
         self, ds: GeoDataset, *, batch_size: int | None = None, num_workers: int = 0

@@ -18,7 +18,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from geoxr.errors import IncompleteOutputError
-from geoxr.grid import Grid, Window
+from geoxr.grid import Grid, Window, block_chunks
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.label.labels import class_ids_to_write
 from geoxr.store._compute import compute_blocks, map_blocks_delayed
@@ -73,15 +73,6 @@ def _job_token(ds: xr.Dataset) -> str:
 
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
-
-
-def _is_geoxr_store(path: Path) -> bool:
-    """Whether ``path`` is a Zarr store that geoxr wrote (its root names a job)."""
-    try:
-        root = json.loads((path / "zarr.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(root, dict) and JOB_ATTR in root.get("attributes", {})
 
 
 def _write_block(
@@ -151,16 +142,15 @@ def write_zarr_labels(
         If ``path`` is in a file.
     """
     # Its work directory goes beside the store itself: "a/../b.zarr", a symbolic link.
-    path = Path(os.path.realpath(path))
+    path = Path(path).resolve()
     check_output_path(path, what="Zarr store path", directory=True)
     ds = _dataset(labels, scores=scores, output=str(path))
     ids_chunks = ds["class_id"].chunks or tuple((n,) for n in ds["class_id"].shape)
     # Regular chunks: every dask block is whole Zarr chunks, so no two tasks share a chunk.
-    row_chunks, col_chunks = (
-        (max(c),) * (n // max(c)) + ((n % max(c),) if n % max(c) else ())
-        for n, c in zip(ds["class_id"].shape, ids_chunks, strict=True)
+    rows, cols = (
+        block_chunks(n, max(c)) for n, c in zip(ds["class_id"].shape, ids_chunks, strict=True)
     )
-    chunks = (row_chunks, col_chunks)
+    chunks = (rows, cols)
     token = dask.base.tokenize(_job_token(ds), chunks)
     # A block holds every class: its task writes whole chunks of every array.
     ds = ds.chunk(
@@ -169,7 +159,8 @@ def write_zarr_labels(
     for var in ds.data_vars.values():
         var.encoding.pop("grid_mapping", None)
         var.attrs["grid_mapping"] = "spatial_ref"  # CF: where the CRS lives
-    if path.exists() and not _is_geoxr_store(path) and not _is_empty_dir(path):
+    held, empty = _attrs(path), _is_empty_dir(path)
+    if path.exists() and not held and not empty:
         raise IncompleteOutputError(
             f"Zarr store path {str(path)!r} holds something that is not a geoxr label store "
             f"({'a file' if path.is_file() else 'a directory of other files'}); geoxr replaces "
@@ -178,7 +169,7 @@ def write_zarr_labels(
     work = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
     for leftover in path.parent.glob(f".{path.name}.replaced-*"):  # of a crash mid-swap
         shutil.rmtree(leftover, ignore_errors=True)
-    held, pending = _attrs(path), _attrs(work) if resume else {}
+    pending = _attrs(work) if resume else {}
     if pending.get(JOB_ATTR) != token:  # no unfinished run of this job beside the path
         if resume and held and held.get(JOB_ATTR) != token:
             raise IncompleteOutputError(
@@ -187,21 +178,20 @@ def write_zarr_labels(
             )
         if resume and held.get(COMPLETE_ATTR):
             return path
-        if (resume and held) or _is_empty_dir(path):
+        if (resume and held) or empty:
             # This job's store unfinished in place (as earlier geoxr versions wrote it),
             # or nothing to keep whole meanwhile (an empty directory, a mount point maybe):
             # written where it is.
             work = path
             pending = held if resume else {}
-    if pending.get(COMPLETE_ATTR):
-        done = None  # finished, but killed before it took the store's place
-    elif pending and PROGRESS in zarr.open_group(str(work), mode="r"):
-        done = np.asarray(zarr.open_array(f"{work}/{PROGRESS}", mode="r")[...]).astype(bool)
-        for leftover in work.rglob(f"*{PARTIAL_SUFFIX}"):  # of chunk writes killed midway
-            leftover.unlink()
-    else:
-        done = _create(ds, work, token, chunks)
-    if done is not None:
+    if not pending.get(COMPLETE_ATTR):  # else finished, but killed before it took its place
+        if pending and PROGRESS in zarr.open_group(str(work), mode="r"):
+            done = np.asarray(zarr.open_array(f"{work}/{PROGRESS}", mode="r")[...]).astype(bool)
+            for leftover in work.rglob(f"*{PARTIAL_SUFFIX}"):  # of chunk writes killed midway
+                leftover.unlink()
+        else:
+            _create(ds, work, token, chunks)
+            done = np.zeros((len(rows), len(cols)), bool)
         _write_blocks(ds, work, done, name=path.name, progress=progress, on_block=on_block)
     if work != path:
         _take_place(work, path)
@@ -209,19 +199,22 @@ def write_zarr_labels(
 
 
 def _attrs(path: Path) -> dict[str, Any]:
-    """The root attributes of a Zarr store geoxr wrote at ``path`` (empty if none)."""
-    if not _is_geoxr_store(path):
+    """The root attributes of a Zarr store geoxr wrote at ``path``: its root names a job.
+
+    Empty if ``path`` holds no such store.
+    """
+    try:
+        root = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
         return {}
-    return dict(zarr.open_group(str(path), mode="r").attrs)
+    attrs = root.get("attributes") if isinstance(root, dict) else None
+    return dict(attrs) if isinstance(attrs, dict) and JOB_ATTR in attrs else {}
 
 
 def _create(
     ds: xr.Dataset, work: Path, token: str, chunks: tuple[tuple[int, ...], tuple[int, ...]]
-) -> np.ndarray:
-    """A new store at ``work`` with the metadata, coordinates and bookkeeping of ``ds``.
-
-    Returns the blocks already done: none.
-    """
+) -> None:
+    """A new store at ``work`` with the metadata, coordinates and bookkeeping of ``ds``."""
     if work.exists() and not _is_empty_dir(work):
         shutil.rmtree(work)
     encoding: dict[Hashable, dict[str, Any]] = {
@@ -250,7 +243,6 @@ def _create(
         dtype="uint8",
         fill_value=0,
     )
-    return np.zeros((len(chunks[0]), len(chunks[1])), bool)
 
 
 def _write_blocks(
