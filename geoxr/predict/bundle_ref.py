@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from dask.base import tokenize
 
 from geoxr._files import file_identity
@@ -49,7 +50,16 @@ def bundle_and_token(
     state = learner_or_bundle.model.state_dict()
     token = tokenize(
         learner_or_bundle.cfg.to_dict(),
-        [(k, v.detach().cpu().numpy()) for k, v in state.items()],
+        # Raw bytes: numpy has no bfloat16.
+        [
+            (
+                k,
+                str(v.dtype),
+                tuple(v.shape),
+                v.detach().cpu().reshape(-1).view(torch.uint8).numpy(),
+            )
+            for k, v in state.items()
+        ],
     )
     saved = _temporary.get(token)
     if saved is None or not saved.exists():

@@ -182,19 +182,12 @@ def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> lis
     # Counted as the tasks asked for finish (tqdm's dask callback counts every task of
     # the graph: reads, predictions, class ids... "writing 25 blocks", 0/100).
     keys = {task.key for task in tasks}
-    with tqdm(total=len(keys), desc=desc, mininterval=1.0) as bar, _KeysDone(keys, bar.update):
+
+    def count(key: Any, *_: Any) -> None:
+        if key in keys:
+            bar.update()
+
+    with tqdm(total=len(keys), desc=desc, mininterval=1.0) as bar, Callback(posttask=count):
         results = list(dask.compute(*tasks))
         bar.update(bar.total - bar.n)  # tasks that were data already ran no task
         return results
-
-
-class _KeysDone(Callback):
-    """A local scheduler callback: ``on_done()`` for each task of ``keys`` that finishes."""
-
-    def __init__(self, keys: set[Any], on_done: Callable[[], object]) -> None:
-        super().__init__()
-        self._keys, self._on_done = keys, on_done
-
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        if key in self._keys:
-            self._on_done()

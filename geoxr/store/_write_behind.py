@@ -44,11 +44,15 @@ class WriteBehind:
     ----------
     budget : int
         Bytes of the latest written files left in the page cache.
+    smallest : int
+        Files smaller than this are left to the kernel: little to drop, and a sync
+        each (a journal commit) would cost more (a label store's 1-byte progress
+        marks, say).
 
     Examples
     --------
     >>> import tempfile
-    >>> behind = WriteBehind(budget=4)
+    >>> behind = WriteBehind(budget=4, smallest=1)
     >>> folder = Path(tempfile.mkdtemp())
     >>> for name in "abc":
     ...     with open(folder / name, "wb") as f:
@@ -59,8 +63,9 @@ class WriteBehind:
     3
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, *, smallest: int = 64 << 10) -> None:
         self.budget = budget
+        self.smallest = smallest
         self._files: deque[tuple[Path, int]] = deque()
         self._bytes = 0
         self._lock = ForkSafeLock()
@@ -72,7 +77,7 @@ class WriteBehind:
         after this call). Starts the disk write, then flushes and drops the oldest
         files noted until at most ``budget`` bytes remain (the latest file always does).
         """
-        if not _SUPPORTED:
+        if not _SUPPORTED or size < self.smallest:
             return
         # On a file with dirty pages, POSIX_FADV_DONTNEED starts their write-back and
         # returns; it drops only pages already clean (none yet).

@@ -289,6 +289,38 @@ def test_a_model_giving_bfloat16_logits_predicts_float32_scores(
     assert 0.05 < expected.max(axis=0).mean() < 0.95  # no saturated, trivially equal scores
 
 
+class _BFloat16Weights(torch.nn.Conv2d):
+    """A 1x1 convolution with bfloat16 weights, taking float32 chips."""
+
+    def __init__(self, *args):
+        super().__init__(*args, dtype=torch.bfloat16)
+
+    def forward(self, x):
+        return super().forward(x.to(torch.bfloat16))
+
+
+def test_a_learner_with_bfloat16_weights_predicts_from_memory(
+    tmp_path, nc_source, nc_class_config
+):
+    # Its bundle's dask token took the weights through numpy, which has no bfloat16.
+    factory = functools.partial(_BFloat16Weights, 6, len(nc_class_config), 1)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    torch.manual_seed(0)
+    model = factory()
+    with torch.no_grad():
+        model.weight.mul_(0.01)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=model, output_dir=tmp_path, progress=False
+    )
+    labels = geoxr.predict_scene(
+        learner, nc_source, chip_size=64, stride=64, model_factory=factory
+    )
+    x = np.nan_to_num(nc_source.read(geoxr.Window(100, 100, 64, 64)).filled(0)).astype(np.float32)
+    expected = learner.predict(torch.from_numpy(x)[None])[0].numpy()
+    got = labels.scores.isel(y=slice(100, 164), x=slice(100, 164)).values
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
     with pytest.raises(geoxr.WindowError, match="takes 1 bands but"):
         geoxr.predict_scene(atlanta_bundle, nc_source, chip_size=64)

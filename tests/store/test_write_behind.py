@@ -121,3 +121,15 @@ def test_a_store_larger_than_the_budget_passes_through_it(disk_dir):
             slice(1024 * col, 1024 * col + 1024),
         )
         np.testing.assert_array_equal(back[part], values)
+
+
+def test_files_smaller_than_the_smallest_are_left_to_the_kernel(disk_dir):
+    # A label store writes a 1-byte progress mark per block: a sync each cost more than it saved.
+    behind = WriteBehind(budget=MIB, smallest=64 << 10)
+    mark = disk_dir / "mark"
+    with open(mark, "wb") as f:
+        f.write(b"\x01")
+        f.flush()
+        behind.written(mark, f.fileno(), 1)
+    assert behind.pending_bytes() == 0
+    assert cached_pages(mark) == 1
