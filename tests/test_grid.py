@@ -593,3 +593,20 @@ def test_random_window_limits_that_are_no_ints_are_refused(kwargs):
     # 4.0 was truncated; a third limit and a float max_windows raised raw errors.
     with pytest.raises(geoxr.WindowError, match=r"must be"):
         random_windows((20, 20), **{"size_lims": (4, 8), "max_windows": 2, **kwargs})
+
+
+def test_window_of_finds_crops_and_refuses_other_pixels():
+    crs = CRS.from_epsg(32616)
+    grid = Grid(crs, Affine(10, 0, 500, 0, -10, 900), (40, 50))
+    assert grid.window_of(grid.crop(Window(-3, 7, 8, 9))) == Window(-3, 7, 8, 9)
+    for other in (
+        Affine(10, 0, 505, 0, -10, 900),  # half a pixel off
+        Affine(20, 0, 500, 0, -20, 900),  # other pixel size
+        Affine(10, 0, 500, 0, 10, 900),  # flipped
+    ):
+        assert grid.window_of(Grid(crs, other, (4, 4))) is None, other
+    # A rotated grid's pixels are not an unrotated grid's, either way round.
+    rotated = Grid(crs, Affine(10, 2, 0, 2, -10, 100), (10, 10))
+    plain = Grid(crs, Affine(10, 0, 20, 0, -10, 100), (4, 4))
+    assert rotated.window_of(plain) is None and plain.window_of(rotated) is None
+    assert rotated.window_of(rotated.crop(Window(1, 2, 3, 4))) == Window(1, 2, 3, 4)

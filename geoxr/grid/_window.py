@@ -319,8 +319,8 @@ class Grid:
     def window_of(self, other: Grid, *, tolerance: float = 1e-6) -> Window | None:
         """Where ``other`` lies on this grid's pixels, if it is a window of them.
 
-        That is: the same CRS and pixel size (within ``tolerance`` px), and an offset
-        of whole pixels. The window may reach outside this grid; ``None`` otherwise.
+        That is: the same CRS, pixel size and orientation (within ``tolerance`` px),
+        and an offset of whole pixels. The window may reach outside this grid; ``None`` otherwise.
 
         Examples
         --------
@@ -331,13 +331,13 @@ class Grid:
         >>> g.window_of(Grid(g.crs, Affine(10, 0, 5, 0, -10, 100), (4, 4))) is None
         True
         """
-        a, _, c, _, e, f = tuple(self.transform)[:6]
-        oa, ob, oc, od, oe, of = tuple(other.transform)[:6]
-        if self.crs != other.crs or ob or od:
+        if self.crs != other.crs:
             return None
-        if abs(oa - a) > tolerance * abs(a) or abs(oe - e) > tolerance * abs(e):
+        # ``other``'s pixels in this grid's pixels: a shift of whole pixels, nothing else.
+        rel = ~self.transform * other.transform
+        cols, rows = rel.c, rel.f
+        if max(abs(rel.a - 1), abs(rel.e - 1), abs(rel.b), abs(rel.d)) > tolerance:
             return None
-        cols, rows = (oc - c) / a, (of - f) / e
         if abs(cols - round(cols)) > tolerance or abs(rows - round(rows)) > tolerance:
             return None
         return Window(round(rows), round(cols), *other.shape)

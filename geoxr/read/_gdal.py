@@ -29,6 +29,7 @@ __all__ = [
     "cap_block_cache",
     "dataset",
     "describe",
+    "has_own_mask",
     "mosaic_vrt",
     "open_checked",
     "read_once_block_cache",
@@ -125,6 +126,11 @@ def read_once_block_cache() -> Iterator[None]:
                 _capped_from = None
 
 
+def has_own_mask(ds: rasterio.DatasetReader) -> bool:
+    """Whether a band of ``ds`` has a mask of its own (an internal mask or a .msk file)."""
+    return any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums)
+
+
 def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetReader:
     """Open a raster with GDAL, turning failures into a geoxr error that names it."""
     try:
@@ -173,7 +179,7 @@ def dataset(
             # A nodata the user declared (the file may have none) is left out of resampling,
             # unless the file has a mask of its own (alpha, an internal mask): GDAL's warper
             # would then ignore that mask. Reads mask the declared value after warping.
-            own_mask = any(MaskFlags.per_dataset in f for f in flags)
+            own_mask = has_own_mask(handle)
             src_nodata = None if own_mask else handle.nodata if nodata is None else nodata
             handle = WarpedVRT(
                 handle,
@@ -235,7 +241,7 @@ def mosaic_vrt(
             # A declared nodata is the files' own: what it marks shows nothing through.
             file_nodata = ds.nodata if nodata is None else nodata
             infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], file_nodata))
-            masked |= any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
+            masked |= has_own_mask(ds)
     first_path, first, count, dtype, nodata_of_first = infos[0]
     xres, yres = first.resolution
     expected = (first.crs, first.resolution, count, dtype)

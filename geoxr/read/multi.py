@@ -151,11 +151,11 @@ class MultiRasterSource(RasterSource):
     def on_grid(self, grid: Grid, *, resampling: str | None = None) -> MultiRasterSource:
         """The same stack, bands and transformers read on ``grid``: each source aligned to it."""
         resampling = resampling or self.resampling
+        sources = list(self.sources)
+        p = self.primary_source_idx  # the others are aligned to it as the stack is made
+        sources[p] = align_to(sources[p], grid, resampling=resampling, what=f"Source {p}")
         return MultiRasterSource(
-            [
-                align_to(s, grid, resampling=resampling, what=f"Source {i}")
-                for i, s in enumerate(self.sources)
-            ],
+            sources,
             primary_source_idx=self.primary_source_idx,
             channel_order=self.channels,
             resampling=resampling,

@@ -11,13 +11,13 @@ import numpy as np
 import rasterio.windows
 import xarray as xr
 from dask.base import tokenize
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import Resampling
 
 from geoxr._files import file_identity
 from geoxr.errors import ConfigError
 from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
-from geoxr.read._gdal import dataset, describe, mosaic_vrt, open_checked
+from geoxr.read._gdal import dataset, describe, has_own_mask, mosaic_vrt, open_checked
 from geoxr.read._shared_tiles import SharedTileCache, TileKey
 from geoxr.read.transformers import RasterTransformer, checked_transformers, mask_of
 
@@ -159,7 +159,7 @@ class RasterioSource(RasterSource):
             block_shape = ds.block_shapes[0]
             self._file_shape = (ds.height, ds.width)
             tiled_file = ds.driver == "GTiff"  # a VRT's blocks are not its files' tiles
-            self._dataset_mask = any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums)
+            self._dataset_mask = has_own_mask(ds)
         file_crop = None
         if file_bbox is not None:
             if target_grid is None:
