@@ -231,16 +231,36 @@ def test_a_process_forked_while_a_bundle_loads_can_load_it(nc_bundle):
         assert pool.apply_async(_load_in_child, (ref,)).get(timeout=60)
 
 
-def test_in_memory_learner_and_custom_model_factory(tmp_path, nc_source, nc_class_config):
-    import functools
-
-    import torch
-
-    factory = functools.partial(torch.nn.Conv2d, 6, len(nc_class_config), 1)
-    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+def _conv_learner(conv_class, tmp_path, class_config):
+    """A learner of a seeded 1x1 ``conv_class`` on the NC scene's 6 bands, and its factory."""
+    factory = functools.partial(conv_class, 6, len(class_config), 1)
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=class_config, in_channels=6)
+    torch.manual_seed(0)
+    model = factory()
+    with torch.no_grad():
+        model.weight.mul_(0.01)  # logits of a few units for raw 8-bit imagery: unsaturated
     learner = geoxr.SemanticSegmentationLearner(
-        cfg, model=factory(), output_dir=tmp_path, progress=False
+        cfg, model=model, output_dir=tmp_path, progress=False
     )
+    return learner, factory
+
+
+class _BFloat16Weights(torch.nn.Conv2d):
+    """A 1x1 convolution with bfloat16 weights, taking float32 chips."""
+
+    def __init__(self, *args):
+        super().__init__(*args, dtype=torch.bfloat16)
+
+    def forward(self, x):
+        return super().forward(x.to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("conv_class", [torch.nn.Conv2d, _BFloat16Weights])
+def test_in_memory_learner_and_custom_model_factory(
+    tmp_path, nc_source, nc_class_config, conv_class
+):
+    # bfloat16 weights: the bundle's dask token took them through numpy, which has none.
+    learner, factory = _conv_learner(conv_class, tmp_path, nc_class_config)
     # Without the factory, workers could not rebuild the model: said before any compute.
     with pytest.raises(geoxr.ConfigError, match=r"custom nn.Module.*model_factory=\.\.\."):
         geoxr.predict_scene(learner, nc_source, chip_size=64, stride=64)
@@ -265,15 +285,8 @@ def test_a_model_giving_bfloat16_logits_predicts_float32_scores(
     tmp_path, nc_source, nc_class_config
 ):
     # numpy has no bfloat16: Tensor.numpy() raised a TypeError inside every block task.
-    factory = functools.partial(_BFloat16Conv, 6, len(nc_class_config), 1)
-    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
-    torch.manual_seed(0)
-    model = factory()
-    with torch.no_grad():
-        model.weight.mul_(0.01)  # logits of a few units for raw 8-bit imagery: unsaturated
-    learner = geoxr.SemanticSegmentationLearner(
-        cfg, model=model, output_dir=tmp_path, progress=False
-    )
+    learner, factory = _conv_learner(_BFloat16Conv, tmp_path, nc_class_config)
+    model = learner.model
     window = geoxr.Window(100, 100, 64, 64)
     x = np.nan_to_num(nc_source.read(window).filled(0)).astype(np.float32)
     assert model(torch.from_numpy(x)[None]).dtype == torch.bfloat16
@@ -287,38 +300,6 @@ def test_a_model_giving_bfloat16_logits_predicts_float32_scores(
         expected = torch.softmax(model(torch.from_numpy(x)[None]).float(), 1)[0].numpy()
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert 0.05 < expected.max(axis=0).mean() < 0.95  # no saturated, trivially equal scores
-
-
-class _BFloat16Weights(torch.nn.Conv2d):
-    """A 1x1 convolution with bfloat16 weights, taking float32 chips."""
-
-    def __init__(self, *args):
-        super().__init__(*args, dtype=torch.bfloat16)
-
-    def forward(self, x):
-        return super().forward(x.to(torch.bfloat16))
-
-
-def test_a_learner_with_bfloat16_weights_predicts_from_memory(
-    tmp_path, nc_source, nc_class_config
-):
-    # Its bundle's dask token took the weights through numpy, which has no bfloat16.
-    factory = functools.partial(_BFloat16Weights, 6, len(nc_class_config), 1)
-    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
-    torch.manual_seed(0)
-    model = factory()
-    with torch.no_grad():
-        model.weight.mul_(0.01)
-    learner = geoxr.SemanticSegmentationLearner(
-        cfg, model=model, output_dir=tmp_path, progress=False
-    )
-    labels = geoxr.predict_scene(
-        learner, nc_source, chip_size=64, stride=64, model_factory=factory
-    )
-    x = np.nan_to_num(nc_source.read(geoxr.Window(100, 100, 64, 64)).filled(0)).astype(np.float32)
-    expected = learner.predict(torch.from_numpy(x)[None])[0].numpy()
-    got = labels.scores.isel(y=slice(100, 164), x=slice(100, 164)).values
-    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
