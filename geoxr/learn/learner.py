@@ -313,9 +313,14 @@ class SemanticSegmentationLearner:
                 "that many epochs, or start a run with a larger num_epochs (resume=False)."
             )
         if self._scheduler is None:
+            # A schedule sets its first step's LR (onecycle: momentum or betas too) as it
+            # is built; a resumed run goes on with those the checkpoint's optimizer had.
+            resumed = [dict(group) for group in self.optimizer.param_groups]
             self._scheduler = self._build_scheduler()
             if self._scheduler_state is not None:  # resumed from a checkpoint
                 self._scheduler.load_state_dict(self._scheduler_state)
+                for group, saved in zip(self.optimizer.param_groups, resumed, strict=True):
+                    group.update(saved)
         while self.epoch < epochs:
             start = time.perf_counter()
             loader = self._loader(self.train_ds, shuffle=True)

@@ -45,12 +45,14 @@ def test_training_beats_majority_baseline_east_of_west(
     assert set(state) == set(learner.model.state_dict())
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "step"])
 def test_resume_from_checkpoint_continues_the_same_run(
-    tmp_path, nc_class_config, nc_datasets, small_cfg
+    tmp_path, nc_class_config, nc_datasets, small_cfg, schedule
 ):
+    # A resumed onecycle run took its first step at the schedule's starting LR.
     train, _ = nc_datasets
     subset = geoxr.GeoDataset(train.scene, train.windows[:16], normalize=train.normalize)
-    cfg = small_cfg(num_epochs=2, lr_schedule="cosine")
+    cfg = small_cfg(num_epochs=2, lr_schedule=schedule, step_epochs=1)
 
     straight = geoxr.SemanticSegmentationLearner(
         cfg, train_ds=subset, output_dir=tmp_path / "a", progress=False
