@@ -179,11 +179,15 @@ class MinMaxTransformer(RasterTransformer):
         data = with_band_axis(data)
         valid = valid_pixels(data, nodata)
         dims = [d for d in data.dims if d != "band"]
-        values = data.astype(np.float64).where(valid)
-        mins, maxs = (
-            np.asarray(m) for m in dask.compute(values.min(dims).data, values.max(dims).data)
+        values = data.astype(np.float64)
+        # Invalid pixels as +-inf, not NaN: a block with no valid pixel (nodata at the
+        # scene's edge) would warn "All-NaN slice" from numpy's nanmin.
+        lows = values.where(valid, np.inf).min(dims, skipna=False)
+        highs = values.where(valid, -np.inf).max(dims, skipna=False)
+        mins, maxs, any_valid = (
+            np.asarray(m) for m in dask.compute(lows.data, highs.data, valid.any(dims).data)
         )
-        empty = np.flatnonzero(np.isnan(mins))
+        empty = np.flatnonzero(~any_valid)
         if empty.size:
             raise EmptyBandError(
                 f"Band(s) {empty.tolist()} (0-based) of DataArray {data.name!r} have no valid "
