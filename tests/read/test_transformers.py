@@ -146,6 +146,17 @@ def test_rgb_classes_with_a_zero_band_are_not_nodata(tmp_path, rgb_byte):
         )
 
 
+def test_rgb_band_masked_alone_counts_as_zero():
+    # A stack of one file per band: green's file has nodata 255 where it does not cover.
+    # The masked value itself (255) was read as green: red + masked green was no class.
+    config = geoxr.ClassConfig(["red", "yellow"], colors=[(255, 0, 0), (255, 255, 0)])
+    values = np.array([[[255, 255]], [[255, 255]], [[0, 0]]], np.uint8)
+    mask = np.zeros(values.shape, bool)
+    mask[1, 0, 0] = True  # green masked alone in the first pixel
+    ids = geoxr.RGBClassTransformer(config).transform(np.ma.MaskedArray(values, mask=mask))
+    assert ids.tolist() == [[[0, 1]]]
+
+
 def test_transformers_with_values_for_other_bands_are_refused_when_the_source_is_made(rgb_byte):
     # Statistics of 3 bands on 2 failed at read time (a raw ValueError); a 1-band range
     # was broadcast to every band.

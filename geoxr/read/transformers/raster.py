@@ -290,7 +290,7 @@ class RGBClassTransformer(RasterTransformer):
             raise ClassConfigError(
                 f"RGBClassTransformer needs 3 bands (RGB), got {chip.shape[0]}."
             )
-        rgb = np.ma.getdata(chip).astype(np.int64)
+        rgb = np.ma.filled(chip, 0).astype(np.int64)  # a band masked alone: 0
         code = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
         ids = np.full(code.shape, self.null_class_id, np.uint8)
         for class_id, (r, g, b) in enumerate(self.colors):
