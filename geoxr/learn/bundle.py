@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from geoxr._files import write_atomically
 from geoxr.errors import BundleError
 
 __all__ = ["read_bundle", "read_bundle_config", "read_bundle_header", "write_bundle"]
@@ -45,12 +46,13 @@ def write_bundle(
         # safetensors refuses tensors that share memory (tied weights): each gets a copy.
         tensors[name] = tensor.clone() if storage in storages else tensor
         storages.add(storage)
-    tmp = path.with_name(f".{path.name}.partial")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(CONFIG_NAME, json.dumps(config, indent=2))
-        zf.writestr(WEIGHTS_NAME, save_safetensors(tensors))
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(CONFIG_NAME, json.dumps(config, indent=2))
+            zf.writestr(WEIGHTS_NAME, save_safetensors(tensors))
+
+    return write_atomically(path, write)
 
 
 def read_bundle(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -7,7 +7,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from geoxr._files import write_atomically
 from geoxr.errors import (
     BandCountError,
     BundleError,
@@ -55,13 +56,6 @@ def build_model(cfg: SemanticSegmentationLearnerConfig) -> nn.Module:
         f"Config names model {m.name!r}, which geoxr cannot build; pass the module with "
         "model=... (its weights are checked against it)."
     )
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it."""
-    tmp = path.with_name(f".{path.name}.partial")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def _constant_lr(epoch: int) -> float:
@@ -416,14 +410,14 @@ class SemanticSegmentationLearner:
         # Each file is written under a temporary name, then renamed: a crash never leaves
         # a truncated checkpoint, state dict or history behind. The checkpoint comes last:
         # a run resumed from it finds its epochs' history (a resume drops any later entry).
-        _atomic(
+        write_atomically(
             self.output_dir / HISTORY_NAME,
             lambda p: p.write_text(
                 json.dumps(without_nan(self.history), indent=2, allow_nan=False)
             ),
         )
-        _atomic(self.output_dir / LAST_MODEL_NAME, lambda p: torch.save(state, p))
-        _atomic(self.output_dir / CHECKPOINT_NAME, lambda p: torch.save(checkpoint, p))
+        write_atomically(self.output_dir / LAST_MODEL_NAME, lambda p: torch.save(state, p))
+        write_atomically(self.output_dir / CHECKPOINT_NAME, lambda p: torch.save(checkpoint, p))
 
     def load_checkpoint(self) -> None:
         """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""

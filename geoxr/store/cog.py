@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,6 +19,7 @@ from affine import Affine
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window as RioWindow
 
+from geoxr._files import write_atomically
 from geoxr.errors import ConfigError, IncompleteOutputError, LabelsError, OutputPathError
 from geoxr.grid import Window, non_integers
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
@@ -152,12 +152,7 @@ def _move_into_place(built: Path, final: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        beside = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
-        try:
-            shutil.copyfile(built, beside)
-            os.replace(beside, final)
-        finally:
-            beside.unlink(missing_ok=True)
+        write_atomically(final, lambda beside: shutil.copyfile(built, beside))
 
 
 # Each tile is written once, then read once by the COG conversion: GDAL's block cache

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geoxr._files import write_atomically
 from geoxr._rasterio_features import shapes
 from geoxr.errors import ClassConfigError, ConfigError, OutputPathError
 from geoxr.grid import Grid, Window, non_integers
@@ -191,17 +192,15 @@ def write_vector_labels(
     )
     frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial-{path.name}")
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix in _PARQUET:
             frame.to_parquet(tmp)
         else:
             # Polygons, even with none to infer that from.
             frame.to_file(tmp, driver=_DRIVERS[suffix], layer=path.stem, geometry_type="Polygon")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a write that failed leaves nothing
-    return path
+
+    return write_atomically(path, write)
 
 
 def check_vector_path(path: str | os.PathLike[str]) -> Path:

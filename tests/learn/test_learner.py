@@ -455,14 +455,14 @@ def test_an_epoch_without_a_learnable_batch_has_no_loss_and_history_survives_a_c
     assert json.loads((tmp_path / "history.json").read_text())[0]["train_loss"] is None
     # A crash right after the checkpoint of epoch 2 was written kept no history of it.
     monkeypatch.undo()
-    real_atomic = learner_module._atomic
+    real_write = learner_module.write_atomically
 
     def write_then_crash(path, write):
-        real_atomic(path, write)
+        real_write(path, write)
         if path.name == "checkpoint.pt":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(learner_module, "_atomic", write_then_crash)
+    monkeypatch.setattr(learner_module, "write_atomically", write_then_crash)
     with pytest.raises(KeyboardInterrupt):
         learner.train(2)
     monkeypatch.undo()
