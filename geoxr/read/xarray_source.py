@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
+from geoxr._files import file_identity
 from geoxr.errors import ConfigError, NoGeoreferenceError
 from geoxr.grid import Grid, Window, block_chunks
 from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
@@ -26,6 +27,32 @@ __all__ = ["XarraySource"]
 
 #: Block edge (pixels) of ``.data`` over a lazily indexed array: one read per block.
 LAZY_BLOCK = 2048
+
+
+def _lazy_array_token(data_array: xr.DataArray) -> str:
+    """The token of a lazily indexed array: the file it reads (as it is now) and what of it.
+
+    rioxarray names the file in ``encoding["source"]``: the same file opened again
+    (a prediction script run again, to resume its store) is the same work, and a
+    file rewritten since is other work. An array that names no local file is work
+    of its own, whatever it holds. Nothing here reads a pixel.
+    """
+    source = data_array.encoding.get("source")
+    identity = file_identity(source) if isinstance(source, str) else None
+    if identity is None:
+        return uuid.uuid4().hex
+    return tokenize(
+        source,
+        identity,
+        data_array.name,
+        data_array.dims,
+        data_array.shape,
+        str(data_array.dtype),
+        dict(data_array.indexes),  # where in the file: bands, rows and columns
+        {name: repr(coord.attrs) for name, coord in data_array.coords.items()},  # CRS, transform
+        repr(data_array.attrs),
+        repr(sorted(data_array.encoding.items())),  # scale and offset, masking
+    )
 
 
 class XarraySource(RasterSource):
@@ -71,7 +98,7 @@ class XarraySource(RasterSource):
         self._lazy: xr.DataArray | None = None
         self._lazy_token: str | None = None
         if not isinstance(data_array.variable._data, np.ndarray | da.Array):
-            self._lazy, self._lazy_token = data_array, uuid.uuid4().hex
+            self._lazy, self._lazy_token = data_array, _lazy_array_token(data_array)
             zeros = da.zeros(data_array.shape, dtype=data_array.dtype, chunks=-1)
             data_array = data_array.copy(data=zeros)
         if data_array.ndim == 2:
@@ -142,7 +169,10 @@ class XarraySource(RasterSource):
     def __dask_tokenize__(self) -> object:
         return (
             type(self).__name__,
-            self._lazy_token or tokenize(self._array),
+            # Lazily indexed: the file's token, and the bands and window of it read here.
+            (self._lazy_token, self.channels, repr(self._offset))
+            if self._lazy_token
+            else tokenize(self._array),
             self.nodata,
             [repr(t) for t in self.raster_transformers],
         )

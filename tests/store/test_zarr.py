@@ -7,6 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 import rasterio
+import rioxarray
 import shapely
 import xarray as xr
 import zarr
@@ -88,6 +89,32 @@ def test_store_of_another_job_is_not_resumed(tmp_path, nc_labels, nc_bundle, nc_
         write_zarr_labels(other, path, progress=False)
     write_zarr_labels(other, path, progress=False, resume=False)
     np.testing.assert_array_equal(read_zarr_labels(path).class_ids.values, other.class_ids.values)
+
+
+def test_a_script_predicting_from_open_rasterio_runs_again_as_the_same_job(
+    tmp_path, nc_bundle, nc_stack
+):
+    # Each XarraySource over a lazily indexed array was a job of its own: the script run
+    # again raised "another prediction job" on its finished store (and resumed nothing).
+    def labels_of(path):
+        source = geoxr.XarraySource(rioxarray.open_rasterio(path))
+        return geoxr.predict_scene(nc_bundle, source, chip_size=64, stride=64, block_size=128)
+
+    path = write_zarr_labels(labels_of(nc_stack), tmp_path / "p.zarr", progress=False)
+    written = sorted((p, p.stat().st_mtime_ns) for p in path.rglob("*"))
+    assert write_zarr_labels(labels_of(nc_stack), path, progress=False) == path
+    assert sorted((p, p.stat().st_mtime_ns) for p in path.rglob("*")) == written  # untouched
+    # The file rewritten since (other pixels) is another job.
+    copy = tmp_path / "stack.tif"
+    with rasterio.open(nc_stack) as src:
+        profile, values = src.profile, src.read()
+    with rasterio.open(copy, "w", **profile) as dst:
+        dst.write(values)
+    first = write_zarr_labels(labels_of(copy), tmp_path / "q.zarr", progress=False)
+    with rasterio.open(copy, "r+") as dst:
+        dst.write(values[:, ::-1])
+    with pytest.raises(geoxr.IncompleteOutputError, match="another prediction job"):
+        write_zarr_labels(labels_of(copy), first, progress=False)
 
 
 def test_the_same_arrays_with_another_class_config_are_another_job(
