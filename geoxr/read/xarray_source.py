@@ -34,8 +34,10 @@ def _lazy_array_token(data_array: xr.DataArray) -> str:
 
     rioxarray names the file in ``encoding["source"]``: the same file opened again
     (a prediction script run again, to resume its store) is the same work, and a
-    file rewritten since is other work. An array that names no local file is work
-    of its own, whatever it holds. Nothing here reads a pixel.
+    file rewritten since is other work. Whatever else was selected of it (bands,
+    a window, scaling, a variable) shows in its coordinates, encoding or name. An
+    array that names no local file is work of its own, whatever it holds. Nothing
+    here reads a pixel (coordinates, at most).
     """
     source = data_array.encoding.get("source")
     identity = file_identity(source) if isinstance(source, str) else None
@@ -48,8 +50,9 @@ def _lazy_array_token(data_array: xr.DataArray) -> str:
         data_array.dims,
         data_array.shape,
         str(data_array.dtype),
-        dict(data_array.indexes),  # where in the file: bands, rows and columns
-        {name: repr(coord.attrs) for name, coord in data_array.coords.items()},  # CRS, transform
+        # Where in the file (bands, rows, columns; a band picked alone keeps its
+        # number as a scalar coordinate), its CRS and transform (spatial_ref's attrs).
+        {name: (coord.values, repr(coord.attrs)) for name, coord in data_array.coords.items()},
         repr(data_array.attrs),
         repr(sorted(data_array.encoding.items())),  # scale and offset, masking
     )

@@ -209,6 +209,12 @@ def test_data_of_a_lazily_indexed_array_reads_no_pixel_until_computed(nc_stack):
     assert one.read(Window(0, 0, 2, 2)).shape == (1, 2, 2) and backend.pixels_read == 4
     first, second = XarraySource(lazy.isel(band=[0])), XarraySource(lazy.isel(band=[1]))
     assert tokenize(first) != tokenize(second) and backend.pixels_read == 4
+    # The file opened again is the same work; a band picked alone is told by its number.
+    again = opened.copy(data=xr.core.indexing.LazilyIndexedArray(_CountingBackend(opened.values)))
+    assert tokenize(XarraySource(again.isel(band=[0]))) == tokenize(first)
+    assert tokenize(XarraySource(lazy.isel(band=0))) != tokenize(XarraySource(lazy.isel(band=1)))
+    assert tokenize(XarraySource(lazy, bbox=(0, 0, 5, 5))) != tokenize(XarraySource(lazy))
+    assert backend.pixels_read == 4
 
 
 def test_a_nodata_or_bbox_of_the_wrong_kind_is_a_geoxr_error(nc_stack):
