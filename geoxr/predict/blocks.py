@@ -34,9 +34,8 @@ def predict_block(
     chip_grid: ChipGrid,
     batch_size: int,
     blend: BlendMode,
-    out_dtype: np.dtype,
 ) -> np.ndarray:
-    """Blended class scores ``(class, h, w)`` for one block of the scene.
+    """Blended float32 class scores ``(class, h, w)`` for one block of the scene.
 
     Reads the block plus the halo its chips need in one windowed read, runs the
     chips through the (cached) model in batches and blends them. Pixels whose
@@ -72,4 +71,4 @@ def predict_block(
     out = acc.result()
     if any_invalid:
         np.copyto(out, np.nan, where=invalid[block.shift(-halo.ymin, -halo.xmin).slices])
-    return out.astype(out_dtype, copy=False)
+    return out

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import dask.array as da
 import numpy as np
 import numpy.typing as npt
+import xarray as xr
 from dask.base import tokenize
 from torch import nn
 
@@ -147,7 +148,6 @@ def predict_scene(
     chip_grid = ChipGrid.plan((height, width), chip_size, stride, padding=padding)
     block = block_size or max(stride, (1024 // stride) * stride)
     classes = cfg.class_config.ensure_null_class()
-    out_dtype = np.dtype(dtype)
     model = ModelRef.of(bundle, device, model_factory)
     if distributed_client() is None:  # this machine's device is the workers'
         check_device(device)
@@ -158,7 +158,6 @@ def predict_scene(
         chip_grid=chip_grid,
         batch_size=batch_size,
         blend=blend,
-        out_dtype=out_dtype,
     )
 
     def task(block_info: dict[Any, Any] | None = None) -> np.ndarray:
@@ -167,8 +166,8 @@ def predict_scene(
     scores = da.map_blocks(
         task,
         chunks=((len(classes),), block_chunks(height, block), block_chunks(width, block)),
-        dtype=out_dtype,
-        meta=np.array((), out_dtype),
+        dtype=np.float32,
+        meta=np.array((), np.float32),
         name="geoxr-predict-"
         + tokenize(
             model_token,  # the weights: a bundle's file identity, a learner's config and state
@@ -177,12 +176,22 @@ def predict_scene(
             chip_size,
             stride,
             blend,
-            dtype,
             block,
         ),
     )
     grid = raster_source.grid
-    data = grid.wrap(
-        scores, dims=("class", "y", "x"), name="scores", coords={"class": list(classes.names)}
-    )
-    return SemanticSegmentationLabels(grid=grid, class_config=cfg.class_config, scores=data)
+
+    def labels(scores: da.Array, **class_ids: xr.DataArray) -> SemanticSegmentationLabels:
+        data = grid.wrap(
+            scores, dims=("class", "y", "x"), name="scores", coords={"class": list(classes.names)}
+        )
+        return SemanticSegmentationLabels(
+            grid=grid, class_config=cfg.class_config, scores=data, **class_ids
+        )
+
+    full = labels(scores)
+    if np.dtype(dtype) == np.float32:
+        return full
+    # Smaller scores, the same class ids: those of the float32 scores, in which no near
+    # tie has become an exact one.
+    return labels(scores.astype(dtype), class_ids=full.class_ids)

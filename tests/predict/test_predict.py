@@ -13,6 +13,7 @@ from rasterio.env import get_gdal_config, set_gdal_config
 
 import geoxr
 from geoxr.grid import block_chunks
+from geoxr.label.labels import class_ids_from_scores
 from geoxr.predict import load_cached, model_cache
 from geoxr.predict.model_cache import ModelRef, loads_so_far
 from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, read_once_block_cache
@@ -136,6 +137,9 @@ def test_atlanta_edges_are_covered_and_float16_on_request(atlanta_bundle, sn4_im
     assert not np.isnan(scores).any()  # no nodata pixel in this scene; every edge pixel predicted
     ref = reference_scores(atlanta_bundle, source, 256, 200)
     np.testing.assert_allclose(scores.astype(np.float32), ref, atol=2e-3)
+    # Class ids come from the float32 scores: float16 made near ties exact ones.
+    expected = class_ids_from_scores(ref, labels.null_class_id)
+    np.testing.assert_array_equal(labels.class_ids.values, expected)
 
 
 def test_local_cluster_matches_threads_and_loads_model_once_per_worker(nc_bundle, nc_source):
@@ -300,6 +304,25 @@ def test_a_model_giving_bfloat16_logits_predicts_float32_scores(
         expected = torch.softmax(model(torch.from_numpy(x)[None]).float(), 1)[0].numpy()
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert 0.05 < expected.max(axis=0).mean() < 0.95  # no saturated, trivially equal scores
+
+
+def test_float16_scores_keep_the_class_ids_of_float32_scores(tmp_path, nc_source, nc_class_config):
+    # Class ids were the arg-max of the float16 scores: scores a hair apart became ties,
+    # which the lower class id won.
+    learner, factory = _conv_learner(torch.nn.Conv2d, tmp_path, nc_class_config)
+    with torch.no_grad():
+        learner.model.weight.zero_()
+        learner.model.bias.zero_()
+        learner.model.bias[2] = 1e-4  # class 2 ahead of the others by 1e-5 in probability
+    kwargs = {"chip_size": 64, "stride": 64, "model_factory": factory}
+    full = geoxr.predict_scene(learner, nc_source, **kwargs)
+    half = geoxr.predict_scene(learner, nc_source, dtype="float16", **kwargs)
+    ids = full.class_ids.values
+    valid = ids != full.null_class_id
+    assert valid.any() and (ids[valid] == 2).all()
+    scores = half.scores.values
+    assert scores.dtype == np.float16 and (scores[1][valid] == scores[2][valid]).all()  # ties
+    np.testing.assert_array_equal(half.class_ids.values, ids)
 
 
 def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
