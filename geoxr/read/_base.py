@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -12,7 +14,7 @@ from affine import Affine
 from dask.base import tokenize
 from rasterio.crs import CRS
 
-from geoxr.errors import WindowError
+from geoxr.errors import ConfigError, WindowError
 from geoxr.grid import Grid, TileLayout, Window, non_integers
 from geoxr.read.transformers import RasterTransformer, fill_masked, output_nodata
 
@@ -44,6 +46,8 @@ def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
     """
     if bbox is None:
         return full.extent
+    if isinstance(bbox, np.ndarray) and bbox.ndim == 1:
+        bbox = tuple(bbox.tolist())  # np.array([0, 0, 256, 256]), as channel_order takes
     given = (
         (bbox.row_off, bbox.col_off, bbox.height, bbox.width) if isinstance(bbox, Window) else bbox
     )
@@ -65,6 +69,32 @@ def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
             f"(0, 0, {full.height}, {full.width}) as (ymin, xmin, ymax, xmax) in pixels."
         )
     return window
+
+
+def resolve_nodata(nodata: object, *, label: str) -> float | None:
+    """A nodata value as a float, or ``None``: none given, or NaN.
+
+    NaN is never data in floats (every reader masks it) and no integer's value.
+
+    Examples
+    --------
+    >>> resolve_nodata(np.array([-99999]), label="x"), resolve_nodata(float("nan"), label="x")
+    (-99999.0, None)
+    >>> resolve_nodata("0", label="x")
+    Traceback (most recent call last):
+    ...
+    geoxr.errors.ConfigError: nodata '0' for 'x' is not a number; give e.g. nodata=0 (or NaN), or leave it out to use the raster's own.
+    """
+    if isinstance(nodata, np.ndarray) and nodata.size == 1:
+        nodata = nodata.item()  # as netCDF attributes often hold it
+    if nodata is None:
+        return None
+    if not isinstance(nodata, numbers.Real) or isinstance(nodata, bool):
+        raise ConfigError(
+            f"nodata {nodata!r} for {label!r} is not a number; give e.g. nodata=0 (or NaN), "
+            "or leave it out to use the raster's own."
+        )
+    return None if math.isnan(nodata) else float(nodata)
 
 
 def resolve_channels(channel_order: Sequence[int] | None, count: int, *, label: str) -> list[int]:

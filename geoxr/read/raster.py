@@ -16,7 +16,13 @@ from rasterio.enums import Resampling
 from geoxr._files import file_identity
 from geoxr.errors import ConfigError
 from geoxr.grid import Grid, TileLayout, Window
-from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
+from geoxr.read._base import (
+    BBox,
+    RasterSource,
+    resolve_bbox,
+    resolve_channels,
+    resolve_nodata,
+)
 from geoxr.read._gdal import dataset, describe, has_own_mask, mosaic_vrt, open_checked
 from geoxr.read._shared_tiles import SharedTileCache, TileKey
 from geoxr.read.transformers import RasterTransformer, checked_transformers, mask_of
@@ -151,7 +157,8 @@ class RasterioSource(RasterSource):
         # and the same file given two ways is the same work (dask token).
         local = [os.path.abspath(p) if file_identity(p) is not None else p for p in paths]
         self._local_uris = local
-        self._path = local[0] if len(local) == 1 else mosaic_vrt(local)
+        declared = resolve_nodata(nodata, label=self.label)  # NaN: none, whatever the file says
+        self._path = local[0] if len(local) == 1 else mosaic_vrt(local, nodata=declared)
         with open_checked(self._path, label=self.label) as ds:
             file_grid = describe(ds, label=self.label)
             count, dtype = ds.count, np.dtype(ds.dtypes[0])
@@ -171,7 +178,7 @@ class RasterioSource(RasterSource):
             crop = resolve_bbox(file_bbox, file_grid, label=self.label)
             if crop != file_grid.extent:
                 file_crop = crop
-                self._path = mosaic_vrt(local, crop=crop, nodata=nodata)
+                self._path = mosaic_vrt(local, crop=crop, nodata=declared)
         self._file_grid = file_grid
         if Resampling.__members__.get(resampling) is None:
             raise ConfigError(
@@ -191,7 +198,7 @@ class RasterioSource(RasterSource):
         self._grid_bbox = self._offset if target_grid is not None and cropped else None
         self.grid = full.crop(self._offset)
         self.channels = resolve_channels(channel_order, count, label=self.label)
-        self.nodata = nodata if nodata is not None else file_nodata
+        self.nodata = declared if nodata is not None else resolve_nodata(file_nodata, label="")
         self._dtype = dtype
         self.raster_transformers = checked_transformers(
             raster_transformers, len(self.channels), label=self.label

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import uuid
 from collections.abc import Sequence
 
@@ -13,9 +11,15 @@ import xarray as xr
 from dask.base import tokenize
 
 from geoxr._files import file_identity
-from geoxr.errors import ConfigError, NoGeoreferenceError
+from geoxr.errors import NoGeoreferenceError
 from geoxr.grid import Grid, Window, block_chunks
-from geoxr.read._base import BBox, RasterSource, resolve_bbox, resolve_channels
+from geoxr.read._base import (
+    BBox,
+    RasterSource,
+    resolve_bbox,
+    resolve_channels,
+    resolve_nodata,
+)
 from geoxr.read.transformers import (
     RasterTransformer,
     apply_transformers,
@@ -119,16 +123,7 @@ class XarraySource(RasterSource):
         self.channels = resolve_channels(channel_order, data_array.sizes["band"], label=label)
         self.grid = full.crop(window)
         declared = nodata if nodata is not None else data_array.rio.nodata
-        if isinstance(declared, np.ndarray) and declared.size == 1:
-            declared = declared.item()  # as netCDF attributes often hold it
-        if declared is not None and (
-            not isinstance(declared, numbers.Real) or isinstance(declared, bool)
-        ):
-            raise ConfigError(
-                f"nodata {declared!r} for {label!r} is not a number; give e.g. nodata=0 "
-                "(or NaN), or leave it out to use data_array.rio.nodata."
-            )
-        self.nodata = None if declared is None or math.isnan(declared) else float(declared)
+        self.nodata = resolve_nodata(declared, label=label)
         self.raster_transformers = checked_transformers(
             raster_transformers, len(self.channels), label=label
         )

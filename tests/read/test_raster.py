@@ -95,6 +95,20 @@ def test_read_wholly_outside_is_all_masked(rgb_byte):
     assert chip.mask.all() and (chip.data == 0).all()
 
 
+def test_a_declared_nodata_is_checked_and_nan_means_none(rgb_byte):
+    # A string masked nothing, then failed in .data with a raw TypeError; NaN on 8-bit
+    # data masked nothing in chips while .data marked 255 (a valid value) as nodata.
+    with pytest.raises(geoxr.ConfigError, match=r"nodata '0' for .* is not a number"):
+        RasterioSource(rgb_byte, nodata="0")
+    src = RasterioSource(rgb_byte, nodata=float("nan"))
+    assert src.nodata is None and not src.read(src.extent).mask.any()
+    data = src.data
+    assert data.rio.nodata is None
+    with rasterio.open(rgb_byte) as ds:
+        np.testing.assert_array_equal(data.values, ds.read())
+    assert RasterioSource(rgb_byte, nodata=np.array([255])).nodata == 255.0
+
+
 def test_zero_is_data_unless_declared(rgb_byte):
     window = Window(0, 0, 50, 50)  # the collar: all 0
     expected = rasterio_read(rgb_byte, window)
@@ -265,6 +279,37 @@ def test_mosaic_of_two_halves_equals_original(rgb_byte, rgb_byte_halves):
     assert lazy.rio.transform().almost_equals(original.transform)
 
 
+def test_a_mosaic_honours_the_nodata_the_user_declares(tmp_path, rgb_byte):
+    # The declared nodata reached chips but not the mosaic VRT: files without a nodata
+    # tag of their own painted their 0 collars over other files' pixels, and a gap
+    # between files (nodata 0 in the files, 255 declared) read as valid black pixels.
+    with rasterio.open(rgb_byte) as ds:
+        profile, full = ds.profile, ds.read()
+
+    def tile(name, col0, width, *, collar=0, nodata=None):
+        data = full[:, :, col0 : col0 + width].copy()
+        data[:, :, :collar] = 0
+        transform = rasterio.windows.transform(
+            rasterio.windows.Window(col0, 0, width, ds.height), profile["transform"]
+        )
+        meta = dict(profile, width=width, transform=transform, nodata=nodata)
+        with rasterio.open(tmp_path / name, "w", **meta) as dst:
+            dst.write(data)
+        return tmp_path / name
+
+    under_collar = Window(300, 360, 6, 6)  # valid pixels of the first file
+    first, second = tile("a.tif", 0, 450), tile("b.tif", 350, 441, collar=60)
+    mosaic = RasterioSource([first, second], nodata=0)
+    chip = mosaic.read(under_collar)
+    expected = full[(slice(None), *under_collar.slices)]
+    assert (expected != 0).all()
+    np.testing.assert_array_equal(chip.data, expected)
+    assert not chip.mask.any()
+    gap = Window(100, 400, 4, 4)  # columns 390-409: no file covers them
+    apart = [tile("c.tif", 0, 390, nodata=0), tile("d.tif", 410, 381, nodata=0)]
+    assert RasterioSource(apart, nodata=255).read(gap).mask.all()
+
+
 def test_target_grid_read_onto_image_grid(nc_stack, nc_strata):
     image = RasterioSource(nc_stack)
     with rasterio.open(nc_strata) as ds:
@@ -352,6 +397,8 @@ def test_non_integer_bbox_raises(rgb_byte, bbox, bad):
 def test_bbox_takes_numpy_integers(rgb_byte):
     src = RasterioSource(rgb_byte, bbox=tuple(np.array([100, 200, 300, 500])))
     assert src.shape == (200, 300)
+    # A numpy array itself too: it was "not 4 values".
+    assert RasterioSource(rgb_byte, bbox=np.array([100, 200, 300, 500])).grid == src.grid
     np.testing.assert_array_equal(
         src.read(Window(0, 0, 8, 8)).data, rasterio_read(rgb_byte, Window(100, 200, 8, 8))
     )
