@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from geoxr._files import write_atomically
@@ -25,6 +25,7 @@ from geoxr.errors import (
     ClassConfigError,
     ConfigError,
     GeoxrWarning,
+    LabelsError,
 )
 from geoxr.grid import Window
 from geoxr.learn.bundle import read_bundle, read_bundle_header, write_bundle
@@ -63,14 +64,66 @@ def _constant_lr(epoch: int) -> float:
     return 1.0
 
 
-def _check_dataset(ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name: str) -> None:
+def _scene_datasets(ds: Dataset) -> list[GeoDataset]:
+    """The datasets with a scene that ``ds`` draws from, at any depth.
+
+    ``ds`` itself, or those inside a ``Subset`` or a ``ConcatDataset`` (several scenes).
+    """
+    if getattr(ds, "scene", None) is not None:
+        return [ds]  # type: ignore[list-item]
+    if isinstance(ds, Subset):
+        return _scene_datasets(ds.dataset)
+    if isinstance(ds, ConcatDataset):
+        return [inner for part in ds.datasets for inner in _scene_datasets(part)]
+    return []
+
+
+def _norm_stats_of(ds: Dataset, name: str) -> BandStats | None:
+    """The band statistics ``ds`` normalises with (``None``: raw values, or none known).
+
+    Raises
+    ------
+    ConfigError
+        If its scenes' datasets normalise differently: a bundle keeps one set.
+    """
+    found: list[BandStats | None] = []
+    for inner in _scene_datasets(ds):
+        if inner.normalize not in found:
+            found.append(inner.normalize)
+    if len(found) > 1:
+        raise ConfigError(
+            f"{name} draws from datasets normalised in different ways ({found}); the model "
+            "bundle, and so predict_scene, keeps one. Build them all with the same "
+            "normalize=..., or set the config's norm_stats."
+        )
+    return found[0] if found else None
+
+
+def _check_labelled(ds: Dataset, name: str) -> None:
+    """Refuse to train or validate on a scene without labels (its masks are NaN)."""
+    for inner in _scene_datasets(ds):
+        if inner.scene.label_source is None:
+            raise LabelsError(
+                f"{name}'s scene {inner.scene.id!r} has no labels, so nothing to learn or "
+                "score against. Give make_ss_scene label_raster_uri=... or "
+                "label_vector_uri=... (or Scene a label_source)."
+            )
+
+
+def _check_dataset(ds: Dataset, cfg: SemanticSegmentationLearnerConfig, name: str) -> None:
     """Refuse a dataset of other classes or bands than ``cfg``; warn of other stats.
 
-    A dataset of the user's own that has no ``scene`` (a ``Subset``, say) is not checked.
+    Each scene's dataset inside a ``Subset`` or ``ConcatDataset`` is checked; a
+    dataset of the user's own without a scene is not.
     """
-    scene = getattr(ds, "scene", None)
-    if scene is None:
-        return
+    for inner in _scene_datasets(ds):
+        _check_scene_dataset(inner, cfg, name)
+
+
+def _check_scene_dataset(
+    ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name: str
+) -> None:
+    scene = ds.scene
     # Label sources add a null class to a config without one, as the learner's model does.
     ids, wanted = scene.label_source, cfg.class_config.ensure_null_class()
     if ids is not None and not ids.class_config.same_classes(wanted):
@@ -93,7 +146,7 @@ def _check_dataset(ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name:
             f"and predict_scene) with {cfg.norm_stats}; build the dataset with "
             "normalize=cfg.norm_stats.",
             GeoxrWarning,
-            stacklevel=3,
+            stacklevel=4,  # the learner's caller
         )
 
 
@@ -149,7 +202,9 @@ class SemanticSegmentationLearner:
         Any module mapping ``(N, C, H, W)`` to logits ``(N, classes, H, W)``.
         Default: the built-in U-Net of ``cfg.model``.
     train_ds, valid_ds : GeoDataset, optional
-        Training and validation datasets.
+        Training and validation datasets: a scene's, or several scenes' in a
+        ``torch.utils.data.ConcatDataset`` (a ``Subset`` of either works too). With no
+        ``norm_stats`` in ``cfg``, the learner takes those ``train_ds`` normalises with.
     output_dir : str or path
         Where ``checkpoint.pt``, ``last-model.pth``, ``history.json`` and bundles go.
     device : str or torch.device, optional
@@ -175,8 +230,9 @@ class SemanticSegmentationLearner:
         seed: int = 0,
         progress: bool = True,
     ) -> None:
-        if cfg.norm_stats is None and train_ds is not None and train_ds.normalize is not None:
-            cfg = cfg.replace(norm_stats=train_ds.normalize)
+        if cfg.norm_stats is None and train_ds is not None:
+            stats = _norm_stats_of(train_ds, "train_ds")
+            cfg = cfg if stats is None else cfg.replace(norm_stats=stats)
         if model is not None and cfg.model.name != "custom":
             cfg = cfg.replace(model=replace(cfg.model, name="custom"))
         self.cfg = cfg
@@ -300,6 +356,9 @@ class SemanticSegmentationLearner:
             raise ConfigError("This learner has no train_ds; pass train_ds=... to train.")
         epochs = self.cfg.solver.num_epochs if epochs is None else epochs
         loss_fn = self._loss_fn()  # checks the solver settings first
+        _check_labelled(self.train_ds, "train_ds")
+        if self.valid_ds is not None:
+            _check_labelled(self.valid_ds, "valid_ds")
         if self.cfg.solver.lr_schedule == "onecycle" and epochs > self.cfg.solver.num_epochs:
             raise ConfigError(
                 f"train({epochs}): the onecycle LR schedule spans num_epochs="
@@ -378,6 +437,7 @@ class SemanticSegmentationLearner:
         ds = ds if ds is not None else self.valid_ds
         if ds is None:
             raise ConfigError("No dataset to validate on; pass ds=... or valid_ds=...")
+        _check_labelled(ds, "The validation dataset")
         loss_fn = loss_fn or self._loss_fn()
         self.model.eval()
         n = len(self.classes)

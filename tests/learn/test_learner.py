@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 import geoxr
 import geoxr.learn.learner as learner_module
@@ -490,3 +490,53 @@ def test_a_run_resumed_before_its_train_ds_is_given_keeps_its_lr_schedule(
     later.train_ds = subset
     later.train(2)
     assert later.history[-1]["lr"] == pytest.approx(straight.history[-1]["lr"])
+
+
+def test_several_scenes_train_through_concat_and_subset(tmp_path, nc_datasets, small_cfg):
+    # A ConcatDataset (several scenes) or a Subset raised AttributeError: no 'normalize'.
+    train, valid = nc_datasets
+    west = geoxr.GeoDataset(train.scene, train.windows[:8], normalize=train.normalize)
+    east = geoxr.GeoDataset(valid.scene, valid.windows[:8], normalize=train.normalize)
+    both = ConcatDataset([west, Subset(east, range(4))])
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(batch_size=4), train_ds=both, output_dir=tmp_path, progress=False
+    )
+    assert learner.cfg.norm_stats == train.normalize  # taken from the scenes' datasets
+    assert np.isfinite(learner.train(1)[0]["train_loss"])
+    # Scenes normalised in different ways: the bundle could keep only one.
+    raw = geoxr.GeoDataset(valid.scene, valid.windows[:8])
+    with pytest.raises(geoxr.ConfigError, match=r"train_ds draws from datasets normalised in"):
+        geoxr.SemanticSegmentationLearner(
+            small_cfg(), train_ds=ConcatDataset([west, raw]), output_dir=tmp_path, progress=False
+        )
+    # Each scene inside is checked as a dataset given alone is.
+    four = geoxr.make_ss_scene(
+        train.scene.raster_source.uris[0],
+        label_raster_uri=train.scene.label_source.raster_source.uris[0],
+        class_config=train.scene.label_source.class_config,
+        image_raster_source_kw={"channel_order": [0, 1, 2, 3]},
+    )
+    with pytest.raises(geoxr.BandCountError, match=r"train_ds's scene .* 4 bands, the model"):
+        geoxr.SemanticSegmentationLearner(
+            small_cfg().replace(norm_stats=train.normalize),
+            train_ds=ConcatDataset([west, geoxr.GeoDataset(four, [])]),
+            output_dir=tmp_path,
+            progress=False,
+        )
+
+
+def test_a_scene_without_labels_is_refused_for_training_and_validation(
+    tmp_path, nc_stack, nc_class_config, nc_datasets, small_cfg
+):
+    # Its masks are NaN: torch's loss raised "only batches of spatial targets supported".
+    train, _ = nc_datasets
+    unlabelled = geoxr.make_ss_scene(nc_stack, class_config=nc_class_config)
+    ds = geoxr.GeoDataset(unlabelled, train.windows[:4], normalize=train.normalize)
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), train_ds=ds, output_dir=tmp_path, progress=False
+    )
+    with pytest.raises(geoxr.LabelsError, match=r"train_ds's scene .* has no labels"):
+        learner.train(1)
+    with pytest.raises(geoxr.LabelsError, match=r"dataset's scene .* has no labels"):
+        learner.validate(Subset(ds, range(2)))
+    assert learner.predict_dataset(ds)  # predicting needs no labels
