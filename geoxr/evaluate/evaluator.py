@@ -90,9 +90,13 @@ class SemanticSegmentationEvaluator:
                 f"{prediction.grid}; evaluate on the prediction's scene grid."
             )
         null = self.class_config.ignore_class_id
-        # A truth raster's nodata (and NaN) is no label, as the null class.
+        # A truth raster's nodata (and NaN) is no label, as the null class: the truth's
+        # pixels only (a prediction of that value's class is a prediction like any other),
+        # compared as the values they are (a float nodata is no int: -3.4e38, 0.5).
         nodata = truth_ids.rio.nodata if isinstance(truth, xr.DataArray) else None
-        ignore = [null] if nodata is None or np.isnan(nodata) else [null, int(nodata)]
+        if nodata is not None and not np.isnan(nodata):
+            truth_ids = truth_ids.where(truth_ids != nodata, null)
+        ignore = [null]
         truth_checked, pred_checked = (
             ids.copy(
                 data=checked_class_ids(

@@ -74,11 +74,27 @@ def test_truth_on_another_grid_is_refused(nc_truth_and_prediction, nc_class_conf
 
 
 def test_a_truth_raster_nodata_is_ignored(nc_truth_and_prediction, nc_class_config):
+    # It was left out of the prediction too: predictions of class 7 vanished, and with
+    # them their errors (a float nodata such as float32's lowest was "class id -2**63").
     scene, labels = nc_truth_and_prediction
+    values = scene.label_source.data.values
+    pred = labels.class_ids.values.copy()
+    pred[::3] = 7  # "sediment" predicted on every third row
+    predicted = geoxr.SemanticSegmentationLabels(
+        grid=labels.grid,
+        class_config=labels.class_config,
+        class_ids=labels.class_ids.copy(data=pred),
+    )
+    evaluator = geoxr.SemanticSegmentationEvaluator(nc_class_config)
     truth = scene.label_source.data.rio.write_nodata(7)  # "sediment" pixels declared nodata
-    metrics = geoxr.SemanticSegmentationEvaluator(nc_class_config).evaluate(truth, labels)
-    values, pred = scene.label_source.data.values, labels.class_ids.values
-    assert metrics["pixels"] == ((values != 0) & (values != 7) & (pred != 0)).sum()
+    metrics = evaluator.evaluate(truth, predicted)
+    counted = (values != 0) & (values != 7) & (pred != 0)
+    assert metrics["pixels"] == counted.sum()
+    assert metrics["per_class"]["sediment"]["predicted"] == (counted & (pred == 7)).sum() > 0
+    lowest = np.finfo(np.float32).min
+    floats = scene.label_source.data.astype(np.float32)
+    floats = floats.where(values != 7, lowest).rio.write_nodata(float(lowest))
+    assert evaluator.evaluate(floats, predicted) == metrics
 
 
 def test_ids_and_classes_the_evaluator_does_not_know_are_refused(
