@@ -107,7 +107,7 @@ class SemanticSegmentationLabelStore:
             check_output_path(self._scores_sidecar, what="Label store scores COG")
         if self.vector_output is not None:
             v = self.vector_output
-            check_vector_path(v.uri)
+            check_vector_path(v.uri, labels.grid.crs)
             vector_class_ids(labels, v.class_ids, simplify=v.simplify, min_area=v.min_area)
         if self.format == "zarr":
             write_zarr_labels(

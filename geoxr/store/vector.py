@@ -14,6 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from rasterio.crs import CRS
 
 from geoxr._files import write_atomically
 from geoxr._rasterio_features import shapes
@@ -166,7 +167,7 @@ def write_vector_labels(
     ConfigError
         If ``simplify`` or ``min_area`` is not a number >= 0.
     """
-    path = check_vector_path(path)
+    path = check_vector_path(path, labels.grid.crs)
     suffix = path.suffix.lower()
     wanted = vector_class_ids(labels, class_ids, simplify=simplify, min_area=min_area)
     tasks = map_blocks_delayed(
@@ -203,13 +204,15 @@ def write_vector_labels(
     return write_atomically(path, write)
 
 
-def check_vector_path(path: str | os.PathLike[str]) -> Path:
+def check_vector_path(path: str | os.PathLike[str], crs: CRS | None = None) -> Path:
     """``path`` as a :class:`~pathlib.Path`, if :func:`write_vector_labels` can write there.
 
     Parameters
     ----------
     path : str or path
         Where the vector labels go.
+    crs : rasterio.crs.CRS, optional
+        The labels' CRS, which the file must be able to name.
 
     Returns
     -------
@@ -220,13 +223,21 @@ def check_vector_path(path: str | os.PathLike[str]) -> Path:
     ------
     OutputPathError
         If its suffix is not that of a format written, it is a directory, or it
-        is in a file.
+        is in a file; or it is GeoJSON and ``crs`` has no EPSG code (GeoJSON names
+        a CRS by its code alone: a reader would take the coordinates for WGS 84).
     """
     path = Path(path)
-    if path.suffix.lower() not in (*_DRIVERS, *_PARQUET):
+    suffix = path.suffix.lower()
+    if suffix not in (*_DRIVERS, *_PARQUET):
         raise OutputPathError(
             f"Cannot write vector labels to {str(path)!r}: use a .geojson, .gpkg, .parquet or "
             ".geoparquet file name."
+        )
+    if crs is not None and _DRIVERS.get(suffix) == "GeoJSON" and crs.to_epsg() is None:
+        raise OutputPathError(
+            f"Cannot write vector labels to {str(path)!r}: GeoJSON names a CRS by its EPSG "
+            "code alone, and the labels' CRS has none, so readers would take the coordinates "
+            "for longitude and latitude. Write a .gpkg or .parquet file, which keep any CRS."
         )
     check_output_path(path, what="Vector labels path")
     return path

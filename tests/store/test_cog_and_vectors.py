@@ -21,6 +21,7 @@ from rio_cogeo.cogeo import cog_validate
 import geoxr
 import geoxr.store.cog
 from geoxr.errors import LabelsError, OutputPathError
+from geoxr.grid import Grid
 from geoxr.read._gdal import READ_ONCE_CACHE_BYTES
 from geoxr.store import (
     read_cog_labels,
@@ -28,6 +29,7 @@ from geoxr.store import (
     write_vector_labels,
     write_zarr_labels,
 )
+from geoxr.testing import raise_if_dask_computes
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,28 @@ def test_polygons_rasterize_back_to_the_class_ids(tmp_path, nc_land_cover, suffi
     assert set(gdf.class_name) == {
         nc_labels.class_config.names[i] for i in np.unique(gdf.class_id)
     }
+
+
+def test_geojson_refuses_a_crs_it_cannot_name_and_gpkg_keeps_it(tmp_path, nc_land_cover):
+    # GeoJSON names a CRS by its EPSG code alone: one without a code was left out, and
+    # readers took the projected coordinates (US feet here) for longitude and latitude.
+    crs = CRS.from_proj4("+proj=utm +zone=16 +datum=WGS84 +units=us-ft +no_defs")
+    assert crs.to_epsg() is None
+    grid = Grid(crs, nc_land_cover.grid.transform, nc_land_cover.grid.shape)
+    labels = geoxr.SemanticSegmentationLabels(
+        grid=grid,
+        class_config=nc_land_cover.class_config,
+        class_ids=nc_land_cover.class_ids.rio.write_crs(crs),
+    )
+    out = tmp_path / "out"
+    with (
+        raise_if_dask_computes(),
+        pytest.raises(OutputPathError, match=r"GeoJSON names a CRS by its EPSG code alone"),
+    ):
+        write_vector_labels(labels, out / "classes.geojson")
+    assert not out.exists()
+    gdf = gpd.read_file(write_vector_labels(labels, out / "classes.gpkg"))
+    assert CRS.from_user_input(gdf.crs) == crs
 
 
 def test_vector_simplify_and_min_area(tmp_path, nc_land_cover):
