@@ -12,11 +12,11 @@ import numpy as np
 import shapely
 import xarray as xr
 
-from geoxr.errors import ClassConfigError, CRSMismatchError, LabelsError
+from geoxr.errors import ClassConfigError, CRSMismatchError
 from geoxr.evaluate.confusion import confusion_matrix_lazy
 from geoxr.grid import Grid
 from geoxr.label import ClassConfig, SemanticSegmentationLabels, SemanticSegmentationLabelSource
-from geoxr.label.labels import checked_class_ids
+from geoxr.label.labels import checked_class_ids, yx_class_ids
 from geoxr.learn.metrics import segmentation_metrics, without_nan
 
 __all__ = ["SemanticSegmentationEvaluator"]
@@ -27,14 +27,7 @@ Truth = SemanticSegmentationLabelSource | SemanticSegmentationLabels | xr.DataAr
 def _class_ids(labels: Truth) -> xr.DataArray:
     """``(y, x)`` class ids of the truth (a one-band ``(band, y, x)`` raster as it opens)."""
     if isinstance(labels, xr.DataArray):
-        if "band" in labels.dims and labels.sizes["band"] == 1:
-            labels = labels.isel(band=0, drop=True)
-        if labels.dims != ("y", "x"):
-            raise LabelsError(
-                f"Truth {labels.name or 'DataArray'!r} has dims {labels.dims}; expected class "
-                "ids on ('y', 'x'), or one band ('band', 'y', 'x'). Select the labels' band."
-            )
-        return labels
+        return yx_class_ids(labels, "Truth")
     if isinstance(labels, SemanticSegmentationLabelSource):
         return labels.data
     return labels.class_ids

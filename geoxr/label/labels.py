@@ -60,6 +60,25 @@ def class_ids_from_scores(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     return ids
 
 
+def yx_class_ids(ids: xr.DataArray, label: str) -> xr.DataArray:
+    """``(y, x)`` class ids: ``ids`` itself, or its one band (a label raster as it opens).
+
+    Examples
+    --------
+    >>> one_band = xr.DataArray(np.zeros((1, 2, 3), np.uint8), dims=("band", "y", "x"))
+    >>> yx_class_ids(one_band, "ids").dims
+    ('y', 'x')
+    """
+    if "band" in ids.dims and ids.sizes["band"] == 1:
+        ids = ids.isel(band=0, drop=True)
+    if ids.dims != ("y", "x"):
+        raise LabelsError(
+            f"{label} {ids.name or 'DataArray'!r} has dims {ids.dims}; expected class ids on "
+            "('y', 'x'), or one band ('band', 'y', 'x'). Select the band, e.g. .isel(band=0)."
+        )
+    return ids
+
+
 def checked_class_ids(
     ids: Any, class_config: ClassConfig, *, label: str, fix: str, skip: Sequence[int] = ()
 ) -> da.Array:
@@ -171,6 +190,8 @@ class SemanticSegmentationLabels:
         self.class_config = class_config.ensure_null_class()
         self.null_class_id = class_config.ignore_class_id
         self.scores = scores
+        if class_ids is not None:
+            class_ids = yx_class_ids(class_ids, "Labels class_ids")
         self._check_grid("class_ids", class_ids)
         self._class_ids = class_ids
 

@@ -142,6 +142,21 @@ def test_a_one_band_truth_as_rioxarray_opens_it(nc_truth_and_prediction, nc_clas
     assert evaluator.evaluate(banded, labels) == evaluator.evaluate(flat, labels)
     with pytest.raises(geoxr.LabelsError, match=r"dims \('band', 'y', 'x'\); expected"):
         evaluator.evaluate(xr.concat([banded, banded], "band"), labels)
+    # The prediction's class ids too, and a store writes them: labels took them as they
+    # were, then the evaluator and the Zarr store failed with raw errors.
+    predicted = geoxr.SemanticSegmentationLabels(
+        grid=labels.grid,
+        class_config=labels.class_config,
+        class_ids=labels.class_ids.expand_dims(band=[1]),
+    )
+    assert predicted.class_ids.dims == ("y", "x")
+    assert evaluator.evaluate(flat, predicted) == evaluator.evaluate(flat, labels)
+    with pytest.raises(geoxr.LabelsError, match=r"Labels class_ids .* dims \('band', 'y', 'x'\)"):
+        geoxr.SemanticSegmentationLabels(
+            grid=labels.grid,
+            class_config=labels.class_config,
+            class_ids=xr.concat([banded, banded], "band"),
+        )
 
 
 def test_metrics_of_no_pixels_save_as_json_null(
