@@ -11,9 +11,26 @@ import numpy as np
 from geoxr.errors import ConfigError
 from geoxr.grid import Window
 
-__all__ = ["BlendMode", "ScoreAccumulator", "chip_weights", "single_cover"]
+__all__ = ["BlendMode", "ScoreAccumulator", "check_blend", "chip_weights", "single_cover"]
 
 BlendMode = Literal["cosine", "uniform"]
+
+
+def check_blend(blend: object) -> None:
+    """Raise a ConfigError unless ``blend`` is a :data:`BlendMode`.
+
+    Checked where blending is asked for: only overlapping chips are blended, so a
+    mode checked where it is used would pass unseen (or fail midway through a write).
+
+    Examples
+    --------
+    >>> check_blend("gaussian")
+    Traceback (most recent call last):
+    ...
+    geoxr.errors.ConfigError: blend must be 'cosine' or 'uniform', got 'gaussian'.
+    """
+    if blend not in ("cosine", "uniform"):
+        raise ConfigError(f"blend must be 'cosine' or 'uniform', got {blend!r}.")
 
 
 def chip_weights(shape: tuple[int, int], blend: BlendMode = "cosine") -> np.ndarray:
@@ -29,10 +46,9 @@ def chip_weights(shape: tuple[int, int], blend: BlendMode = "cosine") -> np.ndar
     >>> w.shape, bool(w.min() > 0), bool(w[1, 1] > w[0, 0])
     ((4, 4), True, True)
     """
+    check_blend(blend)
     if blend == "uniform":
         return np.ones(shape, np.float32)
-    if blend != "cosine":
-        raise ConfigError(f"blend must be 'cosine' or 'uniform', got {blend!r}.")
     rows = np.sin(np.pi * (np.arange(shape[0]) + 0.5) / shape[0]) ** 2
     cols = np.sin(np.pi * (np.arange(shape[1]) + 0.5) / shape[1]) ** 2
     return np.outer(rows, cols).astype(np.float32)
@@ -119,6 +135,7 @@ class ScoreAccumulator:
         blend: BlendMode = "cosine",
     ) -> None:
         self.target = target
+        check_blend(blend)
         self.blend = blend
         self._alone = set() if chips is None else single_cover(chips, target)
         self._out = _nan_outside(num_classes, target, chips)

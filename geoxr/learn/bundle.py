@@ -127,6 +127,11 @@ def _read(
 @contextmanager
 def _open_bundle(path: Path) -> Iterator[zipfile.ZipFile]:
     """The bundle's zip, its member names checked; errors as :class:`BundleError`."""
+    if path.is_dir():
+        raise BundleError(
+            f"Model bundle {str(path)!r} is a directory; give the bundle's .zip file "
+            "(save_model_bundle writes one)."
+        )
     if not path.is_file():
         raise BundleError(f"Model bundle {str(path)!r} does not exist; check the path.")
     try:

@@ -18,7 +18,7 @@ from geoxr._distributed import distributed_client
 from geoxr.errors import ConfigError, WindowError
 from geoxr.grid import ChipGrid, block_chunks, non_integers, window_of_block
 from geoxr.label import SemanticSegmentationLabels
-from geoxr.label.blend import BlendMode
+from geoxr.label.blend import BlendMode, check_blend
 from geoxr.learn import SemanticSegmentationLearner
 from geoxr.learn.bundle import read_bundle_config
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
@@ -31,12 +31,29 @@ __all__ = ["predict_scene"]
 
 
 def _check_arguments(
-    chip_size: int, stride: int, batch_size: int, block_size: int | None, dtype: npt.DTypeLike
-) -> None:
-    """Refuse arguments that would give scores that look complete but are not."""
-    for name, value in (("chip_size", chip_size), ("batch_size", batch_size)):
-        if non_integers([value]) or value < 1:
-            raise ConfigError(f"{name} must be an int >= 1, got {value!r}.")
+    raster_source: object,
+    chip_size: int,
+    stride: int | None,
+    batch_size: int,
+    block_size: int | None,
+    blend: object,
+    dtype: npt.DTypeLike,
+) -> int:
+    """Refuse arguments that would give scores that look complete but are not.
+
+    Returns the stride (default: ``chip_size // 2``).
+    """
+    if not isinstance(raster_source, RasterSource):
+        raise ConfigError(
+            f"predict_scene takes a raster source, got a {type(raster_source).__name__}. "
+            "Wrap it: geoxr.RasterioSource(path) for a file, "
+            "geoxr.XarraySource(data_array) for a DataArray."
+        )
+    if non_integers([chip_size]) or chip_size < 1:
+        raise ConfigError(f"chip_size must be an int >= 1 (chips are square), got {chip_size!r}.")
+    if non_integers([batch_size]) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+    stride = max(1, chip_size // 2) if stride is None else stride
     if non_integers([stride]) or not 1 <= stride <= chip_size:
         raise WindowError(
             f"stride {stride!r} must be an int from 1 to chip_size ({chip_size}): a larger "
@@ -55,6 +72,8 @@ def _check_arguments(
         raise ConfigError(
             f"dtype {dtype!r}: scores are probabilities in [0, 1]; give 'float32' or 'float16'."
         )
+    check_blend(blend)
+    return stride
 
 
 def predict_scene(
@@ -117,8 +136,9 @@ def predict_scene(
     WindowError
         If ``stride`` is not in ``1..chip_size``, or the model takes other bands.
     ConfigError
-        If ``chip_size``, ``batch_size`` or ``block_size`` is not an int >= 1,
-        ``dtype`` is not a float dtype, a custom model comes without ``model_factory``,
+        If ``raster_source`` is no raster source, ``chip_size``, ``batch_size`` or
+        ``block_size`` is not an int >= 1, ``blend`` is no blend mode, ``dtype`` is
+        not a float dtype, a custom model comes without ``model_factory``,
         or ``device`` is no torch device (or, without a dask.distributed client, one
         this machine lacks).
 
@@ -128,8 +148,9 @@ def predict_scene(
         Lazy scores ``(class, y, x)`` and class ids ``(y, x)`` on the source's grid;
         NaN scores and the null class where the input is nodata.
     """
-    stride = max(1, chip_size // 2) if stride is None else stride
-    _check_arguments(chip_size, stride, batch_size, block_size, dtype)
+    stride = _check_arguments(
+        raster_source, chip_size, stride, batch_size, block_size, blend, dtype
+    )
     bundle, model_token = bundle_and_token(learner_or_bundle)
     cfg = SemanticSegmentationLearnerConfig.from_dict(read_bundle_config(bundle))
     if cfg.model.name == "custom" and model_factory is None:

@@ -338,7 +338,11 @@ def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
         ({"dtype": "uint8"}, geoxr.ConfigError, r"give 'float32' or 'float16'"),
         ({"batch_size": 0}, geoxr.ConfigError, r"batch_size must be an int >= 1, got 0"),
         ({"block_size": -64}, geoxr.ConfigError, r"block_size must be an int >= 1"),
-        ({"chip_size": 64.0}, geoxr.ConfigError, r"chip_size must be an int >= 1, got 64.0"),
+        ({"chip_size": 64.0}, geoxr.ConfigError, r"chip_size must be an int >= 1 .* 64.0"),
+        # A TypeError from the stride's default (chip_size // 2) before:
+        ({"chip_size": (64, 128)}, geoxr.ConfigError, r"\(chips are square\), got \(64, 128\)"),
+        # Checked only where chips overlap: at compute time, midway through a write.
+        ({"blend": "gaussian"}, geoxr.ConfigError, r"blend must be 'cosine' or 'uniform'"),
     ],
 )
 def test_arguments_that_would_give_incomplete_scores_are_refused(
@@ -348,6 +352,23 @@ def test_arguments_that_would_give_incomplete_scores_are_refused(
     # uint8 scores were all 0; the others were raw errors at compute time.
     with pytest.raises(error, match=match):
         geoxr.predict_scene(nc_bundle, nc_source, **{"chip_size": 64, **kwargs})
+
+
+def test_a_raster_source_or_bundle_of_the_wrong_kind_says_what_to_give(
+    tmp_path, nc_bundle, nc_source, nc_stack
+):
+    # A path or a DataArray as the raster source: raw AttributeError 'num_channels'.
+    for given in (str(nc_stack), nc_source.data):
+        with pytest.raises(
+            geoxr.ConfigError, match=r"takes a raster source, got a (str|DataArray)\. Wrap it"
+        ):
+            geoxr.predict_scene(nc_bundle, given, chip_size=64)
+    with pytest.raises(geoxr.BundleError, match=r"is a directory; give the bundle's .zip"):
+        geoxr.predict_scene(tmp_path, nc_source, chip_size=64)  # "does not exist" before
+    with pytest.raises(geoxr.ConfigError, match=r"blend must be"):
+        geoxr.SemanticSegmentationLabels.from_predictions(
+            [], [], grid=nc_source.grid, class_config=geoxr.ClassConfig(["a"]), blend="max"
+        )
 
 
 def test_another_model_factory_is_another_prediction(tmp_path, nc_source, nc_class_config):
