@@ -48,6 +48,22 @@ def int_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def _paddings(padding: object) -> tuple[int | None, int | None]:
+    """Per-axis padding: ``None`` (automatic) for both axes or either, else ints.
+
+    Examples
+    --------
+    >>> _paddings(None), _paddings(3), _paddings((None, 0))
+    ((None, None), (3, 3), (None, 0))
+    """
+    if padding is None:
+        return None, None
+    if isinstance(padding, tuple | list) and len(padding) == 2 and None in padding:
+        rows, cols = (None if p is None else int_pair(p, "padding")[0] for p in padding)
+        return rows, cols
+    return int_pair(padding, "padding")  # type: ignore[arg-type]
+
+
 def _scene_shape(shape: tuple[int, int]) -> tuple[int, int]:
     """A scene's ``(height, width)``: two ints of at least one pixel."""
     try:
@@ -117,10 +133,13 @@ class ChipGrid:
         size: int | tuple[int, int],
         stride: int | tuple[int, int],
         *,
-        padding: int | tuple[int, int] | None = None,
+        padding: int | tuple[int | None, int | None] | None = None,
         pad_direction: PadDirection = "end",
     ) -> ChipGrid:
-        """Plan the chips of a scene of ``shape``; arguments as for :func:`sliding_windows`."""
+        """Plan the chips of a scene of ``shape``; arguments as for :func:`sliding_windows`.
+
+        ``padding`` may also be a pair with ``None`` for an axis padded automatically.
+        """
         if pad_direction not in _PAD_DIRECTIONS:
             raise WindowError(
                 f"pad_direction must be one of {_PAD_DIRECTIONS}, got {pad_direction!r}."
@@ -131,7 +150,7 @@ class ChipGrid:
             raise WindowError(
                 f"size and stride must be >= 1, got size={size!r}, stride={stride!r}."
             )
-        pads = (None, None) if padding is None else int_pair(padding, "padding")
+        pads = _paddings(padding)
         per_axis = []
         for axis, name in enumerate(("height", "width")):
             length, k, s = shape[axis], sizes[axis], strides[axis]

@@ -165,8 +165,10 @@ def predict_scene(
             f"{raster_source.num_channels}. Select the training bands with channel_order=[...]."
         )
     height, width = raster_source.shape
-    padding = 0 if chip_size <= min(height, width) else None
-    chip_grid = ChipGrid.plan((height, width), chip_size, stride, padding=padding)
+    # Chips end on the scene's edge (every pixel predicted from real data), on an axis
+    # the scene is shorter than a chip: padded there alone.
+    rows, cols = (0 if chip_size <= length else None for length in (height, width))
+    chip_grid = ChipGrid.plan((height, width), chip_size, stride, padding=(rows, cols))
     block = block_size or max(stride, (1024 // stride) * stride)
     classes = cfg.class_config.ensure_null_class()
     model = ModelRef.of(bundle, device, model_factory)

@@ -20,11 +20,11 @@ from geoxr.read._gdal import READ_ONCE_CACHE_BYTES, read_once_block_cache
 from geoxr.testing import raise_if_dask_computes
 
 
-def reference_scores(bundle, source, chip_size, stride):
+def reference_scores(bundle, source, chip_size, stride, padding=0):
     """Plain in-memory prediction: every chip of the same grid, blended with the same weights."""
     learner = geoxr.SemanticSegmentationLearner.from_model_bundle(bundle, output_dir=bundle.parent)
     learner.progress = False
-    chips = geoxr.ChipGrid.plan(source.shape, chip_size, stride, padding=0).windows()
+    chips = geoxr.ChipGrid.plan(source.shape, chip_size, stride, padding=padding).windows()
     ds = geoxr.GeoDataset(geoxr.Scene("ref", source), chips, normalize=learner.cfg.norm_stats)
     pairs = list(learner.predict_dataset(ds, batch_size=8))
     labels = geoxr.SemanticSegmentationLabels.from_predictions(
@@ -140,6 +140,20 @@ def test_atlanta_edges_are_covered_and_float16_on_request(atlanta_bundle, sn4_im
     # Class ids come from the float32 scores: float16 made near ties exact ones.
     expected = class_ids_from_scores(ref, labels.null_class_id)
     np.testing.assert_array_equal(labels.class_ids.values, expected)
+
+
+def test_a_scene_shorter_than_a_chip_on_one_axis_is_padded_on_that_axis_alone(nc_bundle, nc_stack):
+    # Both axes were padded: the last column of chips reached 20 px past the scene's
+    # right edge, where the chips could have ended on it (real data for every pixel).
+    source = geoxr.RasterioSource(nc_stack, bbox=(200, 100, 240, 400))  # 40 x 300, all data
+    chips = geoxr.ChipGrid.plan(source.shape, 64, 32, padding=(None, 0))
+    assert chips.col_starts[-1] + 64 == 300 and chips.row_starts == (0,)
+    got = geoxr.predict_scene(nc_bundle, source, chip_size=64, stride=32).scores.values
+    expected = reference_scores(nc_bundle, source, 64, 32, padding=(None, 0))
+    assert not np.isnan(expected).any()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    padded_both = reference_scores(nc_bundle, source, 64, 32, padding=None)
+    assert np.abs(padded_both - expected).max() > 1e-4  # the plans tell apart
 
 
 def test_local_cluster_matches_threads_and_loads_model_once_per_worker(nc_bundle, nc_source):
