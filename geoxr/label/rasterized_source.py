@@ -87,6 +87,13 @@ class RasterizedSource(RasterSource):
                 f"column {class_id_column!r}. Name the column that holds it with "
                 "class_id_column=..., or give default_class_id=..."
             )
+        fractions = sorted(set(ids[ids != ids.round()].tolist()))
+        if fractions:
+            raise ClassConfigError(
+                f"Features of {vector_source.uri!r} (column {class_id_column!r}) have class "
+                f"ids {fractions[:10]} that are not whole numbers; class ids are positions in "
+                "the ClassConfig. Map them to those positions first."
+            )
         negative = sorted({i for i in [*ids.astype(int).tolist(), background_class_id] if i < 0})
         if negative:
             raise ClassConfigError(

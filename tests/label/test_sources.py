@@ -152,6 +152,12 @@ def test_rasterized_negative_class_ids_raise(nc_polygons, nc_image, tmp_path):
     polygons.to_file(path)
     with pytest.raises(geoxr.ClassConfigError, match=r"negative class ids \[-1\]"):
         RasterizedSource(VectorSource(path), grid=nc_image.grid, class_id_column="id")
+    # Fractions were truncated: 1.7 burned as class 1 (ClassInferenceTransformer refuses them).
+    polygons["id"] = polygons["id"].astype(float)
+    polygons.loc[0, "id"], polygons.loc[1, "id"] = 1.7, 2.0
+    polygons.to_file(path)
+    with pytest.raises(geoxr.ClassConfigError, match=r"class ids \[1\.7\] that are not whole"):
+        RasterizedSource(VectorSource(path), grid=nc_image.grid, class_id_column="id")
     with pytest.raises(geoxr.ClassConfigError, match=r"negative class ids \[-2\]"):
         RasterizedSource(
             VectorSource(nc_polygons),
