@@ -15,6 +15,7 @@ from geoxr.label.class_config import ClassConfig
 from geoxr.label.rasterized_source import RasterizedSource
 from geoxr.label.sources import SemanticSegmentationLabelSource
 from geoxr.read import RasterioSource, RasterSource, VectorSource
+from geoxr.read.multi import check_overlap
 
 __all__ = ["Scene", "make_ss_scene"]
 
@@ -145,6 +146,8 @@ def make_ss_scene(
         kw = dict(label_raster_source_kw or {})
         labels = RasterioSource(label_raster_uri, **kw)
         if not labels.grid.aligned_with(image.grid):
+            # Labels of another place would all read as the null class: nothing to learn.
+            check_overlap(labels, image.grid, what="Label raster", onto="the image")
             # Read onto the image's grid, already cropped to its bbox: a bbox of the
             # label raster's own has no part in that.
             kw.pop("bbox", None)

@@ -19,13 +19,18 @@ from geoxr.read.transformers import RasterTransformer, checked_transformers
 __all__ = ["MultiRasterSource", "align_to", "check_overlap", "read_all"]
 
 
-def check_overlap(source: RasterSource, grid: Grid, *, what: str) -> None:
-    """Raise if ``source`` does not overlap ``grid`` (bounds compared in ``grid.crs``)."""
+def check_overlap(
+    source: RasterSource, grid: Grid, *, what: str, onto: str = "the primary grid"
+) -> None:
+    """Raise if ``source`` does not overlap ``grid`` (bounds compared in ``grid.crs``).
+
+    ``what`` names the source and ``onto`` the grid in the message.
+    """
     bounds = transform_bounds(source.crs, grid.crs, *source.bounds, densify_pts=21)
     if shapely.box(*bounds).intersection(shapely.box(*grid.bounds)).area == 0:
         raise CRSMismatchError(
             f"{what} {source!r} (bounds {tuple(round(b, 3) for b in bounds)} in {grid.crs}) does "
-            f"not overlap the primary grid (bounds {grid.bounds}). Check the files cover the "
+            f"not overlap {onto} (bounds {grid.bounds}). Check the files cover the "
             "same area and declare the right CRS."
         )
 

@@ -256,6 +256,15 @@ def test_scene_with_labels_on_another_grid_raises(
     assert issubclass(geoxr.CRSMismatchError, ValueError)
 
 
+def test_a_label_raster_of_another_place_is_refused(sn4_image, nc_strata, nc_class_config):
+    # Raleigh's land cover on an Atlanta image: every label read as the null class, and
+    # training reported a NaN loss, with no error.
+    with pytest.raises(
+        geoxr.CRSMismatchError, match=r"Label raster .* does not overlap the image"
+    ):
+        make_ss_scene(sn4_image, label_raster_uri=nc_strata, class_config=nc_class_config)
+
+
 def test_make_ss_scene_both_label_kinds_raise(nc_stack, nc_strata, nc_polygons, nc_class_config):
     with pytest.raises(
         geoxr.ConfigError, match=r"Give label_raster_uri or label_vector_uri, not both.*got"
