@@ -134,7 +134,8 @@ class _ChunkReader:
 
     Blocks are the very chips ``read`` returns (transformers included), as ``dtype``
     with masked pixels set to ``fill`` (NaN for floats), so ``.data`` and chips agree
-    by construction.
+    by construction (a warped read: to within GDAL's approximate transformer, which
+    depends on the window; see ``docs/design.md``).
     """
 
     def __init__(self, source: RasterSource, dtype: np.dtype, fill: float | None) -> None:
