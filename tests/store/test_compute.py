@@ -97,7 +97,9 @@ def test_blocks_reach_the_function_and_the_class_ids_without_a_copy(monkeypatch)
     original = labels_module.class_ids_from_scores
 
     def class_ids_in_place(block: np.ndarray, null_class_id: int) -> np.ndarray:
-        seen_by_class_ids.append(any(np.shares_memory(block, b) for b in computed.values()))
+        # A copy of the values: other blocks' tasks add to the dict meanwhile (threads).
+        blocks = tuple(computed.values())
+        seen_by_class_ids.append(any(np.shares_memory(block, b) for b in blocks))
         return original(block, null_class_id)
 
     monkeypatch.setattr(labels_module, "class_ids_from_scores", class_ids_in_place)
