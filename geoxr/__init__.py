@@ -4,9 +4,9 @@ Read rasters as lazy, georeferenced xarray DataArrays, sample chips for torch,
 train, predict block-wise with dask and write predictions back as geodata.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
-import rioxarray  # noqa: F401  (registers the .rio accessor)
+import rioxarray as _rioxarray  # noqa: F401  (registers the .rio accessor)
 
 from geoxr import testing
 from geoxr.errors import (
@@ -78,8 +78,8 @@ from geoxr.sample import (
 from geoxr.store import SemanticSegmentationLabelStore, VectorOutput
 
 try:
-    __version__ = version("geoxr")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _metadata.version("geoxr")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
