@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -71,16 +70,14 @@ def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
     return window
 
 
-def resolve_nodata(nodata: object, *, label: str) -> float | None:
-    """A nodata value as a float, or ``None``: none given, or NaN.
-
-    NaN is never data in floats (every reader masks it) and no integer's value.
+def checked_nodata(nodata: object, *, label: str) -> float | None:
+    """A nodata value as a float (NaN: "none", whatever the file says), or ``None``.
 
     Examples
     --------
-    >>> resolve_nodata(np.array([-99999]), label="x"), resolve_nodata(float("nan"), label="x")
+    >>> checked_nodata(np.array([-99999]), label="x"), checked_nodata(None, label="x")
     (-99999.0, None)
-    >>> resolve_nodata("0", label="x")
+    >>> checked_nodata("0", label="x")
     Traceback (most recent call last):
     ...
     geoxr.errors.ConfigError: nodata '0' for 'x' is not a number; give e.g. nodata=0 (or NaN), or leave it out to use the raster's own.
@@ -94,7 +91,7 @@ def resolve_nodata(nodata: object, *, label: str) -> float | None:
             f"nodata {nodata!r} for {label!r} is not a number; give e.g. nodata=0 (or NaN), "
             "or leave it out to use the raster's own."
         )
-    return None if math.isnan(nodata) else float(nodata)
+    return float(nodata)
 
 
 def resolve_channels(channel_order: Sequence[int] | None, count: int, *, label: str) -> list[int]:

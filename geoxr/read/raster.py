@@ -19,9 +19,9 @@ from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import (
     BBox,
     RasterSource,
+    checked_nodata,
     resolve_bbox,
     resolve_channels,
-    resolve_nodata,
 )
 from geoxr.read._gdal import dataset, describe, has_own_mask, mosaic_vrt, open_checked
 from geoxr.read._shared_tiles import SharedTileCache, TileKey
@@ -157,8 +157,10 @@ class RasterioSource(RasterSource):
         # and the same file given two ways is the same work (dask token).
         local = [os.path.abspath(p) if file_identity(p) is not None else p for p in paths]
         self._local_uris = local
-        declared = resolve_nodata(nodata, label=self.label)  # NaN: none, whatever the file says
-        self._path = local[0] if len(local) == 1 else mosaic_vrt(local, nodata=declared)
+        declared = checked_nodata(nodata, label=self.label)  # NaN: none, whatever the file says
+        # The files' nodata in the mosaic: the one declared, if it is a value.
+        in_files = None if declared is None or math.isnan(declared) else declared
+        self._path = local[0] if len(local) == 1 else mosaic_vrt(local, nodata=in_files)
         with open_checked(self._path, label=self.label) as ds:
             file_grid = describe(ds, label=self.label)
             count, dtype = ds.count, np.dtype(ds.dtypes[0])
@@ -178,7 +180,7 @@ class RasterioSource(RasterSource):
             crop = resolve_bbox(file_bbox, file_grid, label=self.label)
             if crop != file_grid.extent:
                 file_crop = crop
-                self._path = mosaic_vrt(local, crop=crop, nodata=declared)
+                self._path = mosaic_vrt(local, crop=crop, nodata=in_files)
         self._file_grid = file_grid
         if Resampling.__members__.get(resampling) is None:
             raise ConfigError(
@@ -198,7 +200,7 @@ class RasterioSource(RasterSource):
         self._grid_bbox = self._offset if target_grid is not None and cropped else None
         self.grid = full.crop(self._offset)
         self.channels = resolve_channels(channel_order, count, label=self.label)
-        self.nodata = declared if nodata is not None else resolve_nodata(file_nodata, label="")
+        self.nodata = declared if declared is not None else file_nodata
         self._dtype = dtype
         self.raster_transformers = checked_transformers(
             raster_transformers, len(self.channels), label=self.label

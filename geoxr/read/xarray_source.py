@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 
@@ -16,9 +17,9 @@ from geoxr.grid import Grid, Window, block_chunks
 from geoxr.read._base import (
     BBox,
     RasterSource,
+    checked_nodata,
     resolve_bbox,
     resolve_channels,
-    resolve_nodata,
 )
 from geoxr.read.transformers import (
     RasterTransformer,
@@ -123,7 +124,8 @@ class XarraySource(RasterSource):
         self.channels = resolve_channels(channel_order, data_array.sizes["band"], label=label)
         self.grid = full.crop(window)
         declared = nodata if nodata is not None else data_array.rio.nodata
-        self.nodata = resolve_nodata(declared, label=label)
+        value = checked_nodata(declared, label=label)
+        self.nodata = None if value is None or math.isnan(value) else value
         self.raster_transformers = checked_transformers(
             raster_transformers, len(self.channels), label=label
         )

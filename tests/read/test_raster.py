@@ -95,13 +95,21 @@ def test_read_wholly_outside_is_all_masked(rgb_byte):
     assert chip.mask.all() and (chip.data == 0).all()
 
 
-def test_a_declared_nodata_is_checked_and_nan_means_none(rgb_byte):
+def test_a_declared_nodata_is_checked_and_nan_means_none_read_or_warped(rgb_byte):
     # A string masked nothing, then failed in .data with a raw TypeError; NaN on 8-bit
     # data masked nothing in chips while .data marked 255 (a valid value) as nodata.
     with pytest.raises(geoxr.ConfigError, match=r"nodata '0' for .* is not a number"):
         RasterioSource(rgb_byte, nodata="0")
     src = RasterioSource(rgb_byte, nodata=float("nan"))
-    assert src.nodata is None and not src.read(src.extent).mask.any()
+    assert np.isnan(src.nodata) and not src.read(src.extent).mask.any()
+    # "None" warped too: not the file's own nodata (0) in its place.
+    shifted = src.grid.transform * Affine.translation(0.5, 0.5)
+    warped = RasterioSource(
+        rgb_byte,
+        nodata=float("nan"),
+        target_grid=Grid(src.crs, shifted, (src.shape[0] - 1, src.shape[1] - 1)),
+    )
+    assert not warped.read(warped.extent).mask.any()
     data = src.data
     assert data.rio.nodata is None
     with rasterio.open(rgb_byte) as ds:

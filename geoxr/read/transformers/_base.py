@@ -107,9 +107,11 @@ def output_nodata(dtype: np.dtype, nodata: float | None) -> float | None:
     --------
     >>> output_nodata(np.dtype("uint8"), -99999.0), output_nodata(np.dtype("float32"), -99999.0)
     (255, None)
+    >>> output_nodata(np.dtype("uint8"), float("nan")) is None
+    True
     """
-    if np.issubdtype(dtype, np.floating) or nodata is None:
-        return None
+    if np.issubdtype(dtype, np.floating) or nodata is None or np.isnan(nodata):
+        return None  # NaN: no nodata (no integer is NaN)
     info = np.iinfo(dtype)
     if float(nodata).is_integer() and info.min <= nodata <= info.max:
         return nodata
