@@ -10,6 +10,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
+from xarray.core.indexing import NumpyIndexingAdapter
 
 from geoxr._files import file_identity
 from geoxr.errors import NoGeoreferenceError
@@ -34,6 +35,22 @@ __all__ = ["XarraySource"]
 LAZY_BLOCK = 2048
 
 
+def _in_memory(data_array: xr.DataArray) -> bool:
+    """Whether xarray holds the pixels of a lazily indexed array in memory.
+
+    Loaded (``.values`` of a cached array) or assigned to (``array[...] = v``): they
+    may no longer be the file's.
+    """
+    layer: object = data_array.variable._data
+    while layer is not None:
+        if isinstance(layer, np.ndarray | NumpyIndexingAdapter) or getattr(
+            layer, "_copied", False
+        ):
+            return True
+        layer = getattr(layer, "array", None)
+    return False
+
+
 def _lazy_array_token(data_array: xr.DataArray) -> str:
     """The token of a lazily indexed array: the file it reads (as it is now) and what of it.
 
@@ -41,12 +58,14 @@ def _lazy_array_token(data_array: xr.DataArray) -> str:
     (a prediction script run again, to resume its store) is the same work, and a
     file rewritten since is other work. Whatever else was selected of it (bands,
     a window, scaling, a variable) shows in its coordinates, encoding or name. An
-    array that names no local file is work of its own, whatever it holds. Nothing
-    here reads a pixel (coordinates, at most).
+    array that names no local file, has no x and y coordinates, or whose pixels
+    are in memory (loaded, perhaps edited) is work of its own, whatever it holds.
+    Nothing here reads a pixel (coordinates, at most).
     """
     source = data_array.encoding.get("source")
     identity = file_identity(source) if isinstance(source, str) else None
-    if identity is None:
+    # Without x and y coordinates, windows of one shape would look alike.
+    if identity is None or not {"x", "y"} <= set(data_array.coords) or _in_memory(data_array):
         return uuid.uuid4().hex
     return tokenize(
         source,

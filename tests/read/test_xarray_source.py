@@ -215,6 +215,14 @@ def test_data_of_a_lazily_indexed_array_reads_no_pixel_until_computed(nc_stack):
     assert tokenize(XarraySource(lazy.isel(band=0))) != tokenize(XarraySource(lazy.isel(band=1)))
     assert tokenize(XarraySource(lazy, bbox=(0, 0, 5, 5))) != tokenize(XarraySource(lazy))
     assert backend.pixels_read == 4
+    # Pixels edited in memory, or no x/y coordinates to tell windows apart: work of its own.
+    fresh = tokenize(XarraySource(rioxarray.open_rasterio(nc_stack)))
+    assert tokenize(XarraySource(rioxarray.open_rasterio(nc_stack))) == fresh
+    edited = rioxarray.open_rasterio(nc_stack)
+    edited[0, :2, :2] = 7
+    assert tokenize(XarraySource(edited)) != fresh
+    bare = rioxarray.open_rasterio(nc_stack, parse_coordinates=False)
+    assert tokenize(XarraySource(bare)) != tokenize(XarraySource(bare))
 
 
 def test_a_nodata_or_bbox_of_the_wrong_kind_is_a_geoxr_error(nc_stack):
