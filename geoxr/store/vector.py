@@ -31,9 +31,9 @@ _PARQUET = (".parquet", ".geoparquet")
 
 
 def _vector_crs(grid: Grid) -> str:
-    """The grid's CRS as ``EPSG:code`` when it has one (so GeoJSON can name it), else WKT."""
-    epsg = grid.crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg is not None else grid.crs.to_wkt()
+    """The grid's CRS as ``AUTHORITY:code`` when it has one (so GeoJSON can name it), else WKT."""
+    authority = grid.crs.to_authority()
+    return ":".join(authority) if authority is not None else grid.crs.to_wkt()
 
 
 def polygonize_block(
@@ -223,8 +223,8 @@ def check_vector_path(path: str | os.PathLike[str], crs: CRS | None = None) -> P
     ------
     OutputPathError
         If its suffix is not that of a format written, it is a directory, or it
-        is in a file; or it is GeoJSON and ``crs`` has no EPSG code (GeoJSON names
-        a CRS by its code alone: a reader would take the coordinates for WGS 84).
+        is in a file; or it is GeoJSON and ``crs`` has no authority code (GeoJSON
+        names a CRS by its code alone: a reader would take the coordinates for WGS 84).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -233,11 +233,12 @@ def check_vector_path(path: str | os.PathLike[str], crs: CRS | None = None) -> P
             f"Cannot write vector labels to {str(path)!r}: use a .geojson, .gpkg, .parquet or "
             ".geoparquet file name."
         )
-    if crs is not None and _DRIVERS.get(suffix) == "GeoJSON" and crs.to_epsg() is None:
+    if crs is not None and _DRIVERS.get(suffix) == "GeoJSON" and crs.to_authority() is None:
         raise OutputPathError(
-            f"Cannot write vector labels to {str(path)!r}: GeoJSON names a CRS by its EPSG "
-            "code alone, and the labels' CRS has none, so readers would take the coordinates "
-            "for longitude and latitude. Write a .gpkg or .parquet file, which keep any CRS."
+            f"Cannot write vector labels to {str(path)!r}: GeoJSON names a CRS by an "
+            "authority's code alone (EPSG:..., ESRI:...), and the labels' CRS has none, so "
+            "readers would take the coordinates for longitude and latitude. Write a .gpkg or "
+            ".parquet file, which keep any CRS."
         )
     check_output_path(path, what="Vector labels path")
     return path

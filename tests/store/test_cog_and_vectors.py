@@ -143,7 +143,7 @@ def test_geojson_refuses_a_crs_it_cannot_name_and_gpkg_keeps_it(tmp_path, nc_lan
     # GeoJSON names a CRS by its EPSG code alone: one without a code was left out, and
     # readers took the projected coordinates (US feet here) for longitude and latitude.
     crs = CRS.from_proj4("+proj=utm +zone=16 +datum=WGS84 +units=us-ft +no_defs")
-    assert crs.to_epsg() is None
+    assert crs.to_authority() is None
     grid = Grid(crs, nc_land_cover.grid.transform, nc_land_cover.grid.shape)
     labels = geoxr.SemanticSegmentationLabels(
         grid=grid,
@@ -153,12 +153,21 @@ def test_geojson_refuses_a_crs_it_cannot_name_and_gpkg_keeps_it(tmp_path, nc_lan
     out = tmp_path / "out"
     with (
         raise_if_dask_computes(),
-        pytest.raises(OutputPathError, match=r"GeoJSON names a CRS by its EPSG code alone"),
+        pytest.raises(OutputPathError, match=r"GeoJSON names a CRS by an authority's code"),
     ):
         write_vector_labels(labels, out / "classes.geojson")
     assert not out.exists()
     gdf = gpd.read_file(write_vector_labels(labels, out / "classes.gpkg"))
     assert CRS.from_user_input(gdf.crs) == crs
+    # Another authority's code (USA Albers, ESRI:102003) is one GeoJSON can name.
+    albers = CRS.from_user_input("ESRI:102003")
+    in_albers = geoxr.SemanticSegmentationLabels(
+        grid=Grid(albers, grid.transform, grid.shape),
+        class_config=labels.class_config,
+        class_ids=labels.class_ids.rio.write_crs(albers),
+    )
+    gdf = gpd.read_file(write_vector_labels(in_albers, out / "albers.geojson"))
+    assert CRS.from_user_input(gdf.crs).to_authority() == ("ESRI", "102003")
 
 
 def test_vector_simplify_and_min_area(tmp_path, nc_land_cover):
