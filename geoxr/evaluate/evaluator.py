@@ -88,7 +88,9 @@ class SemanticSegmentationEvaluator:
         # compared as the values they are (a float nodata is no int: -3.4e38, 0.5).
         nodata = truth_ids.rio.nodata if isinstance(truth, xr.DataArray) else None
         if nodata is not None and not np.isnan(nodata):
-            truth_ids = truth_ids.where(truth_ids != nodata, null)
+            # In a dtype that holds the null id (256 classes and more on uint8 ids).
+            dtype = np.promote_types(truth_ids.dtype, np.min_scalar_type(null))
+            truth_ids = truth_ids.astype(dtype).where(truth_ids != nodata, null)
         ignore = [null]
         truth_checked, pred_checked = (
             ids.copy(

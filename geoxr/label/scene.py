@@ -146,11 +146,12 @@ def make_ss_scene(
         kw = dict(label_raster_source_kw or {})
         labels = RasterioSource(label_raster_uri, **kw)
         if not labels.grid.aligned_with(image.grid):
-            # Labels of another place would all read as the null class: nothing to learn.
-            check_overlap(labels, image.grid, what="Label raster", onto="the image")
             # Read onto the image's grid, already cropped to its bbox: a bbox of the
             # label raster's own has no part in that.
-            kw.pop("bbox", None)
+            if kw.pop("bbox", None) is not None:
+                labels = RasterioSource(label_raster_uri, **kw)
+            # Labels of another place would all read as the null class: nothing to learn.
+            check_overlap(labels, image.grid, what="Label raster", onto="the image")
             labels = RasterioSource(label_raster_uri, target_grid=image.grid, **kw)
         label_source = SemanticSegmentationLabelSource(labels, class_config)
     elif label_vector_uri is not None:

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import shapely
 import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
 
 import geoxr
 from geoxr.evaluate import confusion_matrix_lazy
+from geoxr.grid import Grid
 from geoxr.testing import raise_if_dask_computes
 
 
@@ -170,3 +173,19 @@ def test_metrics_of_no_pixels_save_as_json_null(
     assert metrics["pixels"] == 0 and np.isnan(metrics["miou"])
     saved = evaluator.save(metrics, tmp_path / "m.json").read_text()
     assert "NaN" not in saved and json.loads(saved)["miou"] is None
+
+
+def test_a_truth_nodata_with_256_classes_and_more_leaves_its_pixels_out():
+    # The null class (id 256) replaced the nodata value in the truth's own uint8: it
+    # wrapped round to class 0, and those pixels counted as errors.
+    grid = Grid(CRS.from_epsg(32616), Affine(1, 0, 0, 0, -1, 2), (2, 2))
+    config = geoxr.ClassConfig([f"c{i}" for i in range(256)])
+    truth = grid.wrap(np.array([[1, 255], [2, 3]], np.uint8), dims=("y", "x"))
+    predicted = geoxr.SemanticSegmentationLabels(
+        grid=grid,
+        class_config=config,
+        class_ids=grid.wrap(np.array([[1, 5], [2, 3]], np.int32), dims=("y", "x")),
+    )
+    evaluator = geoxr.SemanticSegmentationEvaluator(config)
+    metrics = evaluator.evaluate(truth.rio.write_nodata(255), predicted)
+    assert (metrics["pixels"], metrics["accuracy"]) == (3, 1.0)

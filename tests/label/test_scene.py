@@ -137,11 +137,13 @@ def test_a_label_raster_on_another_grid_leaves_its_bbox_to_the_image(
             image_raster_source_kw=image_kw,
             label_raster_source_kw=label_kw,
         )
-        for label_kw in ({}, {"bbox": (50, 25, 150, 125)})
+        # A bbox away from the image's crop too: the overlap check looked at it.
+        for label_kw in ({}, {"bbox": (50, 25, 150, 125)}, {"bbox": (0, 0, 10, 10)})
     ]
-    plain, cropped = (s.label_source.get_label_arr(s.grid.extent) for s in scenes)
+    plain, *cropped = (s.label_source.get_label_arr(s.grid.extent) for s in scenes)
     assert plain.shape == (200, 200) and len(np.unique(plain)) > 2
-    np.testing.assert_array_equal(cropped, plain)
+    for labels in cropped:
+        np.testing.assert_array_equal(labels, plain)
 
 
 def test_aoi_from_file_in_other_crs_is_reprojected(nc_stack, nc_strata, nc_class_config, tmp_path):
