@@ -36,8 +36,8 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Have ``write(tmp)`` write a temporary file beside ``path``, then rename it to ``path``.
 
     Readers of ``path`` see the old file or the whole new one, never a part: a
-    crash midway leaves only the hidden temporary file, and a ``write`` that raises
-    leaves nothing. The temporary name is unique (two writers never share it) and
+    crash midway leaves only the hidden temporary file (``.<stem>.<hex>.partial<suffix>``,
+    safe to delete), and a ``write`` that raises leaves nothing. The temporary name is unique (two writers never share it) and
     keeps ``path``'s suffix, from which some writers tell the format.
 
     Examples

@@ -7,10 +7,10 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -88,8 +88,9 @@ def _norm_stats_of(ds: Dataset, name: str) -> BandStats | None:
     """
     found: list[BandStats | None] = []
     for inner in _scene_datasets(ds):
-        if inner.normalize not in found:
-            found.append(inner.normalize)
+        stats = getattr(inner, "normalize", None)  # a dataset of the user's own may have none
+        if stats not in found:
+            found.append(stats)
     if len(found) > 1:
         raise ConfigError(
             f"{name} draws from datasets normalised in different ways ({found}); the model "
@@ -222,8 +223,8 @@ class SemanticSegmentationLearner:
         cfg: SemanticSegmentationLearnerConfig,
         *,
         model: nn.Module | None = None,
-        train_ds: GeoDataset | None = None,
-        valid_ds: GeoDataset | None = None,
+        train_ds: Dataset[Any] | None = None,
+        valid_ds: Dataset[Any] | None = None,
         output_dir: str | os.PathLike[str],
         device: str | torch.device | None = None,
         resume: bool = True,
@@ -286,7 +287,8 @@ class SemanticSegmentationLearner:
     def _build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         s = self.cfg.solver
         assert self.train_ds is not None
-        steps_per_epoch = math.ceil(len(self.train_ds) / s.batch_size)
+        items = len(cast(Sized, self.train_ds))  # a map-style dataset: shuffled by index
+        steps_per_epoch = math.ceil(items / s.batch_size)
         total = max(1, s.num_epochs * steps_per_epoch)
         sched = torch.optim.lr_scheduler
         if s.lr_schedule == "cosine":
@@ -329,7 +331,7 @@ class SemanticSegmentationLearner:
             return float(labelled.sum())
         return float(weight[y[labelled]].sum())
 
-    def _loader(self, ds: GeoDataset, *, shuffle: bool) -> DataLoader:
+    def _loader(self, ds: Dataset[Any], *, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         return DataLoader(
             ds,
@@ -428,7 +430,7 @@ class SemanticSegmentationLearner:
 
     @torch.no_grad()
     def validate(
-        self, ds: GeoDataset | None = None, *, loss_fn: nn.Module | None = None
+        self, ds: Dataset[Any] | None = None, *, loss_fn: nn.Module | None = None
     ) -> dict[str, Any]:
         """Validation loss, per-class IoU/precision/recall, mIoU and accuracy on ``ds``.
 
