@@ -10,12 +10,27 @@ import shapely
 import xarray as xr
 from dask.base import tokenize
 
-from geoxr.errors import ClassConfigError, GeoxrWarning
+from geoxr.errors import ClassConfigError, CRSMismatchError, GeoxrWarning
 from geoxr.grid import Grid, Window, polygonal_part
 from geoxr.label.rasterize import rasterize_window
 from geoxr.read import RasterSource, VectorSource
 
-__all__ = ["RasterizedSource"]
+__all__ = ["RasterizedSource", "check_features_overlap"]
+
+
+def check_features_overlap(source: RasterizedSource, grid: Grid, *, label: str) -> None:
+    """Raise if ``source`` has polygons and none of them reaches ``grid``'s bounds.
+
+    A file without polygons (a tile with no buildings) passes: all background.
+    """
+    bounds = source.features_bounds
+    if bounds is not None and not shapely.box(*bounds).intersects(shapely.box(*grid.bounds)):
+        raise CRSMismatchError(
+            f"No polygon of {label!r} reaches the image: the polygons lie within "
+            f"{tuple(round(b, 3) for b in bounds)}, the image within "
+            f"{tuple(round(b, 3) for b in grid.bounds)} ({grid.crs}). Check the file's CRS "
+            "(and, for longitude/latitude, that x is the longitude)."
+        )
 
 
 class RasterizedSource(RasterSource):
@@ -82,10 +97,20 @@ class RasterizedSource(RasterSource):
         if default_class_id is not None:
             ids = ids.fillna(default_class_id)
         if ids.isna().any():
+            column = gdf[class_id_column] if class_id_column in gdf.columns else None
+            columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
+            more = f" and {len(columns) - 8} more" if len(columns) > 8 else ""
+            found = (
+                f"it has no column {class_id_column!r} (its columns: {columns[:8]}{more})"
+                if column is None
+                else f"column {class_id_column!r} holds "
+                f"{sorted(set(map(str, column[ids.isna()].dropna())))[:5] or 'no value'} there"
+            )
             raise ClassConfigError(
-                f"{int(ids.isna().sum())} features of {vector_source.uri!r} have no class id in "
-                f"column {class_id_column!r}. Name the column that holds it with "
-                "class_id_column=..., or give default_class_id=..."
+                f"{int(ids.isna().sum())} features of {vector_source.uri!r} have no numeric "
+                f"class id: {found}. Name the column of class ids with class_id_column=..., "
+                "give default_class_id=..., or map class names to ids with "
+                "ClassInferenceTransformer."
             )
         fractions = sorted(set(ids[ids != ids.round()].tolist()))
         if fractions:
@@ -109,6 +134,10 @@ class RasterizedSource(RasterSource):
         self.background_class_id = int(background_class_id)
         self.all_touched = all_touched
         self._geoms = gdf.geometry.reset_index(drop=True)
+        #: ``(left, bottom, right, top)`` of the polygons in the grid's CRS (``None``: none).
+        self.features_bounds: tuple[float, ...] | None = (
+            tuple(self._geoms.total_bounds.tolist()) if len(self._geoms) else None
+        )
         self._ids = ids.astype(np.int64).to_numpy()
         top = max([self.background_class_id, *self._ids.tolist()])
         self._dtype = np.dtype("uint8") if 0 <= top < 256 else np.dtype("int32")

@@ -12,7 +12,7 @@ import shapely
 from geoxr.errors import ConfigError, CRSMismatchError
 from geoxr.grid import Grid, aoi_geometries, aoi_union
 from geoxr.label.class_config import ClassConfig
-from geoxr.label.rasterized_source import RasterizedSource
+from geoxr.label.rasterized_source import RasterizedSource, check_features_overlap
 from geoxr.label.sources import SemanticSegmentationLabelSource
 from geoxr.read import RasterioSource, RasterSource, VectorSource
 from geoxr.read.multi import check_overlap
@@ -163,6 +163,13 @@ def make_ss_scene(
             background_class_id=background_class_id,
             all_touched=all_touched,
         )
+        # Polygons of another place (another CRS declared, x and y swapped) would all
+        # read as background: checked against the whole image, a crop of it may miss them.
+        image_kw = dict(image_raster_source_kw or {})
+        whole = (
+            image if image_kw.pop("bbox", None) is None else RasterioSource(image_uri, **image_kw)
+        )
+        check_features_overlap(rasterized, whole.grid, label=str(label_vector_uri))
         label_source = SemanticSegmentationLabelSource(rasterized, class_config)
     aoi = None
     if aoi_uri is not None:

@@ -167,12 +167,44 @@ def test_rasterized_negative_class_ids_raise(nc_polygons, nc_image, tmp_path):
         )
 
 
-def test_rasterized_missing_class_ids_raise(sn4_buildings, sn4_image):
+def test_rasterized_missing_class_ids_raise(sn4_buildings, sn4_image, nc_polygons, nc_stack):
+    # A missing column, and class names or "yes" in place of ids, all said "no class id
+    # in column ...": now which it is, with the columns or values found.
     image = RasterioSource(sn4_image)
     with pytest.raises(
-        geoxr.ClassConfigError, match=r"43 features .* no class id in column 'class_id'"
+        geoxr.ClassConfigError,
+        match=r"43 features .* no numeric class id: it has no column 'class_id' \(its "
+        r"columns: \['access', .* and \d+ more\)",
     ):
         RasterizedSource(VectorSource(sn4_buildings), grid=image.grid)
+    with pytest.raises(geoxr.ClassConfigError, match=r"column 'building' holds \['yes'\] there"):
+        RasterizedSource(VectorSource(sn4_buildings), grid=image.grid, class_id_column="building")
+    with pytest.raises(geoxr.ClassConfigError, match=r"ClassInferenceTransformer"):
+        RasterizedSource(
+            VectorSource(nc_polygons), grid=RasterioSource(nc_stack).grid, class_id_column="label"
+        )
+
+
+def test_vector_labels_of_another_place_are_refused(
+    sn4_image, sn4_buildings, nc_polygons, nc_class_config
+):
+    # Polygons that miss the image read as background everywhere: trained on, and scored
+    # (the quickstart reported mIoU 1.0). A crop of the image without them is fine.
+    corner = geoxr.make_ss_scene(
+        sn4_image,
+        label_vector_uri=sn4_buildings,
+        class_config=geoxr.ClassConfig(["background", "building"]),
+        default_class_id=1,
+        image_raster_source_kw={"bbox": (0, 0, 4, 4)},
+    )
+    assert corner.grid.shape == (4, 4)
+    with pytest.raises(geoxr.CRSMismatchError, match=r"No polygon of .* reaches the image"):
+        geoxr.make_ss_scene(
+            sn4_image,
+            label_vector_uri=nc_polygons,
+            class_config=nc_class_config,
+            class_id_column="id",
+        )
 
 
 # ---------------------------------------------------------------------------- label source
