@@ -46,11 +46,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--classes", nargs="+", help="class names in id order (with --image)")
     p.add_argument("--null-class", default=None, help="name of the ignore class, if any")
     p.add_argument(
-        "--class-id-column", default="class_id", help="class id property (vector labels)"
+        "--class-id-column", help="class id property of vector labels (default: class_id)"
+    )
+    p.add_argument(
+        "--default-class-id",
+        type=_at_least(0),
+        help="class id of vector labels without one (e.g. 1: every polygon is a building)",
     )
     p.add_argument("--output", default="output/quickstart", help="output directory")
     p.add_argument(
-        "--predict-size", type=_at_least(16), default=4096, help="demo scene to predict (pixels)"
+        "--predict-size",
+        type=_at_least(16),
+        help="edge of the demo scene to predict, in pixels (default: 4096; not with --image)",
     )
     # Chips step by half their size: 2 pixels at least.
     p.add_argument("--chip-size", type=_at_least(2), default=128)
@@ -58,7 +65,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=_at_least(1), default=8)
     p.add_argument("--width", type=_at_least(1), default=16, help="U-Net width")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler (tcp://...)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # Options of the user's own data mean nothing to the demo scenes: refused, not ignored.
+    own = {
+        "--labels": args.labels,
+        "--classes": args.classes,
+        "--null-class": args.null_class,
+        "--class-id-column": args.class_id_column,
+        "--default-class-id": args.default_class_id,
+    }
+    given = [flag for flag, value in own.items() if value is not None]
+    if args.image is None and given:
+        p.error(f"{', '.join(given)} describe your own data: give --image too.")
+    if args.image is not None and args.predict_size is not None:
+        p.error("--predict-size sizes the demo scene; with --image, the whole image is predicted.")
+    args.predict_size = args.predict_size or 4096
+    args.class_id_column = args.class_id_column or "class_id"
+    return args
 
 
 def _scenes(args: argparse.Namespace, out: Path) -> tuple[geoxr.Scene, geoxr.Scene, geoxr.Scene]:
@@ -84,7 +107,11 @@ def _scenes(args: argparse.Namespace, out: Path) -> tuple[geoxr.Scene, geoxr.Sce
     class_config = geoxr.ClassConfig(args.classes, null_class=args.null_class)
     is_vector = Path(args.labels).suffix.lower() not in (".tif", ".tiff", ".vrt", ".img", ".jp2")
     label_kw: dict[str, Any] = (
-        {"label_vector_uri": args.labels, "class_id_column": args.class_id_column}
+        {
+            "label_vector_uri": args.labels,
+            "class_id_column": args.class_id_column,
+            "default_class_id": args.default_class_id,
+        }
         if is_vector
         else {"label_raster_uri": args.labels}
     )

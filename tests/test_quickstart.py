@@ -58,3 +58,40 @@ def test_a_scheduler_nobody_runs_is_a_clear_exit(tmp_path):
     # A raw OSError after a 30 s wait.
     with pytest.raises(SystemExit, match=r"Cannot reach a dask scheduler at --scheduler"):
         quickstart.main(["--scheduler", "tcp://127.0.0.1:9", "--output", str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--labels", "l.tif", "--classes", "a", "b"], "--labels, --classes describe your own"),
+        (["--default-class-id", "1"], "--default-class-id describe your own data: give --image"),
+        (["--image", "i.tif", "--predict-size", "64"], "--predict-size sizes the demo scene"),
+    ],
+)
+def test_options_the_run_would_ignore_are_refused(argv, message, capsys):
+    # --labels and --classes without --image trained on the demo scenes, exit code 0.
+    with pytest.raises(SystemExit):
+        quickstart.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_quickstart_on_your_own_polygons_without_class_ids(tmp_path, sn4_image, sn4_buildings):
+    # The README's own-data example with SpaceNet's buildings (no class id property):
+    # there was no option to give every polygon one.
+    summary = quickstart.main(
+        [
+            "--image", str(sn4_image),
+            "--labels", str(sn4_buildings),
+            "--classes", "background", "building",
+            "--default-class-id", "1",
+            "--output", str(tmp_path),
+            "--chip-size", "64",
+            "--epochs", "1",
+            "--width", "4",
+        ]
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["per_class"]["building"]["support"] > 0
+    with rasterio.open(tmp_path / "predictions.tif") as cog, rasterio.open(sn4_image) as image:
+        assert (cog.crs, cog.transform, cog.shape) == (image.crs, image.transform, image.shape)
+    assert summary["metrics"]["scored"] == "its east half"
