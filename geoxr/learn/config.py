@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from geoxr.errors import BundleError, ConfigError
 from geoxr.label import ClassConfig
 from geoxr.read import BandStats
+
+if TYPE_CHECKING:
+    from geoxr.read import RasterSource
 
 __all__ = ["SCHEMA_VERSION", "ModelConfig", "SemanticSegmentationLearnerConfig", "SolverConfig"]
 
@@ -34,6 +37,29 @@ class ModelConfig:
     width: int = 32
     depth: int = 3
     temporal_pooling: Literal["attention", "mean", "max"] = "attention"
+
+    def check_chips_of(self, source: RasterSource, *, label: str) -> None:
+        """Raise a ConfigError if ``source``'s chips are not what this model takes.
+
+        Time series ``(time, band, y, x)`` for ``'temporal_unet'``, single dates
+        ``(band, y, x)`` for ``'unet'``; a custom model is the user's to know.
+        ``label`` names the source in the message.
+        """
+        if self.name == "custom":
+            return
+        series = len(source.chip_prefix) == 2
+        if series and self.name != "temporal_unet":
+            raise ConfigError(
+                f"{label} gives time series (time, band, y, x), but model {self.name!r} takes "
+                "single-date chips (band, y, x). Use ModelConfig(name='temporal_unet'), or "
+                "read one date."
+            )
+        if not series and self.name == "temporal_unet":
+            raise ConfigError(
+                f"{label} gives single-date chips (band, y, x), but model 'temporal_unet' "
+                "takes time series (time, band, y, x). Stack the dates with "
+                "TemporalMultiRasterSource, or use ModelConfig(name='unet')."
+            )
 
 
 @dataclass(frozen=True)

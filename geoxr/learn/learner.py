@@ -134,12 +134,14 @@ def _check_scene_dataset(
             "with the same ClassConfig."
         )
     bands = scene.raster_source.num_channels
-    if getattr(ds, "transform", None) is None and bands != cfg.in_channels:
-        raise BandCountError(
-            f"{name}'s scene {scene.id!r} has {bands} bands, the model takes "
-            f"{cfg.in_channels} (in_channels). Select the bands with channel_order=[...] or "
-            "set in_channels."
-        )
+    if getattr(ds, "transform", None) is None:  # else chips are what it makes of them
+        cfg.model.check_chips_of(scene.raster_source, label=f"{name}'s scene {scene.id!r}")
+        if bands != cfg.in_channels:
+            raise BandCountError(
+                f"{name}'s scene {scene.id!r} has {bands} bands, the model takes "
+                f"{cfg.in_channels} (in_channels). Select the bands with channel_order=[...] "
+                "or set in_channels."
+            )
     normalize = getattr(ds, "normalize", None)
     if cfg.norm_stats is not None and normalize != cfg.norm_stats:
         warnings.warn(

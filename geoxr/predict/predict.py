@@ -159,6 +159,7 @@ def predict_scene(
             "from the config. Pass model_factory=... (a picklable zero-argument callable "
             "that builds the same architecture)."
         )
+    cfg.model.check_chips_of(raster_source, label=f"{raster_source!r}")
     if cfg.in_channels != raster_source.num_channels:
         raise WindowError(
             f"The model takes {cfg.in_channels} bands but {raster_source!r} has "

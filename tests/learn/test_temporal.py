@@ -71,3 +71,13 @@ def test_temporal_model_trains_saves_and_predicts(tmp_path, naip_change_scene):
         loaded.predict(chip)[0].numpy(),
         atol=1e-5,
     )
+    # A temporal model on one date, a single-date model on the series: raw torch errors
+    # at compute time (or in the first batch) before.
+    one_date = scene.raster_source.sources[0]
+    with pytest.raises(geoxr.ConfigError, match=r"single-date chips .* 'temporal_unet' takes"):
+        geoxr.predict_scene(bundle, one_date, chip_size=128)
+    single = cfg.replace(model=geoxr.ModelConfig(name="unet", width=8, depth=2))
+    with pytest.raises(geoxr.ConfigError, match=r"scene 'naip-change' gives time series"):
+        geoxr.SemanticSegmentationLearner(
+            single, train_ds=subset, output_dir=tmp_path / "single", progress=False
+        )
