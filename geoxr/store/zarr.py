@@ -308,7 +308,14 @@ def read_zarr_labels(path: str | os.PathLike[str]) -> SemanticSegmentationLabels
     try:
         root = zarr.open_group(str(path), mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
-        raise IncompleteOutputError(f"No Zarr label store at {str(path)!r}.") from exc
+        work = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+        unfinished = (
+            f" A write of it did not finish: '{work.name}' beside it holds what it wrote; "
+            "run the same prediction again to resume it."
+            if work.exists()
+            else ""
+        )
+        raise IncompleteOutputError(f"No Zarr label store at {str(path)!r}.{unfinished}") from exc
     if not root.attrs.get(COMPLETE_ATTR):
         raise IncompleteOutputError(
             f"Zarr store {str(path)!r} is incomplete (an interrupted write). Run the same "

@@ -193,8 +193,8 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(
     assert "geoxr:complete" not in group.attrs
     done = int(np.asarray(zarr.open_array(str(work / "geoxr_blocks_done"))[...]).sum())
     assert done >= 5
-    with pytest.raises(geoxr.IncompleteOutputError):
-        read_zarr_labels(out)
+    with pytest.raises(geoxr.IncompleteOutputError, match=r"'\.resume\.zarr\.partial' beside"):
+        read_zarr_labels(out)  # said only "No Zarr label store"
     # What a process killed while writing a chunk leaves: its temporary file.
     leftover = work / "scores" / "c" / "0" / "3" / f"3.{'0' * 32}.partial"
     leftover.parent.mkdir(parents=True, exist_ok=True)
