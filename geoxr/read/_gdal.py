@@ -7,6 +7,7 @@ Each process and thread opens its own handle on first use and keeps it.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -181,6 +182,8 @@ def dataset(
             # would then ignore that mask. Reads mask the declared value after warping.
             own_mask = has_own_mask(handle)
             src_nodata = None if own_mask else handle.nodata if nodata is None else nodata
+            if src_nodata is not None and math.isnan(src_nodata) and handle.dtypes[0][0] != "f":
+                src_nodata = None  # "none" on integers: an alpha band marks the coverage
             handle = WarpedVRT(
                 handle,
                 crs=target_grid.crs,

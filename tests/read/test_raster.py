@@ -109,7 +109,8 @@ def test_a_declared_nodata_is_checked_and_nan_means_none_read_or_warped(rgb_byte
         nodata=float("nan"),
         target_grid=Grid(src.crs, shifted, (src.shape[0] - 1, src.shape[1] - 1)),
     )
-    assert not warped.read(warped.extent).mask.any()
+    chip = warped.read(warped.extent)
+    assert not chip.mask.any() and chip.dtype == np.uint8  # float64 from a NaN-nodata VRT
     data = src.data
     assert data.rio.nodata is None
     with rasterio.open(rgb_byte) as ds:
