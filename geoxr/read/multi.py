@@ -35,6 +35,19 @@ def check_overlap(
         )
 
 
+def stack_nodata(dtype: np.dtype, sources: Sequence[RasterSource]) -> float | None:
+    """The nodata of a stack of ``sources`` whose chips are ``dtype``.
+
+    ``None`` for floats (NaN marks masked pixels). For integers, the first value a
+    source declares, in order (the primary first): without one, ``.data`` would
+    fill the pixels another source masks with valid-looking zeros.
+    """
+    if np.dtype(dtype).kind == "f":
+        return None
+    values = [s.nodata for s in sources if s.nodata is not None and not np.isnan(s.nodata)]
+    return values[0] if values else None
+
+
 def align_to(source: RasterSource, grid: Grid, *, resampling: str, what: str) -> RasterSource:
     """``source`` itself if it is on ``grid``; else the same file(s) read on it.
 
@@ -76,7 +89,8 @@ class MultiRasterSource(RasterSource):
     The dtype is ``numpy.result_type`` of the sources' dtypes. Masks stay per
     band: each band keeps its own source's nodata. In the lazy ``.data``, masked
     pixels are NaN for a float result; for an integer result they take the
-    primary source's nodata value (0 if it has none), which is also ``.nodata``.
+    primary source's nodata value, else the first one another source declares
+    (``.nodata``; with none at all, 0, and ``.nodata`` is ``None``).
 
     Parameters
     ----------
@@ -134,7 +148,7 @@ class MultiRasterSource(RasterSource):
         self._dtype = np.result_type(*(s.dtype for s in self.sources))
         total = sum(s.num_channels for s in self.sources)
         self.channels = resolve_channels(channel_order, total, label=self.label)
-        self.nodata = None if self._dtype.kind == "f" else primary.nodata
+        self.nodata = stack_nodata(self._dtype, [primary, *raster_sources])
         self.raster_transformers = checked_transformers(
             raster_transformers, len(self.channels), label=self.label
         )

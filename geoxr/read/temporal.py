@@ -14,7 +14,7 @@ from dask.base import tokenize
 from geoxr.errors import BandCountError, ConfigError
 from geoxr.grid import Window
 from geoxr.read._base import RasterSource
-from geoxr.read.multi import align_to, read_all
+from geoxr.read.multi import align_to, read_all, stack_nodata
 
 __all__ = ["TemporalMultiRasterSource", "parse_times"]
 
@@ -111,7 +111,7 @@ class TemporalMultiRasterSource(RasterSource):
         self.label = f"time series of {len(self.sources)} dates"
         self.channels = list(range(counts[0]))
         self._dtype = np.result_type(*(s.dtype for s in self.sources))
-        self.nodata = None if self._dtype.kind == "f" else raster_sources[0].nodata
+        self.nodata = stack_nodata(self._dtype, self.sources)
         self.raster_transformers = ()
         first = self.sources[0].data  # lazy: its chunks and band numbers
         self._chunks = (first.chunks[-2], first.chunks[-1]) if first.chunks else self.grid.shape

@@ -241,3 +241,26 @@ def test_a_crop_made_to_align_a_source_is_not_kept_on_another_grid(nc_stack, nc_
     np.testing.assert_array_equal(np.ma.getmaskarray(chip[0]), np.ma.getmaskarray(strata[0]))
     stack_mask = np.ma.getmaskarray(chip[1:]).all(axis=0)
     assert stack_mask[:50].all() and not stack_mask[100:300, 100:400].any()  # the user's crop
+
+
+def test_integer_data_marks_the_pixels_any_source_masks(tmp_path, rgb_byte):
+    # The primary declares no nodata: the pixels a uint16 band's nodata masks came out of
+    # .data as valid zeros (rio.nodata None), and its band statistics counted them.
+    with rasterio.open(rgb_byte) as ds:
+        profile, rgb = ds.profile, ds.read()
+    with rasterio.open(tmp_path / "rgb.tif", "w", **{**profile, "nodata": None}) as dst:
+        dst.write(rgb)
+    band = rgb[:1].astype(np.uint16) * 10
+    band[rgb[:1] == 0] = 65535
+    u16 = {**profile, "dtype": "uint16", "nodata": 65535, "count": 1}
+    with rasterio.open(tmp_path / "u16.tif", "w", **u16) as dst:
+        dst.write(band)
+    stack = geoxr.MultiRasterSource(
+        [geoxr.RasterioSource(tmp_path / "rgb.tif"), geoxr.RasterioSource(tmp_path / "u16.tif")]
+    )
+    masked = stack.read(stack.extent).mask[3]
+    data = stack.data
+    assert masked.any() and stack.nodata == data.rio.nodata == 65535
+    assert (data.values[3][masked] == 65535).all()
+    valid = band[0][band[0] != 65535]
+    assert geoxr.compute_band_stats(data).means[3] == pytest.approx(valid.mean(), rel=1e-6)
