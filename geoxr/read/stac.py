@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from rasterio.warp import transform_bounds
 
 from geoxr._crs import parse_crs
@@ -34,9 +35,31 @@ def _pystac() -> Any:
 def _bbox_window(
     source: RasterSource, bbox: Sequence[float], bbox_crs: Any
 ) -> tuple[int, int, int, int]:
-    """The pixel bbox ``(ymin, xmin, ymax, xmax)`` of a map bbox, clipped to the source."""
+    """The pixel bbox ``(ymin, xmin, ymax, xmax)`` of a map bbox, clipped to the source.
+
+    ``bbox`` is STAC's ``(left, bottom, right, top)``, or its 3D form
+    ``(left, bottom, min z, right, top, max z)``.
+    """
     crs = source.crs if bbox_crs is None else parse_crs(bbox_crs, what="bbox_crs")
-    bounds = transform_bounds(crs, source.crs, *bbox, densify_pts=21)
+    values = list(bbox) if not isinstance(bbox, str) else []
+    if len(values) == 6:  # STAC's 3D bbox: heights dropped
+        values = [values[0], values[1], values[3], values[4]]
+    numbers_given = len(values) == 4 and all(
+        isinstance(v, int | float | np.integer | np.floating) and math.isfinite(v) for v in values
+    )
+    if not numbers_given or values[0] >= values[2] or values[1] >= values[3]:
+        raise WindowError(
+            f"bbox {bbox!r} is not (left, bottom, right, top) with left < right and bottom < "
+            "top, in map coordinates of bbox_crs (for EPSG:4326: longitude, latitude), as "
+            "STAC writes it. Give e.g. bbox=(-99.18, 47.01, -99.15, 47.03)."
+        )
+    if crs.is_geographic and not -90 <= values[1] < values[3] <= 90:
+        raise WindowError(
+            f"bbox {tuple(values)} in {crs.to_string()} has latitudes {values[1]} and "
+            f"{values[3]}, past the poles. Give (longitude min, latitude min, longitude max, "
+            "latitude max), as STAC writes it."
+        )
+    bounds = transform_bounds(crs, source.crs, *values, densify_pts=21)
     # A bbox the projection cannot take (lat/lon swapped, say) comes back non-finite.
     finite = all(math.isfinite(b) for b in bounds)
     window = source.grid.bounds_to_window(bounds).intersection(source.extent) if finite else None
@@ -72,6 +95,11 @@ def stac_item_source(
     resampling : str
         GDAL resampling for assets on other grids.
     """
+    if isinstance(assets, str):
+        raise StacAssetError(
+            f"assets={assets!r} is one string; give a list of asset keys, e.g. "
+            f"assets=[{assets!r}]."
+        )
     if not assets:
         raise StacAssetError("Give at least one asset key.")
     missing = [a for a in assets if a not in item.assets]
@@ -118,7 +146,14 @@ def stac_source(
     pystac = _pystac()
     if isinstance(items, pystac.Item):
         return stac_item_source(items, assets, bbox=bbox, bbox_crs=bbox_crs, resampling=resampling)
-    item_list: list[Any] = list(items.items if hasattr(items, "items") else items)
+    try:
+        item_list: list[Any] = list(items.items if hasattr(items, "items") else items)
+    except TypeError:
+        raise ConfigError(
+            f"stac_source takes a pystac Item, an ItemCollection or a list of Items, got a "
+            f"{type(items).__name__}. For a Collection, give collection.get_items() (or an "
+            "ItemCollection of them)."
+        ) from None
     if not item_list:
         raise ConfigError(
             f"No STAC items given ({items!r}); give a pystac Item, an ItemCollection or a "

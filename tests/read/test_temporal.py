@@ -127,8 +127,40 @@ def test_stac_times_with_and_without_a_time_zone_sort_and_a_swapped_bbox_is_refu
     ]
     source = geoxr.stac_source(items, ["image"])
     assert list(source.data["time"].dt.year.values) == [2009, 2020]
-    with pytest.raises(geoxr.WindowError, match=r"does not overlap .*lon, lat order"):
+    with pytest.raises(geoxr.WindowError, match=r"latitudes -99.18 and -99.15, past the poles"):
         geoxr.stac_source(items, ["image"], bbox=(47.01, -99.18, 47.03, -99.15), bbox_crs=4326)
+
+
+@pytest.mark.parametrize(
+    ("bbox", "match"),
+    [
+        # (xmin, xmax, ymin, ymax): read the whole raster, silently.
+        ((-99.18, -99.15, 47.01, 47.03), r"past the poles"),
+        # left > right: taken across the antimeridian, a crop of the rows alone.
+        ((-99.15, 47.01, -99.18, 47.03), r"not \(left, bottom, right, top\) with left < right"),
+        ((-99.18, 47.03, -99.15, 47.01), r"bottom < top"),  # a raw GDAL error
+        ((-99.18, 47.01, -99.15), r"not \(left, bottom, right, top\)"),
+    ],
+)
+def test_a_stac_bbox_not_in_stac_order_is_refused(naip, bbox, match):
+    item = _item("naip", naip[0], datetime.datetime(2009, 8, 18))
+    with pytest.raises(geoxr.WindowError, match=match):
+        geoxr.stac_source(item, ["image"], bbox=bbox, bbox_crs="EPSG:4326")
+
+
+def test_a_3d_stac_bbox_and_inputs_of_the_wrong_kind(naip):
+    item = _item("naip", naip[0], datetime.datetime(2009, 8, 18))
+    flat = geoxr.stac_source(item, ["image"], bbox=(-99.18, 47.01, -99.15, 47.03), bbox_crs=4326)
+    # STAC's 3D form, with heights (a raw TypeError before):
+    solid = geoxr.stac_source(
+        item, ["image"], bbox=(-99.18, 47.01, 0, -99.15, 47.03, 10), bbox_crs=4326
+    )
+    assert solid.grid == flat.grid and flat.shape == (447, 458)
+    with pytest.raises(geoxr.StacAssetError, match=r"one string; .* assets=\['image'\]"):
+        geoxr.stac_source(item, "image")  # "no asset ['i', 'm', 'a', 'g', 'e']"
+    collection = pystac.Collection("c", "d", pystac.Extent.from_items([item]))
+    with pytest.raises(geoxr.ConfigError, match=r"got a Collection. .*get_items\(\)"):
+        geoxr.stac_source(collection, ["image"])  # "'Collection' object is not iterable"
 
 
 def test_stac_item_assets_become_bands(naip):
