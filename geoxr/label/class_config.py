@@ -98,7 +98,9 @@ class ClassConfig:
         >>> ClassConfig(["a", "b"]).ignore_class_id, ClassConfig(["n", "a"], null_class="n").ignore_class_id
         (2, 0)
         """
-        return self.names.index(self.null_class) if self.null_class else len(self.names)
+        return (
+            self.names.index(self.null_class) if self.null_class is not None else len(self.names)
+        )
 
     def get_class_id(self, name: str) -> int:
         """Id of a class name."""

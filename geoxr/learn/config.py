@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+import numpy as np
+
 from geoxr.errors import BundleError, ConfigError
 from geoxr.label import ClassConfig
 from geoxr.read import BandStats
@@ -21,6 +23,22 @@ _OPTIMIZERS = get_args(Optimizer)
 _LR_SCHEDULES = get_args(LRSchedule)
 
 SCHEMA_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy numbers as Python's, at any depth of dicts, lists and tuples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _plain({"a": (np.float32(0.5), [np.int64(3)])})
+    {'a': [0.5, [3]]}
+    """
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
@@ -177,16 +195,18 @@ class SemanticSegmentationLearnerConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with the schema version."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "task": "semantic_segmentation",
-            "class_config": self.class_config.to_dict(),
-            "in_channels": self.in_channels,
-            "model": asdict(self.model),
-            "solver": asdict(self.solver),
-            "norm_stats": None if self.norm_stats is None else self.norm_stats.to_dict(),
-        }
+        """JSON-ready form, with the schema version (numpy numbers as Python's)."""
+        return _plain(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "task": "semantic_segmentation",
+                "class_config": self.class_config.to_dict(),
+                "in_channels": self.in_channels,
+                "model": asdict(self.model),
+                "solver": asdict(self.solver),
+                "norm_stats": None if self.norm_stats is None else self.norm_stats.to_dict(),
+            }
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SemanticSegmentationLearnerConfig:

@@ -37,6 +37,13 @@ def test_existing_null_class_is_kept(nc_class_config):
     assert nc_class_config.get_class_id("sediment") == 7
 
 
+def test_a_null_class_named_by_the_empty_string_is_the_ignored_class():
+    # Its name is falsy: the loss ignored id 2 (no class) and trained on it as class 0.
+    config = ClassConfig(["", "a"], null_class="")
+    assert config.null_class_id == config.ignore_class_id == 0
+    assert config.ensure_null_class() == config
+
+
 def test_colors_from_hex_and_tuples():
     cc = ClassConfig(["a", "b"], colors=["#ff8000", (1, 2, 3)])
     assert cc.colors == ((255, 128, 0), (1, 2, 3))

@@ -224,3 +224,18 @@ def test_a_model_with_tied_weights_is_bundled(tmp_path, nc_class_config, small_c
     loaded = geoxr.SemanticSegmentationLearner.from_model_bundle(path, model=_Tied(classes))
     assert loaded.model.b.weight is loaded.model.a.weight  # still tied
     assert torch.equal(loaded.predict(batch), learner.predict(batch))
+
+
+def test_numpy_numbers_in_the_config_are_bundled_as_python_numbers(
+    tmp_path, nc_class_config, small_cfg, batch
+):
+    # Statistics computed with numpy (float32 means) trained and checkpointed, then
+    # save_model_bundle failed: "Object of type float32 is not JSON serializable".
+    stats = geoxr.BandStats(tuple(np.arange(6, dtype=np.float32)), tuple(np.ones(6, np.float32)))
+    cfg = small_cfg().replace(in_channels=np.int64(6), norm_stats=stats)
+    learner = geoxr.SemanticSegmentationLearner(cfg, output_dir=tmp_path, progress=False)
+    loaded = geoxr.SemanticSegmentationLearner.from_model_bundle(
+        learner.save_model_bundle(), output_dir=tmp_path / "re"
+    )
+    assert loaded.cfg.norm_stats == stats and loaded.cfg.in_channels == 6
+    assert torch.equal(loaded.predict(batch), learner.predict(batch))
