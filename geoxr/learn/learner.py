@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 import warnings
 from collections.abc import Iterator, Sized
@@ -18,6 +19,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from geoxr._devices import check_device
 from geoxr._files import write_atomically
 from geoxr.errors import (
     BandCountError,
@@ -121,6 +123,21 @@ def _check_dataset(ds: Dataset, cfg: SemanticSegmentationLearnerConfig, name: st
         _check_scene_dataset(inner, cfg, name)
 
 
+def _check_chips(ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name: str) -> None:
+    """Refuse a scene's dataset whose chips the model cannot take (bands, dates)."""
+    if getattr(ds, "transform", None) is not None:  # chips are what it makes of them
+        return
+    scene = ds.scene
+    cfg.model.check_chips_of(scene.raster_source, label=f"{name}'s scene {scene.id!r}")
+    bands = scene.raster_source.num_channels
+    if bands != cfg.in_channels:
+        raise BandCountError(
+            f"{name}'s scene {scene.id!r} has {bands} bands, the model takes "
+            f"{cfg.in_channels} (in_channels). Select the bands with channel_order=[...] "
+            "or set in_channels."
+        )
+
+
 def _check_scene_dataset(
     ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name: str
 ) -> None:
@@ -133,15 +150,7 @@ def _check_scene_dataset(
             f"learner {list(wanted.names)}: its ids would train other classes. Build both "
             "with the same ClassConfig."
         )
-    bands = scene.raster_source.num_channels
-    if getattr(ds, "transform", None) is None:  # else chips are what it makes of them
-        cfg.model.check_chips_of(scene.raster_source, label=f"{name}'s scene {scene.id!r}")
-        if bands != cfg.in_channels:
-            raise BandCountError(
-                f"{name}'s scene {scene.id!r} has {bands} bands, the model takes "
-                f"{cfg.in_channels} (in_channels). Select the bands with channel_order=[...] "
-                "or set in_channels."
-            )
+    _check_chips(ds, cfg, name)
     normalize = getattr(ds, "normalize", None)
     if cfg.norm_stats is not None and normalize != cfg.norm_stats:
         warnings.warn(
@@ -239,7 +248,9 @@ class SemanticSegmentationLearner:
         if model is not None and cfg.model.name != "custom":
             cfg = cfg.replace(model=replace(cfg.model, name="custom"))
         self.cfg = cfg
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = check_device(device) or torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu"
+        )
         self.seed = seed
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -363,10 +374,12 @@ class SemanticSegmentationLearner:
         _check_labelled(self.train_ds, "train_ds")
         if self.valid_ds is not None:
             _check_labelled(self.valid_ds, "valid_ds")
-        if self.cfg.solver.lr_schedule == "onecycle" and epochs > self.cfg.solver.num_epochs:
+        schedule = self.cfg.solver.lr_schedule
+        if schedule in ("onecycle", "cosine") and epochs > self.cfg.solver.num_epochs:
+            # onecycle cannot step past its end; cosine would climb back to its peak.
             raise ConfigError(
-                f"train({epochs}): the onecycle LR schedule spans num_epochs="
-                f"{self.cfg.solver.num_epochs} and cannot step past its end. Train at most "
+                f"train({epochs}): the {schedule} LR schedule spans num_epochs="
+                f"{self.cfg.solver.num_epochs} and cannot go on past its end. Train at most "
                 "that many epochs, or start a run with a larger num_epochs (resume=False)."
             )
         if self._scheduler is None:
@@ -380,13 +393,10 @@ class SemanticSegmentationLearner:
                     group.update(saved)
         while self.epoch < epochs:
             start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]  # the epoch's (first step's) LR
             loader = self._loader(self.train_ds, shuffle=True)
             train_loss = self._train_epoch(loader, loss_fn)
-            record: dict[str, Any] = {
-                "epoch": self.epoch + 1,
-                "train_loss": train_loss,
-                "lr": self.optimizer.param_groups[0]["lr"],
-            }
+            record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss, "lr": lr}
             if self.valid_ds is not None:
                 record.update(self.validate(loss_fn=loss_fn))
             record["time_s"] = round(time.perf_counter() - start, 3)
@@ -410,6 +420,9 @@ class SemanticSegmentationLearner:
         Losses and softmax then run in float32 for bfloat16 / float16 logits too (as
         autocast does), and scores convert to numpy (which has no bfloat16).
         """
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
+        if dtype is not None and dtype != x.dtype:
+            x = x.to(dtype)  # a model of bfloat16 weights takes bfloat16 input
         return self.model(x).float()
 
     def _train_epoch(self, loader: DataLoader, loss_fn: nn.Module) -> float:
@@ -441,6 +454,7 @@ class SemanticSegmentationLearner:
         ds = ds if ds is not None else self.valid_ds
         if ds is None:
             raise ConfigError("No dataset to validate on; pass ds=... or valid_ds=...")
+        _check_dataset(ds, self.cfg, "The validation dataset")
         _check_labelled(ds, "The validation dataset")
         loss_fn = loss_fn or self._loss_fn()
         self.model.eval()
@@ -486,7 +500,14 @@ class SemanticSegmentationLearner:
     def load_checkpoint(self) -> None:
         """Restore model, optimizer, schedule and history from ``checkpoint.pt``."""
         path = self.output_dir / CHECKPOINT_NAME
-        checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+        try:
+            checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            raise ConfigError(
+                f"{str(path)!r} cannot be read ({type(exc).__name__}: {exc}); a run cannot "
+                "resume from it. Delete it, give another output_dir, or resume=False to start "
+                "afresh there."
+            ) from exc
         if "config" in checkpoint:  # checkpoints of earlier geoxr versions have none
             self._check_resumable(json.loads(checkpoint["config"]), path)
         try:
@@ -501,7 +522,15 @@ class SemanticSegmentationLearner:
         self._scheduler_state = checkpoint.get("scheduler")
         self._scheduler = None  # train() builds it and loads that state
         history = self.output_dir / HISTORY_NAME
-        self.history = json.loads(history.read_text())[: self.epoch] if history.exists() else []
+        try:
+            saved = json.loads(history.read_text()) if history.exists() else []
+        except ValueError as exc:
+            raise ConfigError(
+                f"{str(history)!r} is no JSON history ({exc}); the run cannot resume with it. "
+                "Delete it (the checkpoint resumes without its epochs' history) or give "
+                "another output_dir."
+            ) from exc
+        self.history = saved[: self.epoch]
 
     def _check_resumable(self, saved: dict[str, Any], path: Path) -> None:
         """Refuse a checkpoint whose run had another config; take its ``norm_stats`` if unset."""
@@ -590,6 +619,7 @@ class SemanticSegmentationLearner:
         nodata mask (a second read of the window; ``predict_scene`` reads once). A
         dataset that resizes or transforms its samples gets no NaN.
         """
+        _check_chips(ds, self.cfg, "The dataset")
         if ds.normalize != self.cfg.norm_stats:
             warnings.warn(
                 f"{ds!r} is normalised with {ds.normalize}, but the model was trained with "

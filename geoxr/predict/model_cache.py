@@ -7,13 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from dask.base import tokenize
 from torch import nn
 
+from geoxr._devices import check_device, parse_device
 from geoxr._files import file_identity
 from geoxr._fork_safe_lock import ForkSafeLock
-from geoxr.errors import ConfigError
 from geoxr.learn import SemanticSegmentationLearner
 
 __all__ = ["ModelRef", "load_cached", "loads_so_far"]
@@ -51,13 +50,7 @@ class ModelRef:
     def __post_init__(self) -> None:
         object.__setattr__(self, "factory_token", tokenize(self.model_factory))
         if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError) as exc:
-                raise ConfigError(
-                    f"device {self.device!r} is no torch device ({exc}); give e.g. 'cpu', "
-                    "'cuda' or 'cuda:1', or None for CUDA where available."
-                ) from exc
+            parse_device(self.device)  # the workers' own devices are checked where they run
 
     @classmethod
     def of(
@@ -68,28 +61,6 @@ class ModelRef:
     ) -> ModelRef:
         """A reference to a bundle on disk (absolute path)."""
         return cls(str(Path(path).resolve()), device, model_factory)
-
-
-def check_device(device: str | None) -> None:
-    """Raise a ConfigError if this process has no ``device`` (a GPU it lacks).
-
-    Examples
-    --------
-    >>> check_device("cpu")
-    """
-    if device is None:
-        return
-    kind = torch.device(device)
-    count = torch.cuda.device_count() if kind.type == "cuda" else None
-    missing = (count is not None and (kind.index or 0) >= count) or (
-        kind.type == "mps" and not torch.backends.mps.is_available()
-    )
-    if missing:
-        have = f"{count} CUDA devices" if count is not None else "no MPS device"
-        raise ConfigError(
-            f"device {device!r} is not available here ({have}). Give device='cpu', or None "
-            "to use CUDA where a worker has it."
-        )
 
 
 def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:

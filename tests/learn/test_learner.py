@@ -1,3 +1,4 @@
+import functools
 import json
 import pickle
 from dataclasses import replace
@@ -540,3 +541,82 @@ def test_a_scene_without_labels_is_refused_for_training_and_validation(
     with pytest.raises(geoxr.LabelsError, match=r"dataset's scene .* has no labels"):
         learner.validate(Subset(ds, range(2)))
     assert learner.predict_dataset(ds)  # predicting needs no labels
+
+
+def test_a_damaged_checkpoint_or_history_names_the_file(tmp_path, nc_datasets, small_cfg):
+    # A truncated checkpoint raised "OSError: [Errno 22] Invalid argument" (no file named),
+    # a broken history.json a JSONDecodeError, from the learner's constructor.
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:4], normalize=train.normalize)
+    make = functools.partial(
+        geoxr.SemanticSegmentationLearner,
+        small_cfg(batch_size=4),
+        train_ds=subset,
+        output_dir=tmp_path,
+        progress=False,
+    )
+    make().train(1)
+    checkpoint = tmp_path / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(geoxr.ConfigError, match=r"checkpoint\.pt' cannot be read .*resume=False"):
+        make()
+    checkpoint.write_bytes(whole)
+    (tmp_path / "history.json").write_text("[{")
+    with pytest.raises(geoxr.ConfigError, match=r"history\.json' is no JSON history"):
+        make()
+
+
+def test_the_history_lr_is_the_epochs_own_and_cosine_stops_at_its_end(
+    tmp_path, nc_datasets, small_cfg
+):
+    # The LR after each epoch's last step was recorded (the next epoch's: step's epoch 1
+    # showed lr * gamma); cosine trained past num_epochs climbed back to its peak LR.
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:4], normalize=train.normalize)
+    cfg = small_cfg(batch_size=4, lr=1.0, lr_schedule="step", step_epochs=1, num_epochs=2)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path / "step", progress=False
+    )
+    assert [r["lr"] for r in learner.train()] == pytest.approx([1.0, 0.1])
+    cosine = small_cfg(batch_size=4, lr_schedule="cosine", num_epochs=2)
+    learner = geoxr.SemanticSegmentationLearner(
+        cosine, train_ds=subset, output_dir=tmp_path / "cosine", progress=False
+    )
+    with pytest.raises(geoxr.ConfigError, match=r"the cosine LR schedule spans num_epochs=2"):
+        learner.train(3)
+
+
+def test_devices_and_datasets_the_model_cannot_take_are_refused(
+    tmp_path, nc_datasets, small_cfg, nc_stack, nc_strata
+):
+    # Raw RuntimeErrors from torch before: a device name it does not know, and a dataset
+    # of other bands given to validate() or predict_dataset().
+    with pytest.raises(geoxr.ConfigError, match=r"device 'gpu' is no torch device"):
+        geoxr.SemanticSegmentationLearner(
+            small_cfg(), output_dir=tmp_path, progress=False, device="gpu"
+        )
+    train, _ = nc_datasets
+    learner = geoxr.SemanticSegmentationLearner(small_cfg(), output_dir=tmp_path, progress=False)
+    four = geoxr.make_ss_scene(
+        nc_stack,
+        label_raster_uri=nc_strata,
+        class_config=train.scene.label_source.class_config,
+        image_raster_source_kw={"channel_order": [0, 1, 2, 3]},
+    )
+    ds = geoxr.GeoDataset(four, train.windows[:2])
+    with pytest.raises(geoxr.BandCountError, match=r"validation dataset's scene .* 4 bands"):
+        learner.validate(ds)
+    with pytest.raises(geoxr.BandCountError, match=r"The dataset's scene .* 4 bands"):
+        list(learner.predict_dataset(ds))
+
+
+def test_a_model_of_bfloat16_weights_predicts(tmp_path, small_cfg, batch):
+    # Its input stayed float32: "Input type (float) and bias type (c10::BFloat16)".
+    model = torch.nn.Conv2d(6, 8, 1).to(torch.bfloat16)
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), model=model, output_dir=tmp_path, progress=False
+    )
+    scores = learner.predict(batch)
+    assert scores.dtype == torch.float32
+    torch.testing.assert_close(scores.sum(dim=1), torch.ones(2, 40, 40), atol=1e-5, rtol=0)
