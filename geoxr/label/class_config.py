@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from geoxr.errors import ClassConfigError
+from geoxr.grid import non_integers
 
 __all__ = ["ClassConfig"]
 
@@ -186,10 +187,32 @@ class ClassConfig:
 
 
 def _rgb(color: tuple[int, int, int] | str) -> tuple[int, int, int]:
+    """``(r, g, b)`` of ints 0..255, from ``'#rrggbb'`` or three such ints.
+
+    Examples
+    --------
+    >>> _rgb("#ff8000"), _rgb((0, 128, 255))
+    ((255, 128, 0), (0, 128, 255))
+    >>> _rgb((300, 0, 0))
+    Traceback (most recent call last):
+    ...
+    geoxr.errors.ClassConfigError: Colour (300, 0, 0) is not '#rrggbb' or three ints 0..255 (r, g, b).
+    """
+    wrong = ClassConfigError(f"Colour {color!r} is not '#rrggbb' or three ints 0..255 (r, g, b).")
     if isinstance(color, str):
         hexa = color.lstrip("#")
+        try:
+            values = [int(hexa[i : i + 2], 16) for i in (0, 2, 4)]
+        except ValueError:
+            raise wrong from None
         if len(hexa) != 6:
-            raise ClassConfigError(f"Colour {color!r} is not '#rrggbb'.")
-        return (int(hexa[0:2], 16), int(hexa[2:4], 16), int(hexa[4:6], 16))
-    r, g, b = (int(v) for v in color)
+            raise wrong
+    else:
+        try:
+            values = list(color)
+        except TypeError:
+            raise wrong from None
+        if len(values) != 3 or non_integers(values) or not all(0 <= v <= 255 for v in values):
+            raise wrong
+    r, g, b = (int(v) for v in values)
     return (r, g, b)

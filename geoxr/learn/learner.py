@@ -182,7 +182,7 @@ def _shape_differences(
 
 
 #: Config entries a run may change when it resumes: they shape no saved state.
-_STATELESS_SETTINGS = frozenset({"solver.num_workers"})
+_STATELESS_SETTINGS = frozenset({"solver.num_workers", "class_config.colors"})
 
 
 def _config_json(cfg: SemanticSegmentationLearnerConfig) -> str:

@@ -49,6 +49,16 @@ def test_colors_from_hex_and_tuples():
     assert cc.colors == ((255, 128, 0), (1, 2, 3))
 
 
+@pytest.mark.parametrize(
+    "color", [(300, 0, 0), (0.5, 0.2, 0.9), (1, 2, 3, 255), "#gg0000", "#fff", 7]
+)
+def test_a_colour_that_is_no_rgb_is_refused(color):
+    # 300 went into COG colour maps (clamped by GDAL), fractions became black, and a bad
+    # hex string or RGBA raised plain ValueErrors.
+    with pytest.raises(geoxr.ClassConfigError, match=r"is not '#rrggbb' or three ints 0\.\.255"):
+        ClassConfig(["a", "b"], colors=[color, (1, 2, 3)])
+
+
 def test_dict_round_trip_through_json(nc_class_config):
     d = json.loads(json.dumps(nc_class_config.to_dict()))
     assert ClassConfig.from_dict(d) == nc_class_config

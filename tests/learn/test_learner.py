@@ -620,3 +620,23 @@ def test_a_model_of_bfloat16_weights_predicts(tmp_path, small_cfg, batch):
     scores = learner.predict(batch)
     assert scores.dtype == torch.float32
     torch.testing.assert_close(scores.sum(dim=1), torch.ones(2, 40, 40), atol=1e-5, rtol=0)
+
+
+def test_a_run_resumes_with_other_class_colours(tmp_path, nc_datasets, small_cfg):
+    # Colours shape no saved state: "['class_config.colors'] differ" refused the resume.
+    train, _ = nc_datasets
+    subset = geoxr.GeoDataset(train.scene, train.windows[:4], normalize=train.normalize)
+    cfg = small_cfg(batch_size=4)
+    geoxr.SemanticSegmentationLearner(
+        cfg, train_ds=subset, output_dir=tmp_path, progress=False
+    ).train(1)
+    names = cfg.class_config.names
+    recoloured = cfg.replace(
+        class_config=geoxr.ClassConfig(
+            names, colors=[(i, i, i) for i in range(len(names))], null_class="null"
+        )
+    )
+    resumed = geoxr.SemanticSegmentationLearner(
+        recoloured, train_ds=subset, output_dir=tmp_path, progress=False
+    )
+    assert resumed.epoch == 1
