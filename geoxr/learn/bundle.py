@@ -41,6 +41,12 @@ def write_bundle(
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors, storages = {}, set()
     for name, value in state.items():
+        if not isinstance(value, torch.Tensor):  # a module's get_extra_state(), say
+            raise BundleError(
+                f"The model's state {name!r} is a {type(value).__name__}, not a tensor; "
+                "bundles hold tensors only (safetensors). Keep that state in a buffer "
+                "(register_buffer) or in the config."
+            )
         tensor = value.detach().cpu().contiguous()
         storage = tensor.untyped_storage().data_ptr()
         # safetensors refuses tensors that share memory (tied weights): each gets a copy.

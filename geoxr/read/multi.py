@@ -136,6 +136,13 @@ class MultiRasterSource(RasterSource):
                 f"primary_source_idx {primary_source_idx} is not an index of the "
                 f"{len(raster_sources)} sources; give an index in 0..{len(raster_sources) - 1}."
             )
+        series = [repr(s) for s in raster_sources if len(s.chip_prefix) != 1]
+        if series:
+            raise ConfigError(
+                f"MultiRasterSource stacks bands of single dates, but {series} give time "
+                "series (time, band, y, x). Stack each date's sources first, then make the "
+                "series with TemporalMultiRasterSource."
+            )
         primary = raster_sources[primary_source_idx]
         self.primary_source_idx = primary_source_idx
         self.resampling = resampling

@@ -9,7 +9,7 @@ import dask
 import numpy as np
 import xarray as xr
 
-from geoxr.errors import EmptyBandError
+from geoxr.errors import BandCountError, EmptyBandError
 from geoxr.grid import Window, block_windows
 
 if TYPE_CHECKING:
@@ -112,8 +112,26 @@ def valid_pixels(data: xr.DataArray, nodata: float | None = None) -> xr.DataArra
 
 
 def with_band_axis(data: xr.DataArray) -> xr.DataArray:
-    """``data`` with a ``band`` dimension (a single band for a ``(y, x)`` raster)."""
-    return data if "band" in data.dims else data.expand_dims(band=[1])
+    """``data`` with a ``band`` dimension (a single band for a ``(y, x)`` raster).
+
+    Examples
+    --------
+    >>> with_band_axis(xr.DataArray(np.zeros((2, 3)), dims=("y", "x"))).dims
+    ('band', 'y', 'x')
+    >>> with_band_axis(xr.DataArray(np.zeros((4, 2, 3)), dims=("channel", "y", "x")))
+    Traceback (most recent call last):
+    ...
+    geoxr.errors.BandCountError: DataArray None has dims ('channel', 'y', 'x') and no 'band' dimension: its bands would be pooled into one. Rename the band dimension, e.g. data.rename(channel='band').
+    """
+    if "band" in data.dims:
+        return data
+    if data.ndim == 2:
+        return data.expand_dims(band=[1])
+    other = next((d for d in data.dims if d not in ("y", "x")), "channel")
+    raise BandCountError(
+        f"DataArray {data.name!r} has dims {data.dims} and no 'band' dimension: its bands "
+        f"would be pooled into one. Rename the band dimension, e.g. data.rename({other}='band')."
+    )
 
 
 def _array_sums(data: xr.DataArray, nodata: float | None) -> Any:

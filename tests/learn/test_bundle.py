@@ -239,3 +239,21 @@ def test_numpy_numbers_in_the_config_are_bundled_as_python_numbers(
     )
     assert loaded.cfg.norm_stats == stats and loaded.cfg.in_channels == 6
     assert torch.equal(loaded.predict(batch), learner.predict(batch))
+
+
+class _WithExtraState(torch.nn.Conv2d):
+    def get_extra_state(self):
+        return {"note": "not a tensor"}
+
+    def set_extra_state(self, state):
+        pass
+
+
+def test_state_that_is_no_tensor_is_a_bundle_error(tmp_path, nc_class_config, small_cfg):
+    # write_bundle raised "AttributeError: 'dict' object has no attribute 'detach'".
+    learner = geoxr.SemanticSegmentationLearner(
+        small_cfg(), model=_WithExtraState(6, 8, 1), output_dir=tmp_path, progress=False
+    )
+    with pytest.raises(geoxr.BundleError, match=r"state '_extra_state' is a dict, not a tensor"):
+        learner.save_model_bundle(tmp_path / "b.zip")
+    assert not list(tmp_path.glob("*.zip"))

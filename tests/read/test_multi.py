@@ -264,3 +264,14 @@ def test_integer_data_marks_the_pixels_any_source_masks(tmp_path, rgb_byte):
     assert (data.values[3][masked] == 65535).all()
     valid = band[0][band[0] != 65535]
     assert geoxr.compute_band_stats(data).means[3] == pytest.approx(valid.mean(), rel=1e-6)
+
+
+def test_a_time_series_in_a_band_stack_is_refused(data_dir):
+    # Every read failed with numpy's "all the input arrays must have same number of dimensions".
+    d = data_dir / "naip_timeseries_nd"
+    paths = [d / "m_4709963_se_14_1_20090818.tif", d / "m_4709963_se_14_1_20200831.tif"]
+    series = geoxr.TemporalMultiRasterSource(
+        [geoxr.RasterioSource(p) for p in paths], times=["2009-08-18", "2020-08-31"]
+    )
+    with pytest.raises(geoxr.ConfigError, match=r"give time series .*TemporalMultiRasterSource"):
+        geoxr.MultiRasterSource([geoxr.RasterioSource(paths[0]), series])

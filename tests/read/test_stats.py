@@ -183,3 +183,10 @@ def test_a_band_without_valid_pixels_has_no_stats(rgb_byte):
     source = RasterioSource(rgb_byte, bbox=(0, 0, 20, 20))
     with pytest.raises(EmptyBandError, match=r"Band\(s\) \[0, 1, 2\] .*RGB\.byte\.tif"):
         compute_band_stats(source)
+
+
+def test_band_stats_of_bands_under_another_name_are_refused(nc_stack):
+    # A (channel, y, x) array was taken for one band: every band pooled into one mean.
+    data = RasterioSource(nc_stack).data.rename(band="channel")
+    with pytest.raises(geoxr.BandCountError, match=r"data\.rename\(channel='band'\)"):
+        compute_band_stats(data)
