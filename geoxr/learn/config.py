@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from geoxr.errors import BundleError, ConfigError
+from geoxr.grid import non_integers
 from geoxr.label import ClassConfig
 from geoxr.read import BandStats
 
@@ -55,6 +56,12 @@ class ModelConfig:
     width: int = 32
     depth: int = 3
     temporal_pooling: Literal["attention", "mean", "max"] = "attention"
+
+    def __post_init__(self) -> None:
+        for name in ("width", "depth"):
+            value = getattr(self, name)
+            if non_integers([value]) or value < 1:
+                raise ConfigError(f"ModelConfig {name} must be an int >= 1, got {value!r}.")
 
     def check_chips_of(self, source: RasterSource, *, label: str) -> None:
         """Raise a ConfigError if ``source``'s chips are not what this model takes.
@@ -190,6 +197,22 @@ class SemanticSegmentationLearnerConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     norm_stats: BandStats | None = None
 
+    def __post_init__(self) -> None:
+        n = self.in_channels
+        if non_integers([n]) or n < 1:
+            raise ConfigError(f"in_channels must be an int >= 1, got {n!r}.")
+        stats = self.norm_stats
+        if stats is not None and len(stats.means) != n:
+            raise ConfigError(
+                f"norm_stats hold {len(stats.means)} bands, but in_channels is {n}: give one "
+                "mean and std per band the model takes."
+            )
+        if stats is not None and not all(math.isfinite(v) and v > 0 for v in stats.stds):
+            raise ConfigError(
+                f"norm_stats stds must be finite and > 0, got {stats.stds}: a band would be "
+                "divided by 0. Floor them (compute_band_stats(..., min_std=...))."
+            )
+
     def replace(self, **changes: Any) -> SemanticSegmentationLearnerConfig:
         """A copy with some fields changed."""
         return replace(self, **changes)
@@ -213,9 +236,15 @@ class SemanticSegmentationLearnerConfig:
         """Inverse of :meth:`to_dict`; rejects unknown schema versions and tasks."""
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
+            newer = (
+                isinstance(version, int)
+                and not isinstance(version, bool)
+                and version > SCHEMA_VERSION
+            )
+            fix = "Upgrade geoxr" if newer else "Re-export the bundle with this geoxr version"
             raise BundleError(
                 f"Config schema version {version!r} is not supported (this geoxr reads "
-                f"version {SCHEMA_VERSION}). Re-export the bundle with this geoxr version."
+                f"version {SCHEMA_VERSION}). {fix}."
             )
         if d.get("task") != "semantic_segmentation":
             raise BundleError(f"Config is for task {d.get('task')!r}, not semantic_segmentation.")
@@ -226,7 +255,7 @@ class SemanticSegmentationLearnerConfig:
             stats = d.get("norm_stats")
             return cls(
                 class_config=ClassConfig.from_dict(d["class_config"]),
-                in_channels=int(d["in_channels"]),
+                in_channels=d["in_channels"],  # checked, not truncated
                 model=ModelConfig(**d["model"]),
                 solver=SolverConfig(**solver),
                 norm_stats=None if stats is None else BandStats.from_dict(stats),

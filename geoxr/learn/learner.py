@@ -566,22 +566,31 @@ class SemanticSegmentationLearner:
         as ``model``. Weights must match the model exactly (names and shapes).
         """
         config, stored = read_bundle_header(path)
-        cfg = SemanticSegmentationLearnerConfig.from_dict(config)
+        try:
+            cfg = SemanticSegmentationLearnerConfig.from_dict(config)
+        except BundleError as exc:
+            raise BundleError(f"Model bundle {str(path)!r}: {exc}") from exc
         if model is None and cfg.model.name == "custom":
             raise BundleError(
                 f"Model bundle {str(path)!r} was trained with a custom model; pass the same "
                 "architecture as model=... to load its weights."
             )
-        out = Path(output_dir) if output_dir is not None else Path(path).parent
-        learner = cls(cfg, model=model, output_dir=out, device=device, resume=False)
-        # Names and shapes first: weights of another model never take memory.
-        expected = {k: tuple(v.shape) for k, v in learner.model.state_dict().items()}
+        # Names and shapes first, of a model without memory: neither weights nor a model
+        # of another size (a config edited by hand) take any before they are compared.
+        if model is None:
+            with torch.device("meta"):
+                shapes_of = build_model(cfg)
+        else:
+            shapes_of = model
+        expected = {k: tuple(v.shape) for k, v in shapes_of.state_dict().items()}
         if stored != expected:
             raise BundleError(
                 f"The weights in {str(path)!r} do not match the model: "
                 f"{_shape_differences(stored, expected)}. Build the model the bundle was "
                 "trained with."
             )
+        out = Path(output_dir) if output_dir is not None else Path(path).parent
+        learner = cls(cfg, model=model, output_dir=out, device=device, resume=False)
         _, state = read_bundle(path)
         try:
             learner.model.load_state_dict(state, strict=True)

@@ -158,7 +158,34 @@ def test_bundle_rejects_other_schema_versions(tmp_path, nc_class_config, small_c
             "model.safetensors": save_safetensors({"w": torch.zeros(1)}),
         },
     )
-    with pytest.raises(geoxr.BundleError, match="schema version 99"):
+    with pytest.raises(geoxr.BundleError, match=r"v\.zip': .*schema version 99 .* Upgrade geoxr"):
+        geoxr.SemanticSegmentationLearner.from_model_bundle(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        # A model of 100000 channels was built (and its weights allocated) before the
+        # bundle's 1-value tensor was compared with it: memory exhausted, or a raw error.
+        ({"model": {"name": "unet", "width": 100_000, "depth": 3}}, r"do not match the model"),
+        ({"model": {"name": "unet", "width": "4", "depth": 2}}, r"width must be an int >= 1"),
+        ({"in_channels": 3.9}, r"in_channels must be an int >= 1, got 3\.9"),  # cut to 3
+        ({"norm_stats": {"means": [0.0, 0.0], "stds": [1.0, 1.0]}}, r"norm_stats hold 2 bands"),
+        ({"norm_stats": {"means": [0.0] * 6, "stds": [0.0] * 6}}, r"stds must be finite and > 0"),
+    ],
+)
+def test_a_bundle_config_edited_by_hand_is_refused_before_any_model_is_built(
+    tmp_path, small_cfg, edit, match
+):
+    d = small_cfg().to_dict() | edit
+    path = _write_zip(
+        tmp_path / "edited.zip",
+        {
+            "config.json": json.dumps(d),
+            "model.safetensors": save_safetensors({"w": torch.zeros(1)}),
+        },
+    )
+    with pytest.raises(geoxr.BundleError, match=r"edited\.zip.*" + match):
         geoxr.SemanticSegmentationLearner.from_model_bundle(path)
 
 
