@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,15 @@ class Window:
     width: int
 
     def __post_init__(self) -> None:
+        for value in (self.row_off, self.col_off, self.height, self.width):
+            if type(value) is not int and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            ):
+                raise WindowError(
+                    f"{self!r} holds {value!r}, not an integer pixel index: refused, not "
+                    "truncated. Round the offsets and sizes first (Raster Vision boxes of "
+                    "floats: int(round(v)))."
+                )
         if self.height <= 0 or self.width <= 0:
             raise WindowError(
                 f"A window needs a positive size, but {self!r} is "
@@ -79,7 +89,12 @@ class Window:
 
     @classmethod
     def from_box(cls, ymin: int, xmin: int, ymax: int, xmax: int) -> Window:
-        """Build a window from Raster Vision's ``(ymin, xmin, ymax, xmax)`` box."""
+        """Build a window from Raster Vision's ``(ymin, xmin, ymax, xmax)`` box of ints."""
+        if not_ints := non_integers([ymin, xmin, ymax, xmax]):
+            raise WindowError(
+                f"Box {(ymin, xmin, ymax, xmax)} holds {not_ints}, which are not integer pixel "
+                "indices: refused, not truncated. Round them first."
+            )
         return cls(int(ymin), int(xmin), int(ymax) - int(ymin), int(xmax) - int(xmin))
 
     @property
