@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,13 +201,10 @@ def _rgb(color: tuple[int, int, int] | str) -> tuple[int, int, int]:
     """
     wrong = ClassConfigError(f"Colour {color!r} is not '#rrggbb' or three ints 0..255 (r, g, b).")
     if isinstance(color, str):
-        hexa = color.lstrip("#")
-        try:
-            values = [int(hexa[i : i + 2], 16) for i in (0, 2, 4)]
-        except ValueError:
-            raise wrong from None
-        if len(hexa) != 6:
+        if not re.fullmatch(r"#?[0-9a-fA-F]{6}", color):
             raise wrong
+        hexa = color.lstrip("#")
+        values = [int(hexa[i : i + 2], 16) for i in (0, 2, 4)]
     else:
         try:
             values = list(color)

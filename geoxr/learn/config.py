@@ -201,12 +201,9 @@ class SemanticSegmentationLearnerConfig:
         n = self.in_channels
         if non_integers([n]) or n < 1:
             raise ConfigError(f"in_channels must be an int >= 1, got {n!r}.")
+        # The stats' band count is the source's, which a dataset's transform may change
+        # before the model sees the chips: checked where chips are known.
         stats = self.norm_stats
-        if stats is not None and len(stats.means) != n:
-            raise ConfigError(
-                f"norm_stats hold {len(stats.means)} bands, but in_channels is {n}: give one "
-                "mean and std per band the model takes."
-            )
         if stats is not None and not all(math.isfinite(v) and v > 0 for v in stats.stds):
             raise ConfigError(
                 f"norm_stats stds must be finite and > 0, got {stats.stds}: a band would be "
@@ -261,4 +258,4 @@ class SemanticSegmentationLearnerConfig:
                 norm_stats=None if stats is None else BandStats.from_dict(stats),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"Malformed learner config: {exc!r}.") from exc
+            raise BundleError(f"Malformed learner config: {exc}") from exc

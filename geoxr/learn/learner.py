@@ -186,8 +186,8 @@ _STATELESS_SETTINGS = frozenset({"solver.num_workers", "class_config.colors"})
 
 
 def _config_json(cfg: SemanticSegmentationLearnerConfig) -> str:
-    """The config as JSON (tuples as lists, numpy numbers as floats), as checkpoints keep it."""
-    return json.dumps(cfg.to_dict(), default=float)
+    """The config as JSON (tuples as lists), as checkpoints keep it."""
+    return json.dumps(cfg.to_dict())
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -420,9 +420,9 @@ class SemanticSegmentationLearner:
         Losses and softmax then run in float32 for bfloat16 / float16 logits too (as
         autocast does), and scores convert to numpy (which has no bfloat16).
         """
-        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
-        if dtype is not None and dtype != x.dtype:
-            x = x.to(dtype)  # a model of bfloat16 weights takes bfloat16 input
+        dtypes = {p.dtype for p in self.model.parameters() if p.is_floating_point()}
+        if len(dtypes) == 1 and (dtype := dtypes.pop()) != x.dtype:
+            x = x.to(dtype)  # a model all of bfloat16 weights takes bfloat16 input
         return self.model(x).float()
 
     def _train_epoch(self, loader: DataLoader, loss_fn: nn.Module) -> float:
@@ -454,8 +454,9 @@ class SemanticSegmentationLearner:
         ds = ds if ds is not None else self.valid_ds
         if ds is None:
             raise ConfigError("No dataset to validate on; pass ds=... or valid_ds=...")
-        _check_dataset(ds, self.cfg, "The validation dataset")
-        _check_labelled(ds, "The validation dataset")
+        name = "valid_ds" if ds is self.valid_ds else "The validation dataset"
+        _check_dataset(ds, self.cfg, name)
+        _check_labelled(ds, name)
         loss_fn = loss_fn or self._loss_fn()
         self.model.eval()
         n = len(self.classes)

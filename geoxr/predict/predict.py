@@ -14,8 +14,9 @@ import xarray as xr
 from dask.base import tokenize
 from torch import nn
 
+from geoxr._devices import check_device
 from geoxr._distributed import distributed_client
-from geoxr.errors import ConfigError, WindowError
+from geoxr.errors import BundleError, ConfigError, WindowError
 from geoxr.grid import ChipGrid, block_chunks, non_integers, window_of_block
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.label.blend import BlendMode, check_blend
@@ -24,7 +25,7 @@ from geoxr.learn.bundle import read_bundle_config
 from geoxr.learn.config import SemanticSegmentationLearnerConfig
 from geoxr.predict.blocks import predict_block
 from geoxr.predict.bundle_ref import bundle_and_token
-from geoxr.predict.model_cache import ModelRef, check_device
+from geoxr.predict.model_cache import ModelRef
 from geoxr.read import RasterSource
 
 __all__ = ["predict_scene"]
@@ -164,6 +165,13 @@ def predict_scene(
         raise WindowError(
             f"The model takes {cfg.in_channels} bands but {raster_source!r} has "
             f"{raster_source.num_channels}. Select the training bands with channel_order=[...]."
+        )
+    stats = cfg.norm_stats
+    if stats is not None and len(stats.means) != raster_source.num_channels:
+        raise BundleError(
+            f"Model bundle {str(bundle)!r} normalises {len(stats.means)} bands, but "
+            f"{raster_source!r} has {raster_source.num_channels}: every block would fail. "
+            "Re-export the bundle with statistics of the bands the model takes."
         )
     height, width = raster_source.shape
     # Chips end on the scene's edge (every pixel predicted from real data), on an axis

@@ -50,7 +50,8 @@ def test_colors_from_hex_and_tuples():
 
 
 @pytest.mark.parametrize(
-    "color", [(300, 0, 0), (0.5, 0.2, 0.9), (1, 2, 3, 255), "#gg0000", "#fff", 7]
+    "color",
+    [(300, 0, 0), (0.5, 0.2, 0.9), (1, 2, 3, 255), "#gg0000", "#fff", 7, "#-f0000", "f f f "],
 )
 def test_a_colour_that_is_no_rgb_is_refused(color):
     # 300 went into COG colour maps (clamped by GDAL), fractions became black, and a bad

@@ -335,9 +335,24 @@ def test_float16_scores_keep_the_class_ids_of_float32_scores(tmp_path, nc_source
     np.testing.assert_array_equal(half.class_ids.values, ids)
 
 
-def test_band_count_mismatch_is_a_clear_error(atlanta_bundle, nc_source):
+def test_band_count_mismatch_is_a_clear_error(
+    tmp_path, atlanta_bundle, nc_source, nc_class_config
+):
     with pytest.raises(geoxr.WindowError, match="takes 1 bands but"):
         geoxr.predict_scene(atlanta_bundle, nc_source, chip_size=64)
+    # Statistics of other bands than the model's: "Chip has 6 bands but the stats have 5"
+    # in every block task.
+    cfg = geoxr.SemanticSegmentationLearnerConfig(
+        class_config=nc_class_config,
+        in_channels=6,
+        model=geoxr.ModelConfig(width=4, depth=1),
+        norm_stats=geoxr.BandStats((0.0,) * 5, (1.0,) * 5),
+    )
+    bundle = geoxr.SemanticSegmentationLearner(
+        cfg, output_dir=tmp_path, progress=False
+    ).save_model_bundle()
+    with pytest.raises(geoxr.BundleError, match=r"normalises 5 bands, but .* has 6"):
+        geoxr.predict_scene(bundle, nc_source, chip_size=64)
 
 
 @pytest.mark.parametrize(
