@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,9 +72,7 @@ class Window:
 
     def __post_init__(self) -> None:
         for value in (self.row_off, self.col_off, self.height, self.width):
-            if type(value) is not int and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            ):
+            if type(value) is not int and non_integers((value,)):
                 raise WindowError(
                     f"{self!r} holds {value!r}, not an integer pixel index: refused, not "
                     "truncated. Round the offsets and sizes first (Raster Vision boxes of "
@@ -90,12 +87,15 @@ class Window:
     @classmethod
     def from_box(cls, ymin: int, xmin: int, ymax: int, xmax: int) -> Window:
         """Build a window from Raster Vision's ``(ymin, xmin, ymax, xmax)`` box of ints."""
-        if not_ints := non_integers([ymin, xmin, ymax, xmax]):
-            raise WindowError(
-                f"Box {(ymin, xmin, ymax, xmax)} holds {not_ints}, which are not integer pixel "
-                "indices: refused, not truncated. Round them first."
-            )
-        return cls(int(ymin), int(xmin), int(ymax) - int(ymin), int(xmax) - int(xmin))
+        box = (ymin, xmin, ymax, xmax)
+        if not all(type(v) is int for v in box):  # else numpy ints as Python's, or refused
+            if not_ints := non_integers(box):
+                raise WindowError(
+                    f"Box {box} holds {not_ints}, which are not integer pixel indices: "
+                    "refused, not truncated. Round them first."
+                )
+            ymin, xmin, ymax, xmax = (int(v) for v in box)
+        return cls(ymin, xmin, ymax - ymin, xmax - xmin)
 
     @property
     def ymin(self) -> int:

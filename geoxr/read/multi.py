@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import xarray as xr
 from dask.base import tokenize
 from rasterio.warp import transform_bounds
 
-from geoxr.errors import ConfigError, CRSMismatchError
+from geoxr.errors import ConfigError, CRSMismatchError, GeoxrWarning
 from geoxr.grid import Grid, Window
 from geoxr.read._base import RasterSource, resolve_channels
 from geoxr.read.raster import RasterioSource
@@ -36,16 +37,29 @@ def check_overlap(
 
 
 def stack_nodata(dtype: np.dtype, sources: Sequence[RasterSource]) -> float | None:
-    """The nodata of a stack of ``sources`` whose chips are ``dtype``.
+    """The nodata of a stack of ``sources`` (the primary first) whose chips are ``dtype``.
 
-    ``None`` for floats (NaN marks masked pixels). For integers, the first value a
-    source declares, in order (the primary first): without one, ``.data`` would
-    fill the pixels another source masks with valid-looking zeros.
+    ``None`` for floats (NaN marks masked pixels); for integers, the primary's. A
+    value of another source's could be a valid value of the primary's bands, so
+    none is borrowed: where the primary declares none but another does, a
+    :class:`~geoxr.GeoxrWarning` says that ``.data`` holds that source's masked
+    pixels as 0 (chips keep their masks).
     """
     if np.dtype(dtype).kind == "f":
         return None
-    values = [s.nodata for s in sources if s.nodata is not None and not np.isnan(s.nodata)]
-    return values[0] if values else None
+    primary, *others = sources
+    if primary.nodata is None:
+        masking = [repr(s) for s in others if s.nodata is not None and not np.isnan(s.nodata)]
+        if masking:
+            warnings.warn(
+                f"The stack's primary source {primary!r} declares no nodata, so integer .data "
+                f"holds the pixels that {masking} mask as 0, which counts as data (band "
+                "statistics of .data, writers). Chips keep their masks. Declare nodata= on the "
+                "primary (a value none of its bands holds), or read the stack as floats.",
+                GeoxrWarning,
+                stacklevel=3,
+            )
+    return primary.nodata
 
 
 def align_to(source: RasterSource, grid: Grid, *, resampling: str, what: str) -> RasterSource:
@@ -155,7 +169,8 @@ class MultiRasterSource(RasterSource):
         self._dtype = np.result_type(*(s.dtype for s in self.sources))
         total = sum(s.num_channels for s in self.sources)
         self.channels = resolve_channels(channel_order, total, label=self.label)
-        self.nodata = stack_nodata(self._dtype, [primary, *raster_sources])
+        others = [s for i, s in enumerate(raster_sources) if i != primary_source_idx]
+        self.nodata = stack_nodata(self._dtype, [primary, *others])
         self.raster_transformers = checked_transformers(
             raster_transformers, len(self.channels), label=self.label
         )

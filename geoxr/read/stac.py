@@ -47,11 +47,14 @@ def _bbox_window(
     numbers_given = len(values) == 4 and all(
         isinstance(v, int | float | np.integer | np.floating) and math.isfinite(v) for v in values
     )
-    if not numbers_given or values[0] >= values[2] or values[1] >= values[3]:
+    # west > east crosses the antimeridian (STAC allows it), by less than half the globe
+    across = crs.is_geographic and numbers_given and 0 < values[2] + 360 - values[0] <= 180
+    if not numbers_given or (values[0] >= values[2] and not across) or values[1] >= values[3]:
         raise WindowError(
-            f"bbox {bbox!r} is not (left, bottom, right, top) with left < right and bottom < "
-            "top, in map coordinates of bbox_crs (for EPSG:4326: longitude, latitude), as "
-            "STAC writes it. Give e.g. bbox=(-99.18, 47.01, -99.15, 47.03)."
+            f"bbox {bbox!r} is not (left, bottom, right, top) with left < right (or, in "
+            "longitudes, across the antimeridian) and bottom < top, in map coordinates of "
+            "bbox_crs (for EPSG:4326: longitude, latitude), as STAC writes it. Give e.g. "
+            "bbox=(-99.18, 47.01, -99.15, 47.03)."
         )
     if crs.is_geographic and not -90 <= values[1] < values[3] <= 90:
         raise WindowError(

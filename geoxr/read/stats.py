@@ -121,16 +121,17 @@ def with_band_axis(data: xr.DataArray) -> xr.DataArray:
     >>> with_band_axis(xr.DataArray(np.zeros((4, 2, 3)), dims=("channel", "y", "x")))
     Traceback (most recent call last):
     ...
-    geoxr.errors.BandCountError: DataArray None has dims ('channel', 'y', 'x') and no 'band' dimension: its bands would be pooled into one. Rename the band dimension, e.g. data.rename(channel='band').
+    geoxr.errors.BandCountError: DataArray '(unnamed)' has dims ('channel', 'y', 'x') and no 'band' dimension: its bands would be pooled into one. Rename the band dimension, e.g. data.rename(channel='band').
     """
     if "band" in data.dims:
         return data
-    if data.ndim == 2:
+    others = [d for d in data.dims if d not in ("y", "x", "time")]
+    if not others:  # (y, x), or a series of one band (time, y, x)
         return data.expand_dims(band=[1])
-    other = next((d for d in data.dims if d not in ("y", "x")), "channel")
     raise BandCountError(
-        f"DataArray {data.name!r} has dims {data.dims} and no 'band' dimension: its bands "
-        f"would be pooled into one. Rename the band dimension, e.g. data.rename({other}='band')."
+        f"DataArray {data.name or '(unnamed)'!r} has dims {data.dims} and no 'band' "
+        "dimension: its bands would be pooled into one. Rename the band dimension, e.g. "
+        f"data.rename({others[0]}='band')."
     )
 
 

@@ -89,6 +89,8 @@ def test_xarray_source_on_another_grid_is_refused(nc_stack, sn4_image):
         geoxr.MultiRasterSource([geoxr.RasterioSource(nc_stack), other])
 
 
+# Its primary, a bare grid of zeros, declares no nodata (the stack warns of .data).
+@pytest.mark.filterwarnings("ignore:The stack's primary source:geoxr.GeoxrWarning")
 def test_a_declared_nodata_is_left_out_of_warped_resampling(tmp_path, rgb_byte):
     # GDAL was told only the file's own nodata: a file without one, read with
     # nodata=0 and warped bilinearly, averaged its 0 collar into valid edge pixels.
@@ -133,6 +135,8 @@ def _crop_file(path, src, window, nodata="keep"):
         return _write(path, values, ds.crs, transform, kept)
 
 
+# Its primary, a bare grid of zeros, declares no nodata (the stack warns of .data).
+@pytest.mark.filterwarnings("ignore:The stack's primary source:geoxr.GeoxrWarning")
 @pytest.mark.parametrize(
     ("kind", "declared", "resampling"),
     [
@@ -243,9 +247,10 @@ def test_a_crop_made_to_align_a_source_is_not_kept_on_another_grid(nc_stack, nc_
     assert stack_mask[:50].all() and not stack_mask[100:300, 100:400].any()  # the user's crop
 
 
-def test_integer_data_marks_the_pixels_any_source_masks(tmp_path, rgb_byte):
+def test_integer_data_of_a_primary_without_nodata_warns_of_other_sources_masks(tmp_path, rgb_byte):
     # The primary declares no nodata: the pixels a uint16 band's nodata masks came out of
-    # .data as valid zeros (rio.nodata None), and its band statistics counted them.
+    # .data as valid zeros (rio.nodata None), and its band statistics counted them, silently.
+    # Borrowing that band's nodata would turn the primary's own valid values into nodata.
     with rasterio.open(rgb_byte) as ds:
         profile, rgb = ds.profile, ds.read()
     with rasterio.open(tmp_path / "rgb.tif", "w", **{**profile, "nodata": None}) as dst:
@@ -255,13 +260,17 @@ def test_integer_data_marks_the_pixels_any_source_masks(tmp_path, rgb_byte):
     u16 = {**profile, "dtype": "uint16", "nodata": 65535, "count": 1}
     with rasterio.open(tmp_path / "u16.tif", "w", **u16) as dst:
         dst.write(band)
-    stack = geoxr.MultiRasterSource(
-        [geoxr.RasterioSource(tmp_path / "rgb.tif"), geoxr.RasterioSource(tmp_path / "u16.tif")]
+    second = geoxr.RasterioSource(tmp_path / "u16.tif")
+    with pytest.warns(geoxr.GeoxrWarning, match=r"declares no nodata, so integer \.data holds"):
+        stack = geoxr.MultiRasterSource([geoxr.RasterioSource(tmp_path / "rgb.tif"), second])
+    assert stack.nodata is None and stack.read(stack.extent).mask[3].any()  # chips: masked
+    # Declared on the primary, .data marks them.
+    declared = geoxr.MultiRasterSource(
+        [geoxr.RasterioSource(tmp_path / "rgb.tif", nodata=65535), second]
     )
-    masked = stack.read(stack.extent).mask[3]
-    data = stack.data
-    assert masked.any() and stack.nodata == data.rio.nodata == 65535
-    assert (data.values[3][masked] == 65535).all()
+    masked = declared.read(declared.extent).mask[3]
+    data = declared.data
+    assert data.rio.nodata == 65535 and (data.values[3][masked] == 65535).all()
     valid = band[0][band[0] != 65535]
     assert geoxr.compute_band_stats(data).means[3] == pytest.approx(valid.mean(), rel=1e-6)
 

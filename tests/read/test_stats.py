@@ -190,3 +190,7 @@ def test_band_stats_of_bands_under_another_name_are_refused(nc_stack):
     data = RasterioSource(nc_stack).data.rename(band="channel")
     with pytest.raises(geoxr.BandCountError, match=r"data\.rename\(channel='band'\)"):
         compute_band_stats(data)
+
+    # One band over dates, (time, y, x), is one band pooled over time, as before.
+    series = xr.DataArray(np.arange(24.0).reshape(2, 3, 4), dims=("time", "y", "x"))
+    assert compute_band_stats(series).means == pytest.approx((11.5,))

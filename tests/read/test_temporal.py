@@ -148,6 +148,21 @@ def test_a_stac_bbox_not_in_stac_order_is_refused(naip, bbox, match):
         geoxr.stac_source(item, ["image"], bbox=bbox, bbox_crs="EPSG:4326")
 
 
+def test_a_stac_bbox_across_the_antimeridian_crops_where_it_is(tmp_path):
+    # STAC writes west > east for a bbox across 180 degrees: refused after the order check.
+    transform = rasterio.transform.from_origin(700000, 200000, 1000, 1000)  # 178.8E to 177.6W
+    profile = {"driver": "GTiff", "width": 400, "height": 200, "count": 1, "dtype": "uint8"}
+    with rasterio.open(
+        tmp_path / "fiji.tif", "w", crs="EPSG:32660", transform=transform, **profile
+    ) as dst:
+        dst.write(np.ones((1, 200, 400), np.uint8))
+    item = _item("fiji", tmp_path / "fiji.tif", datetime.datetime(2020, 1, 1))
+    across = geoxr.stac_source(item, ["image"], bbox=(179.9, 0.1, -179.9, 0.3), bbox_crs=4326)
+    west = geoxr.stac_source(item, ["image"], bbox=(179.5, 0.1, 179.9, 0.3), bbox_crs=4326)
+    assert across.shape == (23, 24) and west.shape == (23, 45)
+    assert across.bounds[0] == pytest.approx(west.bounds[2], abs=1000)  # east of 179.9E
+
+
 def test_a_3d_stac_bbox_and_inputs_of_the_wrong_kind(naip):
     item = _item("naip", naip[0], datetime.datetime(2009, 8, 18))
     flat = geoxr.stac_source(item, ["image"], bbox=(-99.18, 47.01, -99.15, 47.03), bbox_crs=4326)
