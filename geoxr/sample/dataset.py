@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
-from geoxr.errors import BandCountError, ConfigError
+from geoxr.errors import BandCountError, ConfigError, WindowError
 from geoxr.grid import Window, int_pair, windows_share_tiles
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, RasterioSource, RasterSource, compute_band_stats
@@ -132,6 +132,19 @@ class GeoDataset(Dataset[Sample]):
         if self.out_size is not None and min(self.out_size) < 1:
             raise ConfigError(f"out_size must be at least 1 pixel, got {out_size!r}.")
         self.transform = transform
+        if transform is not None and not callable(transform):
+            raise ConfigError(
+                f"transform={transform!r} is not callable; give a function "
+                "transform(image, mask) -> (image, mask), or None."
+            )
+        for i, window in enumerate(self.windows):
+            if not isinstance(window, Window):
+                raise WindowError(
+                    f"Window {i} of the dataset is a {type(window).__name__} ({window!r}), not "
+                    "a geoxr Window. Convert it, e.g. geoxr.Window(w.row_off, w.col_off, "
+                    "w.height, w.width) for a rasterio Window, or Window.from_box(ymin, xmin, "
+                    "ymax, xmax) for a Raster Vision box."
+                )
         shared = _tiles_shared(scene, self.windows)
         if shared is not None:
             self._windows_share_tiles = shared
@@ -192,7 +205,7 @@ class GeoDataset(Dataset[Sample]):
         # A DataLoader without batches (batch_size=None) fetches item by item: its
         # workers are set up here (once per process), as batched ones in __getitems__.
         self._reader.start()
-        return self._sample(self.windows[index])
+        return self._transformed(self._sample(self.windows[index]))
 
     def _on_worker_start(self) -> None:
         """Set up a DataLoader worker: share decoded tiles, or cap GDAL's block cache.
@@ -238,9 +251,10 @@ class GeoDataset(Dataset[Sample]):
         would only cost memory and page faults.
         """
         # Both ways set this process up first, once: __getitem__ and the reader's fetch.
-        if len(indices) < 2:
+        # A subclass's own __getitem__ (Raster Vision's way to customise) is its items.
+        if len(indices) < 2 or type(self).__getitem__ is not GeoDataset.__getitem__:
             return [self[i] for i in indices]
-        return self._reader.fetch(indices)
+        return [self._transformed(sample) for sample in self._reader.fetch(indices)]
 
     def _sample(self, window: Window, slot: Slot | None = None) -> Sample:
         chip = self.scene.raster_source.read(window)
@@ -277,9 +291,18 @@ class GeoDataset(Dataset[Sample]):
             if y.ndim == 2:  # pixel centres, as the image's resize (nearest: top-left corners)
                 y = F.interpolate(y[None, None].float(), size=self.out_size, mode="nearest-exact")
                 y = y[0, 0].long()
-        if self.transform is not None:
-            x, y = self.transform(x, y)
         return Chip(x, y)
+
+    def _transformed(self, sample: Sample) -> Sample:
+        """``sample`` through :attr:`transform`, in the thread that asked for it.
+
+        Never in the reader threads, whose order varies from run to run: a random
+        augmentation draws from torch's or numpy's global generator in the order the
+        samples are asked for, so a seeded run gives the same batches every time.
+        """
+        if self.transform is None:
+            return sample
+        return Chip(*self.transform(*sample))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scene={self.scene.id!r}, windows={len(self)})"
