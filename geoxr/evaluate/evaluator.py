@@ -12,7 +12,7 @@ import numpy as np
 import shapely
 import xarray as xr
 
-from geoxr.errors import ClassConfigError, CRSMismatchError
+from geoxr.errors import ClassConfigError, CRSMismatchError, LabelsError
 from geoxr.evaluate.confusion import confusion_matrix_lazy
 from geoxr.grid import Grid
 from geoxr.label import ClassConfig, SemanticSegmentationLabels, SemanticSegmentationLabelSource
@@ -24,13 +24,20 @@ __all__ = ["SemanticSegmentationEvaluator"]
 Truth = SemanticSegmentationLabelSource | SemanticSegmentationLabels | xr.DataArray
 
 
-def _class_ids(labels: Truth) -> xr.DataArray:
-    """``(y, x)`` class ids of the truth (a one-band ``(band, y, x)`` raster as it opens)."""
+def _class_ids(labels: Truth, name: str) -> xr.DataArray:
+    """``(y, x)`` class ids of ``labels`` (a one-band ``(band, y, x)`` raster as it opens)."""
     if isinstance(labels, xr.DataArray):
-        return yx_class_ids(labels, "Truth")
+        return yx_class_ids(labels, name.capitalize())
     if isinstance(labels, SemanticSegmentationLabelSource):
         return labels.data
-    return labels.class_ids
+    if isinstance(labels, SemanticSegmentationLabels):
+        return labels.class_ids
+    raise LabelsError(
+        f"The {name} is a {type(labels).__name__}; expected SemanticSegmentationLabels, a "
+        "SemanticSegmentationLabelSource or a georeferenced DataArray of class ids (e.g. "
+        "rioxarray.open_rasterio of a COG). Wrap a numpy array with grid.wrap(ids, "
+        "dims=('y', 'x'))."
+    )
 
 
 class SemanticSegmentationEvaluator:
@@ -51,13 +58,14 @@ class SemanticSegmentationEvaluator:
     def evaluate(
         self,
         truth: Truth,
-        prediction: SemanticSegmentationLabels,
+        prediction: Truth,
         *,
         aoi_polygons: shapely.Geometry | Iterable[shapely.Geometry] | None = None,
     ) -> dict[str, Any]:
         """Metrics of ``prediction`` against ``truth`` over the scene (or its AOI).
 
-        ``aoi_polygons`` is a Polygon, a sequence of them, or a GeoSeries or
+        Either may be labels, a label source or a DataArray of class ids (a COG read
+        back with rioxarray, say). ``aoi_polygons`` is a Polygon, a sequence of them, or a GeoSeries or
         GeoDataFrame (reprojected to the prediction's CRS).
 
         Returns
@@ -74,9 +82,14 @@ class SemanticSegmentationEvaluator:
                     f"{list(self.class_config.names)}: the ids would name other classes. "
                     "Evaluate with the class config both were made with."
                 )
+        if not isinstance(prediction, SemanticSegmentationLabels):  # class ids read back
+            ids = _class_ids(prediction, "prediction")
+            prediction = SemanticSegmentationLabels(
+                grid=Grid.from_dataarray(ids), class_config=self.class_config, class_ids=ids
+            )
         if aoi_polygons is not None:
             prediction = prediction.filter_by_aoi(aoi_polygons)
-        truth_ids, pred_ids = _class_ids(truth), prediction.class_ids
+        truth_ids, pred_ids = _class_ids(truth, "truth"), prediction.class_ids
         if not Grid.from_dataarray(truth_ids).aligned_with(prediction.grid):
             raise CRSMismatchError(
                 f"Truth is on {Grid.from_dataarray(truth_ids)} but the prediction is on "

@@ -189,3 +189,19 @@ def test_a_truth_nodata_with_256_classes_and_more_leaves_its_pixels_out():
     evaluator = geoxr.SemanticSegmentationEvaluator(config)
     metrics = evaluator.evaluate(truth.rio.write_nodata(255), predicted)
     assert (metrics["pixels"], metrics["accuracy"]) == (3, 1.0)
+
+
+def test_a_prediction_read_back_as_a_dataarray_is_evaluated(
+    nc_truth_and_prediction, nc_class_config
+):
+    # A prediction given as a DataArray (a COG read back with rioxarray) or a label source
+    # raised "AttributeError: ... has no attribute 'class_ids'", as a numpy truth did.
+    scene, labels = nc_truth_and_prediction
+    evaluator = geoxr.SemanticSegmentationEvaluator(nc_class_config)
+    expected = evaluator.evaluate(scene.label_source, labels)
+    assert evaluator.evaluate(scene.label_source, labels.class_ids) == expected
+    assert evaluator.evaluate(scene.label_source, labels.class_ids.expand_dims(band=[1])) == (
+        expected
+    )
+    with pytest.raises(geoxr.LabelsError, match=r"The truth is a ndarray; expected"):
+        evaluator.evaluate(scene.label_source.data.values, labels)
