@@ -268,7 +268,8 @@ class SemanticSegmentationLearner:
         self.history: list[dict[str, Any]] = []
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (training)
         self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-        # A checkpoint's schedule, kept until train() builds the schedule.
+        # A checkpoint's optimizer and schedule, kept until train() builds the schedule.
+        self._optimizer_state: dict[str, Any] | None = None
         self._scheduler_state: dict[str, Any] | None = None
         if resume and (self.output_dir / CHECKPOINT_NAME).exists():
             self.load_checkpoint()
@@ -383,14 +384,14 @@ class SemanticSegmentationLearner:
                 "that many epochs, or start a run with a larger num_epochs (resume=False)."
             )
         if self._scheduler is None:
-            # A schedule sets its first step's LR (onecycle: momentum or betas too) as it
-            # is built; a resumed run goes on with those the checkpoint's optimizer had.
-            resumed = [dict(group) for group in self.optimizer.param_groups]
             self._scheduler = self._build_scheduler()
-            if self._scheduler_state is not None:  # resumed from a checkpoint
+            # Resumed: the optimizer's state after the schedule is built (which sets its
+            # first step's LR, and onecycle's momentum), then the schedule's, as PyTorch has it.
+            if self._optimizer_state is not None:
+                self.optimizer.load_state_dict(self._optimizer_state)
+            if self._scheduler_state is not None:
                 self._scheduler.load_state_dict(self._scheduler_state)
-                for group, saved in zip(self.optimizer.param_groups, resumed, strict=True):
-                    group.update(saved)
+            self._optimizer_state = self._scheduler_state = None
         while self.epoch < epochs:
             start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]  # the epoch's (first step's) LR
@@ -398,7 +399,7 @@ class SemanticSegmentationLearner:
             train_loss = self._train_epoch(loader, loss_fn)
             record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss, "lr": lr}
             if self.valid_ds is not None:
-                record.update(self.validate(loss_fn=loss_fn))
+                record.update(self._validate(self.valid_ds, loss_fn))
             record["time_s"] = round(time.perf_counter() - start, 3)
             self.epoch += 1
             self.history.append(record)
@@ -443,7 +444,6 @@ class SemanticSegmentationLearner:
             batches += 1
         return total / batches if batches else math.nan
 
-    @torch.no_grad()
     def validate(
         self, ds: Dataset[Any] | None = None, *, loss_fn: nn.Module | None = None
     ) -> dict[str, Any]:
@@ -457,7 +457,11 @@ class SemanticSegmentationLearner:
         name = "valid_ds" if ds is self.valid_ds else "The validation dataset"
         _check_dataset(ds, self.cfg, name)
         _check_labelled(ds, name)
-        loss_fn = loss_fn or self._loss_fn()
+        return self._validate(ds, loss_fn or self._loss_fn())
+
+    @torch.no_grad()
+    def _validate(self, ds: Dataset[Any], loss_fn: nn.Module) -> dict[str, Any]:
+        """:meth:`validate` of a dataset already checked (``train()``'s ``valid_ds``)."""
         self.model.eval()
         n = len(self.classes)
         cm = torch.zeros(n, n, dtype=torch.int64)
@@ -518,10 +522,11 @@ class SemanticSegmentationLearner:
                 f"{str(path)!r} holds the weights of another model ({exc}); it cannot resume "
                 "with this one. Give another output_dir, or resume=False to start afresh there."
             ) from exc
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch = int(checkpoint["epoch"])
+        # train() builds the optimizer and schedule afresh, then loads these.
+        self._optimizer_state = checkpoint["optimizer"]
         self._scheduler_state = checkpoint.get("scheduler")
-        self._scheduler = None  # train() builds it and loads that state
+        self._optimizer = self._scheduler = None
         history = self.output_dir / HISTORY_NAME
         try:
             saved = json.loads(history.read_text()) if history.exists() else []
