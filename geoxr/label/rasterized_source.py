@@ -10,27 +10,12 @@ import shapely
 import xarray as xr
 from dask.base import tokenize
 
-from geoxr.errors import ClassConfigError, CRSMismatchError, GeoxrWarning
+from geoxr.errors import ClassConfigError, GeoxrWarning
 from geoxr.grid import Grid, Window, polygonal_part
 from geoxr.label.rasterize import rasterize_window
 from geoxr.read import RasterSource, VectorSource
 
-__all__ = ["RasterizedSource", "check_features_overlap"]
-
-
-def check_features_overlap(source: RasterizedSource, grid: Grid, *, label: str) -> None:
-    """Raise if ``source`` has polygons and none of them reaches ``grid``'s bounds.
-
-    A file without polygons (a tile with no buildings) passes: all background.
-    """
-    bounds = source.features_bounds
-    if bounds is not None and not shapely.box(*bounds).intersects(shapely.box(*grid.bounds)):
-        raise CRSMismatchError(
-            f"No polygon of {label!r} reaches the image: the polygons lie within "
-            f"{tuple(round(b, 3) for b in bounds)}, the image within "
-            f"{tuple(round(b, 3) for b in grid.bounds)} ({grid.crs}). Check the file's CRS "
-            "(and, for longitude/latitude, that x is the longitude)."
-        )
+__all__ = ["RasterizedSource"]
 
 
 class RasterizedSource(RasterSource):

@@ -12,7 +12,7 @@ import shapely
 from geoxr.errors import ConfigError, CRSMismatchError
 from geoxr.grid import Grid, aoi_geometries, aoi_union
 from geoxr.label.class_config import ClassConfig
-from geoxr.label.rasterized_source import RasterizedSource, check_features_overlap
+from geoxr.label.rasterized_source import RasterizedSource
 from geoxr.label.sources import SemanticSegmentationLabelSource
 from geoxr.read import RasterioSource, RasterSource, VectorSource
 from geoxr.read.multi import check_overlap
@@ -146,12 +146,15 @@ def make_ss_scene(
         kw = dict(label_raster_source_kw or {})
         labels = RasterioSource(label_raster_uri, **kw)
         if not labels.grid.aligned_with(image.grid):
+            # Labels of another place would all read as the null class: nothing to learn.
+            whole = labels.uncropped_grid
+            check_overlap(
+                whole.bounds, whole.crs, image.uncropped_grid,
+                what=f"Label raster {label_raster_uri!r}", onto="the image",
+            )  # fmt: skip
             # Read onto the image's grid, already cropped to its bbox: a bbox of the
             # label raster's own has no part in that.
-            if kw.pop("bbox", None) is not None:
-                labels = RasterioSource(label_raster_uri, **kw)
-            # Labels of another place would all read as the null class: nothing to learn.
-            check_overlap(labels, image.grid, what="Label raster", onto="the image")
+            kw.pop("bbox", None)
             labels = RasterioSource(label_raster_uri, target_grid=image.grid, **kw)
         label_source = SemanticSegmentationLabelSource(labels, class_config)
     elif label_vector_uri is not None:
@@ -164,12 +167,13 @@ def make_ss_scene(
             all_touched=all_touched,
         )
         # Polygons of another place (another CRS declared, x and y swapped) would all
-        # read as background: checked against the whole image, a crop of it may miss them.
-        image_kw = dict(image_raster_source_kw or {})
-        whole = (
-            image if image_kw.pop("bbox", None) is None else RasterioSource(image_uri, **image_kw)
-        )
-        check_features_overlap(rasterized, whole.grid, label=str(label_vector_uri))
+        # read as background: checked against the whole image (a crop may miss them); a
+        # file without polygons (a tile with no buildings) is all background.
+        if rasterized.features_bounds is not None:
+            check_overlap(
+                rasterized.features_bounds, image.crs, image.uncropped_grid,
+                what=f"The polygons of {str(label_vector_uri)!r}", onto="the image",
+            )  # fmt: skip
         label_source = SemanticSegmentationLabelSource(rasterized, class_config)
     aoi = None
     if aoi_uri is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import shapely
 import xarray as xr
 from dask.base import tokenize
+from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from geoxr.errors import ConfigError, CRSMismatchError, GeoxrWarning
@@ -21,18 +22,18 @@ __all__ = ["MultiRasterSource", "align_to", "check_overlap", "read_all"]
 
 
 def check_overlap(
-    source: RasterSource, grid: Grid, *, what: str, onto: str = "the primary grid"
+    bounds: tuple[float, ...], crs: CRS, grid: Grid, *, what: str, onto: str = "the primary grid"
 ) -> None:
-    """Raise if ``source`` does not overlap ``grid`` (bounds compared in ``grid.crs``).
+    """Raise if ``bounds`` (in ``crs``) do not overlap ``grid`` (compared in ``grid.crs``).
 
-    ``what`` names the source and ``onto`` the grid in the message.
+    ``what`` names the data in ``bounds`` and ``onto`` the grid in the message.
     """
-    bounds = transform_bounds(source.crs, grid.crs, *source.bounds, densify_pts=21)
+    bounds = transform_bounds(crs, grid.crs, *bounds, densify_pts=21)
     if shapely.box(*bounds).intersection(shapely.box(*grid.bounds)).area == 0:
         raise CRSMismatchError(
-            f"{what} {source!r} (bounds {tuple(round(b, 3) for b in bounds)} in {grid.crs}) does "
-            f"not overlap {onto} (bounds {grid.bounds}). Check the files cover the "
-            "same area and declare the right CRS."
+            f"{what} (bounds {tuple(round(b, 3) for b in bounds)} in {grid.crs}) and {onto} "
+            f"(bounds {grid.bounds}) do not overlap. Check the files cover the same area and "
+            "declare the right CRS (for longitude/latitude: x is the longitude)."
         )
 
 
@@ -71,7 +72,7 @@ def align_to(source: RasterSource, grid: Grid, *, resampling: str, what: str) ->
     """
     if source.grid.aligned_with(grid):
         return source
-    check_overlap(source, grid, what=what)
+    check_overlap(source.bounds, source.crs, grid, what=f"{what} {source!r}")
     if isinstance(source, RasterioSource | MultiRasterSource):
         return source.on_grid(grid, resampling=resampling)
     raise CRSMismatchError(

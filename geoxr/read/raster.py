@@ -106,6 +106,8 @@ class RasterioSource(RasterSource):
 
     Attributes
     ----------
+    uncropped_grid : Grid
+        The grid ``bbox`` crops: the file's (the mosaic's), or ``target_grid``.
     tile_cache : SharedTileCache or None
         Where set, ``read`` takes the file's decoded tiles from this cache, shared
         with the processes forked after it was made, and decodes only the tiles it
@@ -192,6 +194,7 @@ class RasterioSource(RasterSource):
         self.chunk_size = chunk_size
         self.target_grid = target_grid
         full = target_grid if target_grid is not None else file_grid
+        self.uncropped_grid = full
         self._offset = resolve_bbox(bbox, full, label=self.label)
         # The crops the user asked for, which reading on another grid keeps (on_grid): of
         # the file(s), and of the grid a warped source is read on.

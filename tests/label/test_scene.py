@@ -262,7 +262,7 @@ def test_a_label_raster_of_another_place_is_refused(sn4_image, nc_strata, nc_cla
     # Raleigh's land cover on an Atlanta image: every label read as the null class, and
     # training reported a NaN loss, with no error.
     with pytest.raises(
-        geoxr.CRSMismatchError, match=r"Label raster .* does not overlap the image"
+        geoxr.CRSMismatchError, match=r"Label raster .* and the image .* do not overlap"
     ):
         make_ss_scene(sn4_image, label_raster_uri=nc_strata, class_config=nc_class_config)
 

@@ -198,7 +198,9 @@ def test_vector_labels_of_another_place_are_refused(
         image_raster_source_kw={"bbox": (0, 0, 4, 4)},
     )
     assert corner.grid.shape == (4, 4)
-    with pytest.raises(geoxr.CRSMismatchError, match=r"No polygon of .* reaches the image"):
+    with pytest.raises(
+        geoxr.CRSMismatchError, match=r"The polygons of .* and the image .* do not overlap"
+    ):
         geoxr.make_ss_scene(
             sn4_image,
             label_vector_uri=nc_polygons,
