@@ -18,6 +18,7 @@ from geoxr.grid import Grid
 from geoxr.label import ClassConfig, SemanticSegmentationLabels, SemanticSegmentationLabelSource
 from geoxr.label.labels import checked_class_ids, yx_class_ids
 from geoxr.learn.metrics import segmentation_metrics, without_nan
+from geoxr.read.stats import valid_pixels
 
 __all__ = ["SemanticSegmentationEvaluator"]
 
@@ -99,12 +100,10 @@ class SemanticSegmentationEvaluator:
         # A truth raster's nodata (and NaN) is no label, as the null class: the truth's
         # pixels only (a prediction of that value's class is a prediction like any other),
         # compared as the values they are (a float nodata is no int: -3.4e38, 0.5).
-        nodata = truth_ids.rio.nodata if isinstance(truth, xr.DataArray) else None
-        if nodata is not None and not np.isnan(nodata):
+        if isinstance(truth, xr.DataArray) and truth_ids.rio.nodata is not None:
             # In a dtype that holds the null id (256 classes and more on uint8 ids).
             dtype = np.promote_types(truth_ids.dtype, np.min_scalar_type(null))
-            truth_ids = truth_ids.astype(dtype).where(truth_ids != nodata, null)
-        ignore = [null]
+            truth_ids = truth_ids.astype(dtype).where(valid_pixels(truth_ids), null)
         truth_checked, pred_checked = (
             ids.copy(
                 data=checked_class_ids(
@@ -112,14 +111,14 @@ class SemanticSegmentationEvaluator:
                     self.class_config,
                     label=f"The {name}",
                     fix="Evaluate with the class config the ids were made with.",
-                    skip=ignore,
+                    skip=[null],
                 )
             )
             for name, ids in (("truth", truth_ids), ("prediction", pred_ids))
         )
         n = len(self.class_config)
         cm = np.asarray(
-            confusion_matrix_lazy(truth_checked, pred_checked, n, ignore=ignore).compute()
+            confusion_matrix_lazy(truth_checked, pred_checked, n, ignore=[null]).compute()
         )
         metrics = segmentation_metrics(cm, list(self.class_config.names), ignore_index=null)
         metrics["confusion_matrix"] = cm.tolist()
