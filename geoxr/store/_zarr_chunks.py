@@ -15,8 +15,6 @@ files then go to disk a little behind the writer (:mod:`geoxr.store._write_behin
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numcodecs
@@ -27,12 +25,14 @@ from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import LocalStore
 
+from geoxr._files import write_atomically
 from geoxr.errors import IncompleteOutputError
 from geoxr.store._write_behind import write_behind
 
 __all__ = ["PARTIAL_SUFFIX", "ChunkFiles"]
 
-#: The end of a chunk's temporary file name (zarr's local store names its own alike).
+#: The end of a chunk's temporary file name (write_atomically's, for a chunk key without a
+#: suffix; zarr's local store names its own alike).
 PARTIAL_SUFFIX = ".partial"
 
 _SHUFFLES = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
@@ -114,13 +114,11 @@ class ChunkFiles:
         data = chunk.data if self._compressor is None else self._compressor.encode(chunk)
         path = self.directory / self._chunk_key.encode_chunk_key(coords)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
-        try:
+
+        def write(partial: Path) -> None:
             with open(partial, "wb") as f:
                 f.write(data)
                 f.flush()
                 write_behind().written(path, f.fileno(), f.tell())
-            os.replace(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+
+        write_atomically(path, write)
