@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from geoxr.grid import Window
 __all__ = ["BlendMode", "ScoreAccumulator", "check_blend", "chip_weights", "single_cover"]
 
 BlendMode = Literal["cosine", "uniform"]
+_BLEND_MODES = get_args(BlendMode)
 
 
 def check_blend(blend: object) -> None:
@@ -29,8 +30,8 @@ def check_blend(blend: object) -> None:
     ...
     geoxr.errors.ConfigError: blend must be 'cosine' or 'uniform', got 'gaussian'.
     """
-    if blend not in ("cosine", "uniform"):
-        raise ConfigError(f"blend must be 'cosine' or 'uniform', got {blend!r}.")
+    if blend not in _BLEND_MODES:
+        raise ConfigError(f"blend must be {' or '.join(map(repr, _BLEND_MODES))}, got {blend!r}.")
 
 
 def chip_weights(shape: tuple[int, int], blend: BlendMode = "cosine") -> np.ndarray:

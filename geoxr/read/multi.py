@@ -104,8 +104,8 @@ class MultiRasterSource(RasterSource):
     The dtype is ``numpy.result_type`` of the sources' dtypes. Masks stay per
     band: each band keeps its own source's nodata. In the lazy ``.data``, masked
     pixels are NaN for a float result; for an integer result they take the
-    primary source's nodata value, else the first one another source declares
-    (``.nodata``; with none at all, 0, and ``.nodata`` is ``None``).
+    primary source's nodata value (``.nodata``), or 0 where it declares none (a
+    :class:`~geoxr.GeoxrWarning` then says so, if another source masks pixels).
 
     Parameters
     ----------
