@@ -79,7 +79,7 @@ def test_other_resolution_and_extent_is_warped_per_window(tmp_path, rgb_byte):
 
 
 def test_disjoint_extents_are_refused(nc_stack, sn4_image):
-    with pytest.raises(geoxr.CRSMismatchError, match="and the primary grid .* do not overlap"):
+    with pytest.raises(geoxr.CRSMismatchError, match=r"and the primary grid .* do not overlap"):
         geoxr.MultiRasterSource([geoxr.RasterioSource(nc_stack), geoxr.RasterioSource(sn4_image)])
 
 
