@@ -17,7 +17,14 @@ from geoxr.errors import ConfigError, WindowError
 from geoxr.grid import Grid, TileLayout, Window, non_integers
 from geoxr.read.transformers import RasterTransformer, fill_masked, output_nodata
 
-__all__ = ["BBox", "RasterSource", "invalid_pixels", "resolve_bbox", "resolve_channels"]
+__all__ = [
+    "BBox",
+    "RasterSource",
+    "any_band_masked",
+    "invalid_pixels",
+    "resolve_bbox",
+    "resolve_channels",
+]
 
 BBox = Window | tuple[int, int, int, int]
 
@@ -31,10 +38,27 @@ def invalid_pixels(chip: np.ma.MaskedArray) -> np.ndarray:
     >>> invalid_pixels(chip)
     array([[ True, False]])
     """
-    if np.ma.getmask(chip) is np.ma.nomask:
-        return np.zeros(chip.shape[-2:], bool)
-    mask = np.ma.getmaskarray(chip)
-    return np.asarray(mask.reshape(-1, *mask.shape[-2:]).any(axis=0))
+    invalid = any_band_masked(np.ma.getmask(chip))
+    return np.zeros(chip.shape[-2:], bool) if invalid is None else invalid
+
+
+def any_band_masked(mask: np.ndarray | np.bool_) -> np.ndarray | None:
+    """``(y, x)`` booleans, True where any band (of any date) of ``mask`` is; ``None`` if nowhere.
+
+    ``mask`` is a chip's mask (``np.ma.nomask`` for none) of shape ``(..., y, x)``.
+
+    Examples
+    --------
+    >>> any_band_masked(np.array([[[True, False]], [[False, False]]]))
+    array([[ True, False]])
+    >>> any_band_masked(np.zeros((3, 2, 2), bool)) is None, any_band_masked(np.ma.nomask) is None
+    (True, True)
+    """
+    if mask is np.ma.nomask:
+        return None
+    mask = np.asarray(mask)
+    invalid = np.asarray(mask.reshape(-1, *mask.shape[-2:]).any(axis=0))
+    return invalid if invalid.any() else None
 
 
 def resolve_bbox(bbox: BBox | None, full: Grid, *, label: str) -> Window:
@@ -200,6 +224,49 @@ class RasterSource(ABC):
         values[..., rows, cols] = chip.data
         mask[..., rows, cols] = np.ma.getmaskarray(chip)
         return np.ma.MaskedArray(values, mask=mask)
+
+    def read_into(self, window: Window, out: np.ndarray) -> np.ndarray | None:
+        """Read one window into ``out``, as :meth:`read` would give it; return where it is invalid.
+
+        ``out`` is a ``(*chip_prefix, h, w)`` array of any dtype, for example a
+        float32 slot of a training batch: it receives the chip's values cast as
+        ``np.copyto(out, chip.data, casting="unsafe")`` would, without the masked
+        chip in between (sources that can read straight into ``out`` do, letting
+        GDAL convert the values as it decodes them).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``(y, x)`` booleans, True where any band is masked (nodata, past the
+            edge); ``None`` where no pixel is.
+
+        Examples
+        --------
+        >>> import os
+        >>> src = geoxr.RasterioSource(os.path.join(DATA, "rasterio_rgb_byte/RGB.byte.tif"))
+        >>> out = np.empty((3, 32, 32), np.float32)
+        >>> invalid = src.read_into(Window(700, 780, 32, 32), out)
+        >>> bool(invalid[-1, -1]), float(out[0, -1, -1])
+        (True, 0.0)
+        """
+        inner = window.intersection(self.grid.extent)
+        if inner == window:
+            return self._read_inside_into(window, out)
+        out[...] = 0
+        invalid = np.ones(window.shape, bool)
+        if inner is not None:
+            cut = inner.shift(-window.ymin, -window.xmin).slices
+            inside = self._read_inside_into(inner, out[(..., *cut)])
+            invalid[cut] = False if inside is None else inside
+        return invalid
+
+    def _read_inside_into(self, window: Window, out: np.ndarray) -> np.ndarray | None:
+        """:meth:`read_into` of a window inside the extent (transformers included)."""
+        chip = self._read_inside(window)
+        for transformer in self.raster_transformers:
+            chip = transformer.transform(chip)
+        np.copyto(out, chip.data, casting="unsafe")
+        return any_band_masked(np.ma.getmask(chip))
 
     @property
     def tile_layout(self) -> TileLayout | None:

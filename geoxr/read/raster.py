@@ -19,6 +19,7 @@ from geoxr.grid import Grid, TileLayout, Window
 from geoxr.read._base import (
     BBox,
     RasterSource,
+    any_band_masked,
     checked_nodata,
     resolve_bbox,
     resolve_channels,
@@ -246,28 +247,61 @@ class RasterioSource(RasterSource):
         return self._dtype
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
+        values = np.empty((len(self.channels), *window.shape), self._dtype)
+        invalid = self._read_values(window, values)
+        return np.ma.MaskedArray(values, mask=np.ma.nomask if invalid is None else invalid)
+
+    def _read_inside_into(self, window: Window, out: np.ndarray) -> np.ndarray | None:
+        # Straight into out (GDAL casts as it decodes) where the values are the file's
+        # own and out's dtype holds them exactly, as the masks compare them.
+        raw = self._dtype
+        exact = out.dtype == raw or (raw.kind in "ui" and np.can_cast(raw, out.dtype))
+        if self.raster_transformers or not exact:
+            return super()._read_inside_into(window, out)
+        invalid = self._read_values(window, out)
+        return None if invalid is None else any_band_masked(invalid)
+
+    def _read_values(self, window: Window, out: np.ndarray) -> np.ndarray | None:
+        """Read ``window`` (inside the extent) into ``out``; its per-band invalid mask, if any.
+
+        ``None``: every value is data (no nodata, integers, no mask of the file's own).
+        """
         ds = dataset(self._path, self.target_grid, self.resampling, self.nodata)
         in_file = window.shift(self._offset.row_off, self._offset.col_off)
         file_window = in_file.to_rasterio()
         indexes = [c + 1 for c in self.channels]
         if self.tile_cache is not None and self._tiles is not None:
-            values = self._read_tiles(ds, indexes, in_file, self.tile_cache)
+            self._read_tiles(ds, indexes, in_file, self.tile_cache, out)
         else:
-            values = ds.read(indexes, window=file_window)
-        if self.nodata is None and values.dtype.kind != "f" and not self._dataset_mask:
-            return np.ma.MaskedArray(values)  # every value is data: no mask to build
-        invalid = mask_of(values, self.nodata)
+            ds.read(indexes, window=file_window, out=out)
+        nodata = self._nodata_of_values
+        if nodata is None and self._dtype.kind != "f" and not self._dataset_mask:
+            return None
+        invalid = mask_of(out, nodata)
         if self._dataset_mask:
             invalid |= ds.read_masks(indexes, window=file_window) == 0
-        return np.ma.MaskedArray(values, mask=invalid)
+        return invalid
+
+    @property
+    def _nodata_of_values(self) -> float | None:
+        """:attr:`nodata` where the file's values can hold it (else no value is nodata).
+
+        An integer raster's values compare the same as the file's dtype or cast
+        exactly to a wider one (``read_into`` a float32 slot).
+        """
+        nodata = self.nodata
+        if nodata is None or self._dtype.kind not in "ui":
+            return nodata
+        info = np.iinfo(self._dtype)
+        holds = math.isfinite(nodata) and nodata.is_integer() and info.min <= nodata <= info.max
+        return nodata if holds else None
 
     def _read_tiles(
-        self, ds: Any, indexes: list[int], window: Window, cache: SharedTileCache
-    ) -> np.ndarray:
-        """Read ``window`` (in file pixels) tile by tile, through ``cache``."""
+        self, ds: Any, indexes: list[int], window: Window, cache: SharedTileCache, out: np.ndarray
+    ) -> None:
+        """Read ``window`` (in file pixels) into ``out`` tile by tile, through ``cache``."""
         assert self._tiles is not None
         (th, tw), (height, width) = self._tiles.shape, self._file_shape
-        out = np.empty((len(indexes), *window.shape), self._dtype)
         y0, x0, y1, x1 = window.ymin, window.xmin, window.ymax, window.xmax
         for row in range(y0 // th, (y1 - 1) // th + 1):
             ty0, ty1 = row * th, min(height, (row + 1) * th)
@@ -289,7 +323,6 @@ class RasterioSource(RasterSource):
                     out[:, ya - y0 : yb - y0, xa - x0 : xb - x0],
                     decode,
                 )
-        return out
 
     def __getstate__(self) -> dict[str, object]:
         # The cache is shared by fork only: a copy made by pickling reads without it.

@@ -71,7 +71,8 @@ def model_input(
     invalid : numpy.ndarray, optional
         ``(y, x)`` booleans: pixels set to 0 (assigned, so NaN nodata becomes 0 too).
     out : numpy.ndarray, optional
-        float32 array of the same shape to write into (e.g. a slot of a batch).
+        float32 array of the same shape to write into (e.g. a slot of a batch);
+        ``values`` itself where it is float32 (standardised in place).
 
     Examples
     --------
@@ -81,7 +82,8 @@ def model_input(
     """
     if out is None:
         out = np.empty(values.shape, np.float32)
-    np.copyto(out, values, casting="unsafe")
+    if values is not out:
+        np.copyto(out, values, casting="unsafe")
     if stats is not None:
         if values.shape[-3] != len(stats.means):
             raise ValueError(

@@ -16,7 +16,6 @@ from geoxr.errors import BandCountError, ConfigError, WindowError
 from geoxr.grid import Window, int_pair, windows_share_tiles
 from geoxr.label import Scene, aoi_window_mask, make_ss_scene
 from geoxr.read import BandStats, RasterioSource, RasterSource, compute_band_stats
-from geoxr.read._base import invalid_pixels
 from geoxr.read._gdal import cap_block_cache, tile_decode_cache_bytes
 from geoxr.read._shared_tiles import (
     SharedTileCache,
@@ -257,23 +256,18 @@ class GeoDataset(Dataset[Sample]):
         return [self._transformed(sample) for sample in self._reader.fetch(indices)]
 
     def _sample(self, window: Window, slot: Slot | None = None) -> Sample:
-        chip = self.scene.raster_source.read(window)
-        invalid = invalid_pixels(chip)
-        any_invalid = bool(invalid.any())
-        label_source = self.scene.label_source
+        source, label_source = self.scene.raster_source, self.scene.label_source
+        shape = (*source.chip_prefix, *window.shape)
         views = None
         if slot is not None and self.out_size is None and self.transform is None:
             mask_layout = (
-                (chip.shape[-2:], torch.int64) if label_source is not None else ((), torch.float32)
+                (window.shape, torch.int64) if label_source is not None else ((), torch.float32)
             )
-            views = slot.claim((chip.shape, torch.float32), mask_layout)
-        image = model_input(
-            chip.data,
-            self.normalize,
-            invalid=invalid if any_invalid else None,
-            out=None if views is None else views[0].numpy(),
-        )
-        x = torch.from_numpy(image) if views is None else views[0]
+            views = slot.claim((shape, torch.float32), mask_layout)
+        x = torch.empty(shape) if views is None else views[0]
+        # Read straight into the float32 image (GDAL casts as it decodes), standardised in place.
+        invalid = source.read_into(window, x.numpy())
+        model_input(x.numpy(), self.normalize, invalid=invalid, out=x.numpy())
         if label_source is None:
             y = torch.tensor(float("nan")) if views is None else views[1].fill_(float("nan"))
         else:
@@ -281,9 +275,10 @@ class GeoDataset(Dataset[Sample]):
                 window, out=None if views is None else views[1].numpy()
             )
             if self.scene.aoi is not None:
-                invalid |= aoi_window_mask(self.scene.aoi, self.scene.grid, window)
-                any_invalid = bool(invalid.any())
-            if any_invalid:
+                outside = aoi_window_mask(self.scene.aoi, self.scene.grid, window)
+                if outside.any():
+                    invalid = outside if invalid is None else invalid | outside
+            if invalid is not None:
                 np.copyto(labels, label_source.null_class_id, where=invalid)
             y = torch.from_numpy(labels) if views is None else views[1]
         if self.out_size is not None and tuple(x.shape[-2:]) != self.out_size:

@@ -10,6 +10,7 @@ from affine import Affine
 
 import geoxr
 from geoxr import CastTransformer, Grid, RasterioSource, Window
+from geoxr.read._shared_tiles import SharedTileCache
 from geoxr.testing import raise_if_dask_computes
 
 # (fixture, dtype, nodata, bands) of the three real rasters read here.
@@ -57,6 +58,77 @@ def test_read_equals_rasterio(raster, window):
     np.testing.assert_array_equal(chip.data, expected)
     np.testing.assert_array_equal(np.ma.getmaskarray(chip), expected == nodata)
     np.testing.assert_array_equal(src.nodata_mask(window), (expected == nodata).any(axis=0))
+
+
+@pytest.mark.parametrize(
+    "window",
+    [*WINDOWS, Window(430, 470, 32, 32), Window(-10, -7, 20, 30), Window(900, 900, 8, 8)],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_read_into_gives_what_read_gives(raster, window, dtype):
+    # GDAL casts straight into `out` where it holds the file's values exactly (uint8
+    # and uint16 into any of these, float32 into float32 and float64); elsewhere the
+    # chip is read and cast.
+    path, _, nodata, count = raster
+    src = RasterioSource(path)
+    chip = src.read(window)
+    out = np.full((count, *window.shape), 7, dtype)
+    invalid = src.read_into(window, out)
+    np.testing.assert_array_equal(out, chip.data.astype(dtype))
+    masked = np.ma.getmaskarray(chip).any(axis=0)
+    assert masked.any() == (invalid is not None)
+    if invalid is not None:
+        np.testing.assert_array_equal(invalid, masked)
+    inner = window.intersection(src.extent)
+    if inner is not None:  # the real values: rasterio's, nodata where the file says
+        rows, cols = inner.shift(-window.ymin, -window.xmin).slices
+        expected = rasterio_read(path, inner)
+        np.testing.assert_array_equal(out[:, rows, cols], expected.astype(dtype))
+        np.testing.assert_array_equal(masked[rows, cols], (expected == nodata).any(axis=0))
+
+
+@pytest.mark.parametrize("nodata", [0.5, -1, 256, float("nan")])
+def test_read_into_a_wider_dtype_masks_no_value_a_uint8_file_cannot_hold(rgb_byte, nodata):
+    # Compared in float32, nodata 0.5 or 256 must not match a cast value.
+    src = RasterioSource(rgb_byte, nodata=nodata)
+    window = Window(100, 150, 64, 64)
+    out = np.empty((3, 64, 64), np.float32)
+    assert src.read_into(window, out) is None
+    np.testing.assert_array_equal(out, rasterio_read(rgb_byte, window))
+    assert not np.ma.getmaskarray(src.read(window)).any()
+
+
+def test_read_into_applies_transformers_and_reads_through_the_tile_cache(nc_stack):
+    window = Window(220, 0, 100, 300)  # across four 256 px tiles, nodata on the left
+    plain = RasterioSource(nc_stack, channel_order=[4, 1])
+    cast = RasterioSource(
+        nc_stack, channel_order=[4, 1], raster_transformers=[CastTransformer("uint8")]
+    )
+    cached = RasterioSource(nc_stack, channel_order=[4, 1])
+    cached.tile_cache = SharedTileCache(64 << 20)
+    for src in (plain, cast, cached, cached):  # cached twice: decoded, then from the cache
+        out = np.empty((2, 100, 300), np.float64)
+        invalid = src.read_into(window, out)
+        chip = src.read(window)
+        np.testing.assert_array_equal(out, chip.data)
+        np.testing.assert_array_equal(invalid, np.ma.getmaskarray(chip).any(axis=0))
+    assert cast.read(window).dtype == np.uint8 and invalid.sum() > 0
+
+
+def test_read_into_masks_what_the_files_own_mask_hides(tmp_path, rgb_byte):
+    with rasterio.open(rgb_byte) as src:
+        profile, values = src.profile | {"nodata": None}, src.read()
+    mask = np.full(values.shape[1:], 255, np.uint8)
+    mask[:, 300:340] = 0
+    path = tmp_path / "masked.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+        dst.write_mask(mask)
+    out = np.empty((3, 50, 100), np.float32)
+    invalid = RasterioSource(path).read_into(Window(200, 280, 50, 100), out)
+    np.testing.assert_array_equal(out, values[:, 200:250, 280:380])
+    assert invalid[:, 20:60].all() and not invalid[:, :20].any() and not invalid[:, 60:].any()
 
 
 def test_nc_nodata_is_per_band(nc_stack):

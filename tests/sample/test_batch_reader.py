@@ -56,3 +56,33 @@ def test_without_place_items_still_come_back_in_order(monkeypatch) -> None:
     items, seen = _threads_by_item(None, [5, 40, 2, 33, 9, 60, 17, 48])
     assert items == [i * i for i in [5, 40, 2, 33, 9, 60, 17, 48]]
     assert set(seen) == {5, 40, 2, 33, 9, 60, 17, 48}
+
+
+def test_without_place_each_lane_takes_a_run_of_the_batch(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    batch = [5, 40, 2, 33, 9, 60, 17, 48]
+    _, seen = _threads_by_item(None, batch)
+    # Ordered by index: 2 5 9 17 | 33 40 48 60, one run (one task) per lane.
+    assert len({seen[i] for i in [2, 5, 9, 17]}) == 1
+    assert len({seen[i] for i in [33, 40, 48, 60]}) == 1
+    assert seen[2] != seen[60]
+
+
+def test_an_item_that_fails_raises_when_its_batch_is_fetched(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+
+    def load(i: int, slot: object) -> int:
+        if i == 21:
+            raise ValueError("item 21 is unreadable")
+        return i
+
+    reader = BatchReader(load, lambda: 64)
+    assert reader.fetch(list(range(0, 16))) == list(range(16))  # reads 16-31 ahead
+    try:
+        reader.fetch(list(range(16, 32)))
+    except ValueError as exc:
+        assert "item 21" in str(exc)
+    else:
+        raise AssertionError("the failing item did not raise")
+    # The batch after it is read as usual.
+    assert reader.fetch(list(range(32, 48))) == list(range(32, 48))
