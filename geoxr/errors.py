@@ -57,7 +57,7 @@ class CRSMismatchError(GeoxrError, ValueError):
 
 
 class BandCountError(GeoxrError, ValueError):
-    """Sources that must have the same bands (dates of a time series) do not."""
+    """Inputs that must have the same bands do not (a model and its chips, the dates of a time series)."""
 
 
 class EmptyBandError(GeoxrError, ValueError):

@@ -338,7 +338,7 @@ def test_float16_scores_keep_the_class_ids_of_float32_scores(tmp_path, nc_source
 def test_band_count_mismatch_is_a_clear_error(
     tmp_path, atlanta_bundle, nc_source, nc_class_config
 ):
-    with pytest.raises(geoxr.WindowError, match="takes 1 bands but"):
+    with pytest.raises(geoxr.BandCountError, match="takes 1 bands but"):
         geoxr.predict_scene(atlanta_bundle, nc_source, chip_size=64)
     # Statistics of other bands than the model's: "Chip has 6 bands but the stats have 5"
     # in every block task.
