@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,8 @@ class ClassConfig:
     colors : sequence of (r, g, b) or str, optional
         One colour per class (RGB tuple or ``"#rrggbb"``); default a fixed palette.
     null_class : str, optional
-        Name of the class that means "ignore"; must be one of ``names``.
+        Name of the class that means "ignore"; must be one of ``names``. Without
+        it, a class named ``"null"`` is the null class, as in Raster Vision.
 
     Examples
     --------
@@ -63,6 +64,8 @@ class ClassConfig:
             raise ClassConfigError("ClassConfig needs at least one class name.")
         if len(set(names)) != len(names):
             raise ClassConfigError(f"Class names must be unique, got {list(names)}.")
+        if null_class is None and "null" in names:
+            null_class = "null"  # as Raster Vision takes it
         if null_class is not None and null_class not in names:
             raise ClassConfigError(
                 f"null_class {null_class!r} is not one of the class names {list(names)}; "
@@ -85,6 +88,12 @@ class ClassConfig:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
 
     @property
     def null_class_id(self) -> int | None:
@@ -110,6 +119,46 @@ class ClassConfig:
             return self.names.index(name)
         except ValueError:
             raise ClassConfigError(f"Unknown class {name!r}; known: {list(self.names)}.") from None
+
+    def get_name(self, class_id: int) -> str:
+        """Name of a class id.
+
+        Examples
+        --------
+        >>> ClassConfig(["background", "building"]).get_name(1)
+        'building'
+        """
+        if non_integers([class_id]) or not 0 <= class_id < len(self.names):
+            raise ClassConfigError(
+                f"Class id {class_id!r} is not one of this config's ids 0..{len(self.names) - 1} "
+                f"({list(self.names)})."
+            )
+        return self.names[class_id]
+
+    def get_null_class_id(self) -> int:
+        """Id of the null class; an error if the config has none (see :meth:`ensure_null_class`).
+
+        Examples
+        --------
+        >>> ClassConfig(["background", "building", "null"]).get_null_class_id()
+        2
+        """
+        if self.null_class is None:
+            raise ClassConfigError(
+                f"Class config {list(self.names)} has no null class; name one with "
+                "null_class=..., or use ensure_null_class() to add one."
+            )
+        return self.names.index(self.null_class)
+
+    def get_color_to_class_id(self) -> dict[tuple[int, int, int], int]:
+        """``{(r, g, b): class id}``, as RGB label rasters are read.
+
+        Examples
+        --------
+        >>> ClassConfig(["a", "b"], colors=["#ff0000", (0, 0, 255)]).get_color_to_class_id()
+        {(255, 0, 0): 0, (0, 0, 255): 1}
+        """
+        return {color: i for i, color in enumerate(self.colors)}
 
     def check_class_ids(
         self,
@@ -153,10 +202,8 @@ class ClassConfig:
         """This config if it has a null class, else a copy with ``"null"`` appended."""
         if self.null_class is not None:
             return self
-        name = "null"
-        while name in self.names:
-            name = f"_{name}"
-        return ClassConfig([*self.names, name], [*self.colors, _NULL_COLOR], null_class=name)
+        # No class is named "null" here: that one would be the null class.
+        return ClassConfig([*self.names, "null"], [*self.colors, _NULL_COLOR], null_class="null")
 
     def same_classes(self, other: ClassConfig) -> bool:
         """Whether ids mean the same classes in both configs (colors aside).

@@ -12,7 +12,7 @@ import shapely
 import xarray as xr
 from dask.base import tokenize
 
-from geoxr.errors import ClassConfigError, CRSMismatchError, LabelsError, WindowError
+from geoxr.errors import ClassConfigError, CRSMismatchError, LabelsError
 from geoxr.grid import Grid, Window, aoi_union, window_of_block
 from geoxr.label.blend import BlendMode, ScoreAccumulator
 from geoxr.label.class_config import ClassConfig
@@ -154,6 +154,19 @@ def _class_ids_of_block(scores: np.ndarray, null_class_id: int) -> np.ndarray:
     return class_ids_from_scores(scores, null_class_id)[None]
 
 
+def _window_values(data: xr.DataArray, window: Window, fill: float) -> np.ndarray:
+    """``data``'s ``(..., y, x)`` values of ``window``, ``fill`` past its edge, computed."""
+    height, width = data.shape[-2:]
+    inner = window.intersection(Window(0, 0, height, width))
+    if inner == window:
+        return np.asarray(data.isel(window.isel()).values)
+    out = np.full((*data.shape[:-2], *window.shape), fill, data.dtype)
+    if inner is not None:
+        cut = inner.shift(-window.ymin, -window.xmin).slices
+        out[(..., *cut)] = data.isel(inner.isel()).values
+    return out
+
+
 class SemanticSegmentationLabels:
     """Per-pixel labels of a scene: scores ``(class, y, x)`` and class ids ``(y, x)``.
 
@@ -243,13 +256,39 @@ class SemanticSegmentationLabels:
         return self._argmax_ids
 
     def __getitem__(self, window: Window) -> np.ndarray:
-        """Class ids of one window (inside the scene), computed."""
-        if not self.grid.extent.contains(window):
-            raise WindowError(
-                f"{window} reaches outside the labels' extent {self.grid.extent}; ask for a "
-                "window inside the scene."
+        """Class ids of one window, computed: :meth:`get_label_arr`."""
+        return self.get_label_arr(window)
+
+    def get_label_arr(self, window: Window | None = None) -> np.ndarray:
+        """``(y, x)`` class ids of ``window`` (default: the whole scene), computed.
+
+        Pixels of the window past the scene's edge get the null class, as label
+        sources and training chips give them.
+
+        Examples
+        --------
+        >>> from affine import Affine
+        >>> from rasterio.crs import CRS
+        >>> g = Grid(CRS.from_epsg(32616), Affine(1, 0, 0, 0, -1, 4), (4, 4))
+        >>> ids = g.wrap(np.ones((4, 4), np.uint8), dims=("y", "x"), name="class_id")
+        >>> labels = SemanticSegmentationLabels(
+        ...     grid=g, class_config=ClassConfig(["a", "b"]), class_ids=ids)
+        >>> labels.get_label_arr(Window(2, 2, 2, 3)).tolist()
+        [[1, 1, 2], [1, 1, 2]]
+        """
+        return _window_values(self.class_ids, window or self.grid.extent, self.null_class_id)
+
+    def get_score_arr(self, window: Window | None = None) -> np.ndarray:
+        """``(class, y, x)`` scores of ``window`` (default: the whole scene), computed.
+
+        Scores past the scene's edge are NaN.
+        """
+        if self.scores is None:
+            raise LabelsError(
+                "These labels hold class ids only, no scores; predict with predict_scene, or "
+                "read a store written with scores (write_scores=True)."
             )
-        return np.asarray(self.class_ids.isel(window.isel()).values)
+        return _window_values(self.scores, window or self.grid.extent, np.nan)
 
     @classmethod
     def from_predictions(
@@ -263,6 +302,9 @@ class SemanticSegmentationLabels:
     ) -> SemanticSegmentationLabels:
         """Assemble per-window scores (e.g. from ``Learner.predict_dataset``) in memory.
 
+        ``predictions`` holds one ``(class, h, w)`` array per window, in the
+        windows' order, or the ``(window, scores)`` pairs ``predict_dataset``
+        yields (each window must be the one at its place in ``windows``).
         Overlapping windows are blended with smooth weights, as block-wise
         prediction does. For scenes too big for memory, use ``predict_scene``.
 
@@ -289,6 +331,17 @@ class SemanticSegmentationLabels:
                     "predictions; give one prediction per window, in the windows' order "
                     f"(the first {matched} matched)."
                 )
+            if (
+                isinstance(chip_scores, tuple)
+                and chip_scores
+                and isinstance(chip_scores[0], Window)
+            ):
+                given, chip_scores = chip_scores  # predict_dataset's (window, scores)
+                if given != window:
+                    raise LabelsError(
+                        f"Prediction {matched} is for {given}, but window {matched} is {window}; "
+                        "give the predictions in the windows' order."
+                    )
             chip_scores = np.asarray(chip_scores, np.float32)  # a nested list, a tensor
             if chip_scores.shape != (n, *window.shape):
                 raise LabelsError(

@@ -627,8 +627,8 @@ class SemanticSegmentationLearner:
     ) -> Iterator[tuple[Window, np.ndarray]]:
         """Yield ``(window, scores)`` per window of ``ds``; scores are float32 ``(classes, H, W)``.
 
-        Feed the pairs to ``SemanticSegmentationLabels.from_predictions`` to
-        assemble a scene. ``ds`` must be normalised like the training data. Scores
+        Feed them to ``SemanticSegmentationLabels.from_predictions(ds.windows,
+        learner.predict_dataset(ds), ...)`` to assemble a scene. ``ds`` must be normalised like the training data. Scores
         are NaN where the window's imagery is nodata, as :func:`~geoxr.predict_scene`
         gives them (and so the null class): the main process reads each window's
         nodata mask (a second read of the window; ``predict_scene`` reads once). A

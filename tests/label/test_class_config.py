@@ -25,9 +25,26 @@ def test_ensure_null_class_appends_null():
     assert cc.ensure_null_class() is cc
 
 
-def test_ensure_null_class_avoids_name_clash():
-    cc = ClassConfig(["null", "a"]).ensure_null_class()
-    assert cc.names == ("null", "a", "_null") and cc.null_class_id == 2
+def test_a_class_named_null_is_the_null_class_as_in_raster_vision():
+    # It was kept as a class to train on, and a "_null" class appended as the ignored one.
+    cc = ClassConfig(["background", "building", "null"])
+    assert cc.null_class == "null" and cc.null_class_id == 2 and cc.get_null_class_id() == 2
+    assert cc.ensure_null_class() is cc and cc.ignore_class_id == 2
+    assert ClassConfig.from_dict(cc.to_dict()) == cc
+    named = ClassConfig(["null", "a", "b"], null_class="b")  # one named otherwise wins
+    assert named.null_class_id == 2
+
+
+def test_raster_vision_class_config_methods():
+    cc = ClassConfig(["background", "building"], colors=["#000000", (255, 0, 0)])
+    assert cc.get_name(1) == "building" and "building" in cc and "road" not in cc
+    assert list(cc) == ["background", "building"]
+    assert cc.get_color_to_class_id() == {(0, 0, 0): 0, (255, 0, 0): 1}
+    with pytest.raises(geoxr.ClassConfigError, match="no null class"):
+        cc.get_null_class_id()
+    with pytest.raises(geoxr.ClassConfigError, match=r"ids 0\.\.1"):
+        cc.get_name(2)
+    assert cc.ensure_null_class().get_null_class_id() == 2
 
 
 def test_existing_null_class_is_kept(nc_class_config):

@@ -85,6 +85,32 @@ def test_predictions_one_per_window_and_a_window_given_twice_is_blended(scores):
     np.testing.assert_array_equal(as_lists.scores.values, labels.scores.values)
 
 
+def test_windows_of_labels_reaching_past_the_scene_are_padded_as_label_sources_pad_them(scores):
+    # labels[w] raised a WindowError for the last window of a sliding plan, which datasets
+    # and label sources pad.
+    grid, data, values = scores
+    config = geoxr.ClassConfig(["a", "b"])
+    labels = geoxr.SemanticSegmentationLabels(grid=grid, class_config=config, scores=data)
+    ids = (values[1] > values[0]).astype(np.uint8)
+    window = geoxr.Window(16, 24, 16, 16)  # 8 rows and 8 columns past the scene's edge
+    got = labels[window]
+    assert got.shape == (16, 16) and (got[8:] == 2).all() and (got[:, 8:] == 2).all()
+    np.testing.assert_array_equal(got[:8, :8], ids[16:, 24:])
+    np.testing.assert_array_equal(labels.get_label_arr(window), got)
+    np.testing.assert_array_equal(labels.get_label_arr(), ids)
+    score_arr = labels.get_score_arr(window)
+    assert score_arr.shape == (3, 16, 16) and np.isnan(score_arr[:, 8:]).all()
+    np.testing.assert_array_equal(score_arr[:, :8, :8], values[:, 16:, 24:])
+    np.testing.assert_array_equal(labels.get_score_arr(), values)
+    outside = labels.get_label_arr(geoxr.Window(100, 100, 4, 4))
+    assert outside.shape == (4, 4) and (outside == 2).all()
+    ids_only = geoxr.SemanticSegmentationLabels(
+        grid=grid, class_config=config, class_ids=labels.class_ids
+    )
+    with pytest.raises(LabelsError, match="class ids only, no scores"):
+        ids_only.get_score_arr(window)
+
+
 def test_class_ids_follow_scores_assigned_after_they_were_asked_for(scores):
     grid, data, values = scores
     labels = geoxr.SemanticSegmentationLabels(

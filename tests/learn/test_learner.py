@@ -190,6 +190,18 @@ def test_predict_dataset_yields_window_scores(tmp_path, nc_class_config, nc_data
         assert (ids[invalid] == labels.null_class_id).all()
         checked += int(invalid.sum())
     assert checked > 0
+    # Raster Vision's way: the windows, and what predict_dataset yields, as they come.
+    direct = geoxr.SemanticSegmentationLabels.from_predictions(
+        subset.windows,
+        learner.predict_dataset(subset, batch_size=2),
+        grid=valid.scene.grid,
+        class_config=nc_class_config,
+    )
+    np.testing.assert_array_equal(direct.scores.values, labels.scores.values)
+    with pytest.raises(geoxr.LabelsError, match=r"Prediction 0 is for .* but window 0 is"):
+        geoxr.SemanticSegmentationLabels.from_predictions(
+            subset.windows[::-1], pairs, grid=valid.scene.grid, class_config=nc_class_config
+        )
     with pytest.warns(geoxr.GeoxrWarning, match="normalize=learner.cfg.norm_stats"):
         next(learner.predict_dataset(geoxr.GeoDataset(valid.scene, valid.windows[:1])))
 
