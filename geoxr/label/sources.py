@@ -30,7 +30,7 @@ class SemanticSegmentationLabelSource:
     raster_source : RasterSource
         Single-band source of class ids on the image grid.
     class_config : ClassConfig
-        The classes; ids outside ``0..len(class_config) - 1`` are an error.
+        The classes; an id the config (with its null class) does not have is an error.
 
     Examples
     --------

@@ -54,9 +54,16 @@ def write_bundle(
         storages.add(storage)
 
     def write(tmp: Path) -> None:
+        # No timestamps: the same model saved again is the same bytes (the same prediction
+        # job, whose store then resumes; see geoxr.predict.bundle_ref).
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(CONFIG_NAME, json.dumps(config, indent=2))
-            zf.writestr(WEIGHTS_NAME, save_safetensors(tensors))
+            for name, data in (
+                (CONFIG_NAME, json.dumps(config, indent=2).encode()),
+                (WEIGHTS_NAME, save_safetensors(tensors)),
+            ):
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16  # rw-r--r--, as a file written now
+                zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
 
     return write_atomically(path, write)
 

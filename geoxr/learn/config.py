@@ -101,9 +101,17 @@ class SolverConfig:
         Chips per batch.
     optimizer : {'adamw', 'adam', 'sgd'}
         Optimizer; ``sgd`` uses ``momentum``.
+    weight_decay : float
+        Weight decay of the optimizer.
+    momentum : float
+        Momentum of ``sgd``.
     lr_schedule : {'constant', 'cosine', 'onecycle', 'step'}
         Per-step schedule over ``num_epochs``; ``step`` multiplies the LR by
         ``gamma`` every ``step_epochs``.
+    step_epochs : int
+        Epochs between the ``step`` schedule's LR drops.
+    gamma : float
+        Factor of each ``step`` LR drop.
     class_weights : tuple of float, optional
         Loss weight per class (one per class of the class config), each >= 0.
         Batches whose labelled pixels all weigh 0 are skipped.

@@ -1,7 +1,9 @@
 """The bundle a prediction's workers load, and the token that names its model in dask keys.
 
-A model bundle on disk is named by its path and file identity (a bundle saved again
-is another model). An in-memory learner is saved once per process to a temporary
+A model bundle on disk is named by its path and a digest of its bytes: a bundle saved
+again with the same config and weights (bundles hold no timestamps) is the same model,
+whose store resumes; any other is another model. The digest is computed once per file
+identity (inode, size, modification time) in a process. An in-memory learner is saved once per process to a temporary
 bundle, named by its config and weights: the same model gets the same token in every
 process, so a Zarr store it was writing resumes in a later run. The temporary bundles
 a process made are removed when it exits (one killed leaves its bundle behind).
@@ -10,6 +12,7 @@ a process made are removed when it exits (one killed leaves its bundle behind).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import shutil
 import tempfile
@@ -46,7 +49,7 @@ def bundle_and_token(
     """
     if not isinstance(learner_or_bundle, SemanticSegmentationLearner):
         path = Path(learner_or_bundle)
-        return path, tokenize(str(path.resolve()), file_identity(path))
+        return path, tokenize(str(path.resolve()), _digest(path))
     state = learner_or_bundle.model.state_dict()
     token = tokenize(
         learner_or_bundle.cfg.to_dict(),
@@ -67,6 +70,22 @@ def bundle_and_token(
         learner_or_bundle.save_model_bundle(saved)
         _temporary[token] = saved
     return saved, token
+
+
+#: Digests of bundles read in this process, by path and file identity.
+_digests: dict[tuple[str, tuple[int, int, int] | None], str | None] = {}
+
+
+def _digest(path: Path) -> str | None:
+    """SHA-256 of the file at ``path`` (``None`` if it cannot be read: loading it will say why)."""
+    key = (str(path.resolve()), file_identity(path))
+    if key not in _digests:
+        try:
+            with open(path, "rb") as f:
+                _digests[key] = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError:
+            return None
+    return _digests[key]
 
 
 @atexit.register

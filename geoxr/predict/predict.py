@@ -63,7 +63,7 @@ def _check_arguments(
         )
     if block_size is not None and (non_integers([block_size]) or block_size < 1):
         raise ConfigError(
-            f"block_size must be an int >= 1 (a multiple of the stride), got {block_size!r}."
+            f"block_size must be an int >= 1 (best a multiple of the stride), got {block_size!r}."
         )
     try:
         floats = np.dtype(dtype).kind == "f"
@@ -118,7 +118,9 @@ def predict_scene(
     device : str, optional
         Torch device for workers (default: CUDA if available).
     block_size : int, optional
-        Block edge in pixels (a multiple of ``stride``); default about 1024.
+        Block edge in pixels; default the largest multiple of ``stride`` up to 1024
+        (at least ``stride``). Any size gives the same scores; a multiple of
+        ``stride`` reads least (no chip is run in two blocks).
     dtype : {'float32', 'float16'}
         Dtype of the scores.
     model_factory : callable, optional
@@ -135,7 +137,9 @@ def predict_scene(
     Raises
     ------
     WindowError
-        If ``stride`` is not in ``1..chip_size``, or the model takes other bands.
+        If ``stride`` is not in ``1..chip_size``.
+    BandCountError
+        If the model takes other bands than ``raster_source`` has.
     ConfigError
         If ``raster_source`` is no raster source, ``chip_size``, ``batch_size`` or
         ``block_size`` is not an int >= 1, ``blend`` is no blend mode, ``dtype`` is
@@ -202,7 +206,7 @@ def predict_scene(
         meta=np.array((), np.float32),
         name="geoxr-predict-"
         + tokenize(
-            model_token,  # the weights: a bundle's file identity, a learner's config and state
+            model_token,  # the weights: a bundle's bytes, a learner's config and state
             model.factory_token,  # another architecture on the same weights: other scores
             raster_source,
             chip_size,

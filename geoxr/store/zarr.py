@@ -17,7 +17,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from geoxr.errors import IncompleteOutputError
+from geoxr.errors import IncompleteOutputError, OutputPathError
 from geoxr.grid import Grid, Window, block_chunks
 from geoxr.label import ClassConfig, SemanticSegmentationLabels
 from geoxr.label.labels import class_ids_to_write
@@ -139,7 +139,8 @@ def write_zarr_labels(
         If ``path`` holds a store of another job and ``resume`` is True (unless an
         unfinished run of this job waits beside it: that run was asked to replace it).
     OutputPathError
-        If ``path`` is in a file.
+        If ``path`` is in a file, or holds something other than a geoxr label store
+        (a file, a directory of other files).
     """
     # Its work directory goes beside the store itself: "a/../b.zarr", a symbolic link.
     path = Path(path).resolve()
@@ -161,7 +162,7 @@ def write_zarr_labels(
         var.attrs["grid_mapping"] = "spatial_ref"  # CF: where the CRS lives
     held, empty = _attrs(path), _is_empty_dir(path)
     if path.exists() and not held and not empty:
-        raise IncompleteOutputError(
+        raise OutputPathError(
             f"Zarr store path {str(path)!r} holds something that is not a geoxr label store "
             f"({'a file' if path.is_file() else 'a directory of other files'}); geoxr replaces "
             "only its own stores. Choose another path, or remove it first."

@@ -9,6 +9,7 @@ import pytest
 import rasterio
 import rioxarray
 import shapely
+import torch
 import xarray as xr
 import zarr
 from distributed import Client, LocalCluster
@@ -117,6 +118,32 @@ def test_a_script_predicting_from_open_rasterio_runs_again_as_the_same_job(
         write_zarr_labels(labels_of(copy), first, progress=False)
 
 
+def test_a_bundle_saved_again_unchanged_is_the_same_job(tmp_path, nc_bundle, nc_stack):
+    # The README's example run twice: training resumes with nothing to do and saves the
+    # bundle again. A new file (its identity was the job's) raised "another prediction
+    # job" on the finished store.
+    learner = geoxr.SemanticSegmentationLearner.from_model_bundle(nc_bundle, output_dir=tmp_path)
+    bundle = learner.save_model_bundle(tmp_path / "model-bundle.zip")
+
+    def labels():
+        source = geoxr.RasterioSource(nc_stack)
+        return geoxr.predict_scene(bundle, source, chip_size=64, stride=64, block_size=128)
+
+    path = write_zarr_labels(labels(), tmp_path / "p.zarr", progress=False)
+    written = sorted((p, p.stat().st_mtime_ns) for p in path.rglob("*"))
+    before = bundle.read_bytes()
+    bundle.unlink()
+    learner.save_model_bundle(bundle)
+    assert bundle.read_bytes() == before  # no timestamps in the bundle
+    assert write_zarr_labels(labels(), path, progress=False) == path
+    assert sorted((p, p.stat().st_mtime_ns) for p in path.rglob("*")) == written  # untouched
+    with torch.no_grad():
+        next(learner.model.parameters()).add_(1.0)  # other weights: another model
+    learner.save_model_bundle(bundle)
+    with pytest.raises(geoxr.IncompleteOutputError, match="another prediction job"):
+        write_zarr_labels(labels(), path, progress=False)
+
+
 def test_the_same_arrays_with_another_class_config_are_another_job(
     tmp_path, nc_labels, nc_class_config
 ):
@@ -143,9 +170,7 @@ def test_only_a_geoxr_store_is_replaced(tmp_path, nc_labels):
     a_file.write_text("not a store")
     for path, kind in ((other, "a directory of other files"), (a_file, "a file")):
         for resume in (True, False):
-            with pytest.raises(
-                geoxr.IncompleteOutputError, match=f"not a geoxr label store \\({kind}"
-            ):
+            with pytest.raises(geoxr.OutputPathError, match=f"not a geoxr label store \\({kind}"):
                 write_zarr_labels(nc_labels, path, progress=False, resume=resume)
     assert (other / "notes.txt").read_text() == "not a store" and a_file.is_file()
     empty = tmp_path / "empty.zarr"
