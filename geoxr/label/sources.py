@@ -50,6 +50,12 @@ class SemanticSegmentationLabelSource:
                 f"Label raster {raster_source!r} has {raster_source.num_channels} bands; expected "
                 "one band of class ids. Pick the band with channel_order=[i]."
             )
+        if raster_source.chip_prefix != (1,):
+            raise ClassConfigError(
+                f"Label raster {raster_source!r} is a time series of "
+                f"{raster_source.chip_prefix[0]} dates; expected one band of class ids. Give "
+                "the label raster of one date."
+            )
         self.raster_source = raster_source
         self.class_config = class_config.ensure_null_class()
         self.null_class_id = class_config.ignore_class_id

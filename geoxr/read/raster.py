@@ -74,6 +74,34 @@ def offset_chunks(length: int, offset: int, chunk: int) -> tuple[int, ...]:
     return (first,) + (chunk,) * (rest // chunk) + ((rest % chunk,) if rest % chunk else ())
 
 
+#: Buffer dtypes GDAL reads into (native byte order), casting as it copies.
+_GDAL_BUFFER_DTYPES = frozenset(
+    np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64",
+                          "int64", "float32", "float64")
+)  # fmt: skip
+
+
+def _nodata_of_values(nodata: float | None, dtype: np.dtype) -> float | None:
+    """``nodata`` where values of ``dtype`` can hold it, else ``None`` (no value is nodata).
+
+    An integer raster's values compare the same in their own dtype or cast exactly
+    into a wider one (``read_into`` a float32 slot): a nodata of 0.5 or -1 for uint8
+    values masks none, in either.
+
+    Examples
+    --------
+    >>> _nodata_of_values(0.5, np.dtype("uint8")), _nodata_of_values(255.0, np.dtype("uint8"))
+    (None, 255.0)
+    >>> _nodata_of_values(0.5, np.dtype("float32"))
+    0.5
+    """
+    if nodata is None or dtype.kind not in "ui":
+        return nodata
+    info = np.iinfo(dtype)
+    holds = math.isfinite(nodata) and nodata.is_integer() and info.min <= nodata <= info.max
+    return nodata if holds else None
+
+
 class RasterioSource(RasterSource):
     """A raster read through GDAL (rasterio): a local file, a URL, or several files mosaicked.
 
@@ -220,6 +248,8 @@ class RasterioSource(RasterSource):
         )
         # Warped reads and VRTs (mosaics too) decode their files' tiles, not the VRT's blocks.
         direct = tiled_file and target_grid is None and len(paths) == 1
+        # Reads of the file itself, not of a VRT (a mosaic, a crop made to warp, a warp).
+        self._reads_file = target_grid is None and self._path == local[0]
         self._tiles = TileLayout(block_shape, (row_off, col_off)) if direct else None
         # What GDAL decodes for one tile: every band of the file (pixel interleaving).
         self._tile_bytes = math.prod(block_shape) * count * dtype.itemsize
@@ -247,54 +277,49 @@ class RasterioSource(RasterSource):
         return self._dtype
 
     def _read_inside(self, window: Window) -> np.ma.MaskedArray:
-        values = np.empty((len(self.channels), *window.shape), self._dtype)
-        invalid = self._read_values(window, values)
+        values, invalid = self._read_values(window)
         return np.ma.MaskedArray(values, mask=np.ma.nomask if invalid is None else invalid)
 
     def _read_inside_into(self, window: Window, out: np.ndarray) -> np.ndarray | None:
-        # Straight into out (GDAL casts as it decodes) where the values are the file's
-        # own and out's dtype holds them exactly, as the masks compare them.
-        raw = self._dtype
-        exact = out.dtype == raw or (raw.kind in "ui" and np.can_cast(raw, out.dtype))
-        if self.raster_transformers or not exact:
+        # Straight into out, GDAL casting as it copies the file's values (a float32 slot of
+        # a batch), where out's dtype holds them exactly. Not through a VRT (a mosaic, a
+        # warp): its fill and resampling would take out's dtype, not the file's.
+        raw, dtype = self._dtype, out.dtype
+        exact = dtype == raw or (raw.kind in "ui" and np.can_cast(raw, dtype))
+        if self.raster_transformers or not (
+            self._reads_file and dtype in _GDAL_BUFFER_DTYPES and exact
+        ):
             return super()._read_inside_into(window, out)
-        invalid = self._read_values(window, out)
+        _, invalid = self._read_values(window, out)
         return None if invalid is None else any_band_masked(invalid)
 
-    def _read_values(self, window: Window, out: np.ndarray) -> np.ndarray | None:
-        """Read ``window`` (inside the extent) into ``out``; its per-band invalid mask, if any.
+    def _read_values(
+        self, window: Window, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``window`` (inside the extent) as GDAL reads it, and its per-band invalid mask.
 
-        ``None``: every value is data (no nodata, integers, no mask of the file's own).
+        Into ``out`` where given (a read of the file itself, cast exactly: see
+        :meth:`_read_inside_into`). The mask is ``None`` where every value is data
+        (integers, no nodata they can hold, no mask of the file's own).
         """
         ds = dataset(self._path, self.target_grid, self.resampling, self.nodata)
         in_file = window.shift(self._offset.row_off, self._offset.col_off)
         file_window = in_file.to_rasterio()
         indexes = [c + 1 for c in self.channels]
         if self.tile_cache is not None and self._tiles is not None:
-            self._read_tiles(ds, indexes, in_file, self.tile_cache, out)
+            values = np.empty((len(indexes), *window.shape), self._dtype) if out is None else out
+            self._read_tiles(ds, indexes, in_file, self.tile_cache, values)
         else:
-            ds.read(indexes, window=file_window, out=out)
-        nodata = self._nodata_of_values
-        if nodata is None and self._dtype.kind != "f" and not self._dataset_mask:
-            return None
-        invalid = mask_of(out, nodata)
+            values = ds.read(indexes, window=file_window, out=out)
+        # The dtype the values had in the file (or the VRT), whatever out's is.
+        read_dtype = values.dtype if out is None else self._dtype
+        nodata = _nodata_of_values(self.nodata, read_dtype)
+        if nodata is None and read_dtype.kind != "f" and not self._dataset_mask:
+            return values, None
+        invalid = mask_of(values, nodata)
         if self._dataset_mask:
             invalid |= ds.read_masks(indexes, window=file_window) == 0
-        return invalid
-
-    @property
-    def _nodata_of_values(self) -> float | None:
-        """:attr:`nodata` where the file's values can hold it (else no value is nodata).
-
-        An integer raster's values compare the same as the file's dtype or cast
-        exactly to a wider one (``read_into`` a float32 slot).
-        """
-        nodata = self.nodata
-        if nodata is None or self._dtype.kind not in "ui":
-            return nodata
-        info = np.iinfo(self._dtype)
-        holds = math.isfinite(nodata) and nodata.is_integer() and info.min <= nodata <= info.max
-        return nodata if holds else None
+        return values, invalid
 
     def _read_tiles(
         self, ds: Any, indexes: list[int], window: Window, cache: SharedTileCache, out: np.ndarray

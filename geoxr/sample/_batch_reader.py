@@ -167,7 +167,7 @@ class BatchReader(Generic[T]):
         self._lanes: list[ThreadPoolExecutor] = []
         self._bounds: list[tuple[int, ...]] = []
         self._pid: int | None = None
-        self._ahead: dict[int, tuple[Future[list[T]], int]] = {}
+        self._ahead: dict[int, _Ref[T]] = {}
         self._processes = 1
         self._pool: BufferPool | None = None
 
@@ -194,29 +194,72 @@ class BatchReader(Generic[T]):
         """Set this process up (lanes, pool; in a worker, its set-up), once per process."""
         self._reader_lanes()
 
-    def _submit(self, indices: Sequence[int]) -> dict[int, tuple[Future[list[T]], int]]:
-        lanes = self._reader_lanes()
-        runs = split_by_place(indices, self.place or (lambda i: (i,)), len(lanes), self._bounds)
-        batch = BatchBuffers(len(indices), self._pool)
-        position = {i: k for k, i in enumerate(indices)}
-        futures = {}
-        for lane, run in zip(lanes, runs, strict=True):
-            future = lane.submit(self._load_run, run, [Slot(batch, position[i]) for i in run])
-            futures.update({i: (future, k) for k, i in enumerate(run)})
-        return futures
+    def _submit(self, indices: Sequence[int]) -> list[_Ref[T]]:
+        """Load ``indices`` as one batch; for each position, its run's future and place in it.
 
-    def _load_run(self, run: list[int], slots: list[Slot]) -> list[T]:
-        """Load a lane's share of a batch: one task, one wake-up of the caller."""
-        return [self.load(i, slot) for i, slot in zip(run, slots, strict=True)]
+        Every position has a slot of its own, a repeated index too (a sampler drawing
+        with replacement): no two lanes write one slot.
+        """
+        lanes = self._reader_lanes()
+        place = self.place
+
+        def where(k: int) -> tuple[int, ...]:
+            return (indices[k],) if place is None else place(indices[k])
+
+        runs = split_by_place(range(len(indices)), where, len(lanes), self._bounds)
+        batch = BatchBuffers(len(indices), self._pool)
+        refs: list[_Ref[T]] = [None] * len(indices)  # type: ignore[list-item]
+        for lane, run in zip(lanes, runs, strict=True):
+            items = [indices[k] for k in run]
+            future = lane.submit(self._load_run, items, [Slot(batch, k) for k in run])
+            for j, k in enumerate(run):
+                refs[k] = (future, j)
+        return refs
+
+    def _load_run(self, items: list[int], slots: list[Slot]) -> list[T | _Failed]:
+        """Load a lane's share of a batch: one task, one wake-up of the caller.
+
+        An item that fails is kept as its error, raised only if it is asked for (a
+        read-ahead guess may never be).
+        """
+        loaded: list[T | _Failed] = []
+        for i, slot in zip(items, slots, strict=True):
+            try:
+                loaded.append(self.load(i, slot))
+            except Exception as exc:
+                loaded.append(_Failed(exc))
+        return loaded
 
     def fetch(self, indices: Sequence[int]) -> list[T]:
         """The items of ``indices``, in order."""
         self._reader_lanes()  # after a fork, drops the parent's read-ahead before it is used
-        futures = {i: self._ahead.pop(i) for i in indices if i in self._ahead}
-        self._ahead.clear()  # anything not asked for now was a wrong guess
-        futures.update(self._submit([i for i in indices if i not in futures]))
+        ahead, self._ahead = self._ahead, {}  # anything not asked for now was a wrong guess
+        refs = [ahead.pop(i, None) for i in indices]  # a repeated index is loaded again
+        missing = [k for k, ref in enumerate(refs) if ref is None]
+        for k, ref in zip(missing, self._submit([indices[k] for k in missing]), strict=True):
+            refs[k] = ref
         n = len(indices)
         if n and list(indices) == list(range(indices[0], indices[0] + n)):
             start = indices[0] + n * self._processes
-            self._ahead = self._submit(range(start, min(start + n, self.length())))
-        return [future.result()[k] for future, k in (futures[i] for i in indices)]
+            upcoming = range(start, min(start + n, self.length()))
+            self._ahead = dict(zip(upcoming, self._submit(upcoming), strict=True))
+        return [_result(ref) for ref in refs]  # type: ignore[arg-type]
+
+
+class _Failed:
+    """An item's error, kept until the item is asked for."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+#: Where an item is: the future of its lane's run, and its place in the run.
+_Ref = tuple[Future[list["T | _Failed"]], int]
+
+
+def _result(ref: _Ref[T]) -> T:
+    future, j = ref
+    item = future.result()[j]
+    if isinstance(item, _Failed):
+        raise item.error
+    return item

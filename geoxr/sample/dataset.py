@@ -264,10 +264,11 @@ class GeoDataset(Dataset[Sample]):
                 (window.shape, torch.int64) if label_source is not None else ((), torch.float32)
             )
             views = slot.claim((shape, torch.float32), mask_layout)
-        x = torch.empty(shape) if views is None else views[0]
+        x = torch.empty(shape, dtype=torch.float32) if views is None else views[0]
         # Read straight into the float32 image (GDAL casts as it decodes), standardised in place.
-        invalid = source.read_into(window, x.numpy())
-        model_input(x.numpy(), self.normalize, invalid=invalid, out=x.numpy())
+        image = x.numpy()
+        invalid = source.read_into(window, image)
+        model_input(image, self.normalize, invalid=invalid, out=image)
         if label_source is None:
             y = torch.tensor(float("nan")) if views is None else views[1].fill_(float("nan"))
         else:

@@ -65,7 +65,8 @@ def test_read_equals_rasterio(raster, window):
     [*WINDOWS, Window(430, 470, 32, 32), Window(-10, -7, 20, 30), Window(900, 900, 8, 8)],
     ids=str,
 )
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "float16", ">f4", ">i8"])
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # -99999
 def test_read_into_gives_what_read_gives(raster, window, dtype):
     # GDAL casts straight into `out` where it holds the file's values exactly (uint8
     # and uint16 into any of these, float32 into float32 and float64); elsewhere the
@@ -114,6 +115,23 @@ def test_read_into_applies_transformers_and_reads_through_the_tile_cache(nc_stac
         np.testing.assert_array_equal(out, chip.data)
         np.testing.assert_array_equal(invalid, np.ma.getmaskarray(chip).any(axis=0))
     assert cast.read(window).dtype == np.uint8 and invalid.sum() > 0
+
+
+def test_read_into_through_a_vrt_gives_what_read_gives(rgb_byte, rgb_byte_halves):
+    # A VRT (a mosaic, a warp) fills and resamples in the buffer's dtype: a fractional
+    # nodata read into float32 was 0.5 where read() gives the uint8 file's 1, and
+    # bilinear values kept fractions read() rounds.
+    grid = RasterioSource(rgb_byte).grid
+    half_off = Grid(grid.crs, grid.transform * Affine.translation(0.5, 0.3), (359, 395))
+    mosaic = RasterioSource(rgb_byte_halves, nodata=0.5)
+    warped = RasterioSource(rgb_byte, target_grid=half_off, resampling="bilinear", nodata=0.5)
+    for source, window in ((mosaic, Window(0, 0, 8, 8)), (warped, Window(119, 131, 32, 32))):
+        out = np.empty((3, *window.shape), np.float32)
+        invalid = source.read_into(window, out)
+        chip = source.read(window)
+        np.testing.assert_array_equal(out, chip.data.astype(np.float32))
+        masked = np.ma.getmaskarray(chip).any(axis=0)
+        assert (invalid is None and not masked.any()) or (invalid == masked).all()
 
 
 def test_read_into_masks_what_the_files_own_mask_hides(tmp_path, rgb_byte):

@@ -19,6 +19,15 @@ def naip(data_dir):
     return d / "m_4709963_se_14_1_20090818.tif", d / "m_4709963_se_14_1_20200831.tif"
 
 
+def test_a_time_series_is_no_label_raster(naip):
+    # It gave a (1, h, w) mask, or a broadcast ValueError, per window.
+    ts = geoxr.TemporalMultiRasterSource(
+        [geoxr.RasterioSource(p, channel_order=[0]) for p in naip], times=["2009", "2020"]
+    )
+    with pytest.raises(geoxr.ClassConfigError, match="time series of 2 dates"):
+        geoxr.SemanticSegmentationLabelSource(ts, geoxr.ClassConfig(["a", "b"]))
+
+
 def test_naip_pair_as_a_time_stack_on_the_first_grid(naip):
     with raise_if_dask_computes():
         ts = geoxr.TemporalMultiRasterSource(

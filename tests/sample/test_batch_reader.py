@@ -86,3 +86,33 @@ def test_an_item_that_fails_raises_when_its_batch_is_fetched(monkeypatch) -> Non
         raise AssertionError("the failing item did not raise")
     # The batch after it is read as usual.
     assert reader.fetch(list(range(32, 48))) == list(range(32, 48))
+
+
+def test_an_item_read_ahead_that_fails_fails_only_when_asked_for(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+
+    def load(i: int, slot: object) -> int:
+        if i == 11:
+            raise ValueError("item 11 is unreadable")
+        return i
+
+    reader = BatchReader(load, lambda: 64)
+    assert reader.fetch(list(range(8))) == list(range(8))  # reads 8-15 ahead, 8-11 in one run
+    assert reader.fetch([8, 9, 10]) == [8, 9, 10]  # a shorter batch: 11 was a wrong guess
+
+
+def test_a_repeated_index_gets_a_slot_of_its_own(monkeypatch) -> None:
+    # A sampler drawing with replacement: both copies went to one slot, which two
+    # lanes then wrote at once.
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    positions: list[int] = []
+    lock = threading.Lock()
+
+    def load(i: int, slot) -> int:
+        with lock:
+            positions.append(slot.position)
+        return i
+
+    batch = [3, 7, 3, 3, 9, 7]
+    assert BatchReader(load, lambda: 64).fetch(batch) == batch
+    assert sorted(positions) == list(range(len(batch)))

@@ -204,6 +204,18 @@ def test_scene_without_labels_gives_nan_mask(nc_stack):
     assert mask.ndim == 0 and torch.isnan(mask)
 
 
+def test_images_are_float32_whatever_torchs_default_dtype(nc_scene):
+    window = Window(100, 100, 32, 32)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        one = GeoDataset(nc_scene, [window])[0]
+        flipped = GeoDataset(nc_scene, [window], transform=lambda x, y: (x.flip(-1), y))[0]
+    finally:
+        torch.set_default_dtype(default)
+    assert one.image.dtype == flipped.image.dtype == torch.float32
+
+
 def test_transform_is_applied_last(nc_scene):
     def flip(image, mask):
         return image.flip(-1), mask.flip(-1)
