@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -381,6 +383,17 @@ class SemanticSegmentationLabels:
         return SemanticSegmentationLabels(
             grid=grid, class_config=self.class_config, scores=new_scores, class_ids=new_ids
         )
+
+    def save(self, uri: str | os.PathLike[str], **store_options: Any) -> Path:
+        """Write these labels to ``uri`` (``*.zarr`` or ``*.tif``), block by block.
+
+        Short for ``SemanticSegmentationLabelStore(uri, **store_options).save(labels)``;
+        the options (``write_scores``, ``vector_output``, ``resume``, ``progress``)
+        are the store's. Returns the path written.
+        """
+        from geoxr.store import SemanticSegmentationLabelStore  # the store imports labels
+
+        return SemanticSegmentationLabelStore(uri, **store_options).save(self)
 
     def __repr__(self) -> str:
         parts = [

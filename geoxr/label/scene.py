@@ -10,7 +10,7 @@ from typing import Any
 import shapely
 
 from geoxr.errors import ConfigError, CRSMismatchError
-from geoxr.grid import Grid, aoi_geometries, aoi_union
+from geoxr.grid import Grid, Window, aoi_geometries, aoi_union
 from geoxr.label.class_config import ClassConfig
 from geoxr.label.rasterized_source import RasterizedSource
 from geoxr.label.sources import SemanticSegmentationLabelSource
@@ -74,6 +74,11 @@ class Scene:
         return self.raster_source.grid
 
     @property
+    def extent(self) -> Window:
+        """The window covering the whole scene (Raster Vision's ``scene.extent``)."""
+        return self.raster_source.extent
+
+    @property
     def class_config(self) -> ClassConfig | None:
         """The label source's class config, if any."""
         return None if self.label_source is None else self.label_source.class_config
@@ -94,6 +99,7 @@ def make_ss_scene(
     background_class_id: int = 0,
     all_touched: bool = False,
     label_store: Any = None,
+    label_vector_default_class_id: int | None = None,
 ) -> Scene:
     """Build a semantic segmentation :class:`Scene` from file paths.
 
@@ -120,6 +126,8 @@ def make_ss_scene(
         For vector labels, see :class:`~geoxr.RasterizedSource`.
     label_store : object, optional
         Where predictions go.
+    label_vector_default_class_id : int, optional
+        Raster Vision's name for ``default_class_id``.
 
     Examples
     --------
@@ -140,6 +148,14 @@ def make_ss_scene(
             f"label_raster_uri={label_raster_uri!r} and label_vector_uri={label_vector_uri!r}. "
             "Drop one of them."
         )
+    if label_vector_default_class_id is not None:
+        if default_class_id not in (None, label_vector_default_class_id):
+            raise ConfigError(
+                f"default_class_id={default_class_id!r} and label_vector_default_class_id="
+                f"{label_vector_default_class_id!r} (Raster Vision's name for it) disagree; "
+                "give one of them."
+            )
+        default_class_id = label_vector_default_class_id
     image = RasterioSource(image_uri, **(image_raster_source_kw or {}))
     label_source = None
     if label_raster_uri is not None:

@@ -53,6 +53,21 @@ def _tiles_shared(scene: Scene, windows: Sequence[Window]) -> bool | None:
     return any(windows_share_tiles(windows, tiles, extent) for tiles, extent in tiled)
 
 
+def _dtype_range(source: RasterSource) -> BandStats | None:
+    """Statistics that scale unsigned integers to 0..1 (Raster Vision's ``normalize=True``).
+
+    Examples
+    --------
+    >>> import os
+    >>> _dtype_range(RasterioSource(os.path.join(DATA, "rasterio_rgb_byte/RGB.byte.tif")))
+    BandStats(means=(0.0, 0.0, 0.0), stds=(255.0, 255.0, 255.0))
+    """
+    if source.dtype.kind != "u":
+        return None
+    top = float(np.iinfo(source.dtype).max)
+    return BandStats((0.0,) * source.num_channels, (top,) * source.num_channels)
+
+
 def _checked_stats(normalize: object, scene: Scene) -> BandStats | None:
     """``normalize`` if it is band statistics for the scene's bands (or ``None``)."""
     if normalize is None:
@@ -60,7 +75,8 @@ def _checked_stats(normalize: object, scene: Scene) -> BandStats | None:
     if not isinstance(normalize, BandStats):
         raise ConfigError(
             f"normalize={normalize!r}: expected BandStats (e.g. from compute_band_stats), "
-            "'stats' to compute them from the scene, or None for raw values."
+            "'stats' to compute them from the scene, True to scale unsigned integers to "
+            "0..1, or None (False) for raw values."
         )
     bands = scene.raster_source.num_channels
     if len(normalize.means) != bands:
@@ -92,9 +108,12 @@ class GeoDataset(Dataset[Sample]):
         The scene to sample.
     windows : sequence of Window
         Windows on the scene grid, already planned.
-    normalize : BandStats or 'stats', optional
+    normalize : BandStats, 'stats' or bool, optional
         Per-band standardisation; ``'stats'`` computes it from the scene (one dask
-        reduction). Default: raw values as float32. Nodata pixels are 0.
+        reduction). ``True`` scales unsigned integers to 0..1 by their dtype's
+        largest value (uint8: / 255), as Raster Vision's ``normalize=True`` does,
+        and keeps other dtypes raw; ``False`` keeps raw values. Default: raw values
+        as float32. Nodata pixels are 0.
     out_size : int or (int, int), optional
         Resize every sample to this size (bilinear image; each mask pixel takes the
         class of the nearest pixel centre).
@@ -117,7 +136,7 @@ class GeoDataset(Dataset[Sample]):
         scene: Scene,
         windows: Sequence[Window],
         *,
-        normalize: BandStats | Literal["stats"] | None = None,
+        normalize: BandStats | Literal["stats"] | bool | None = None,
         out_size: int | tuple[int, int] | None = None,
         transform: Transform | None = None,
         reuse_batch_memory: bool = True,
@@ -126,6 +145,8 @@ class GeoDataset(Dataset[Sample]):
         self.windows = list(windows)
         if isinstance(normalize, str) and normalize == "stats":
             normalize = compute_band_stats(scene.raster_source)  # masked as chips are
+        elif isinstance(normalize, bool):
+            normalize = _dtype_range(scene.raster_source) if normalize else None
         self.normalize = _checked_stats(normalize, scene)
         self.out_size = None if out_size is None else int_pair(out_size, "out_size")
         if self.out_size is not None and min(self.out_size) < 1:

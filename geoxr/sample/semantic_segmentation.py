@@ -75,7 +75,7 @@ class SemanticSegmentationSlidingWindowGeoDataset(GeoDataset):
         pad_direction: PadDirection = "end",
         within_aoi: bool = True,
         transform: Transform | None = None,
-        normalize: BandStats | Literal["stats"] | None = None,
+        normalize: BandStats | Literal["stats"] | bool | None = None,
         out_size: int | tuple[int, int] | None = None,
         reuse_batch_memory: bool = True,
     ) -> None:
@@ -157,7 +157,7 @@ class SemanticSegmentationRandomWindowGeoDataset(GeoDataset):
         within_aoi: bool = True,
         seed: int | None = None,
         transform: Transform | None = None,
-        normalize: BandStats | Literal["stats"] | None = None,
+        normalize: BandStats | Literal["stats"] | bool | None = None,
         reuse_batch_memory: bool = True,
     ) -> None:
         self.seed = (

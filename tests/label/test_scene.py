@@ -94,6 +94,23 @@ def test_spacenet_scene(sn4_image, sn4_buildings):
     np.testing.assert_array_equal(arr, expected)
 
 
+def test_raster_visions_names_for_the_default_class_and_the_extent(sn4_image, sn4_buildings):
+    config = ClassConfig(["background", "building"])
+
+    def scene(**kw):
+        return make_ss_scene(sn4_image, label_vector_uri=sn4_buildings, class_config=config, **kw)
+
+    window = geoxr.Window(0, 0, 300, 300)
+    rv = scene(label_vector_default_class_id=1)
+    np.testing.assert_array_equal(
+        rv.label_source.get_label_arr(window),
+        scene(default_class_id=1).label_source.get_label_arr(window),
+    )
+    assert rv.extent == geoxr.Window(0, 0, 900, 900)
+    with pytest.raises(geoxr.ConfigError, match="disagree"):
+        scene(default_class_id=0, label_vector_default_class_id=1)
+
+
 def test_image_raster_source_kw(nc_stack, nc_strata, nc_class_config):
     scene = make_ss_scene(
         nc_stack,

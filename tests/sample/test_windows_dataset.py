@@ -227,6 +227,22 @@ def test_transform_is_applied_last(nc_scene):
     assert torch.equal(flipped[1], plain[1].flip(-1))
 
 
+def test_normalize_true_scales_unsigned_integers_as_raster_vision_does(
+    rgb_byte, sn4_image, nc_stack
+):
+    window = Window(100, 100, 32, 32)
+    for path, top in ((rgb_byte, 255.0), (sn4_image, 65535.0), (nc_stack, None)):
+        scene = make_ss_scene(path, class_config=geoxr.ClassConfig(["a"]))
+        raw = GeoDataset(scene, [window], normalize=False)[0].image
+        scaled = GeoDataset(scene, [window], normalize=True)
+        if top is None:  # floats stay as they are
+            assert scaled.normalize is None and torch.equal(scaled[0].image, raw)
+        else:
+            torch.testing.assert_close(scaled[0].image, raw / top)
+            assert 0 <= float(scaled[0].image.min()) and float(scaled[0].image.max()) <= 1
+        assert GeoDataset(scene, [window], normalize=False).normalize is None
+
+
 def test_from_uris(nc_stack, nc_strata, nc_class_config):
     ds = SemanticSegmentationSlidingWindowGeoDataset.from_uris(
         nc_stack,

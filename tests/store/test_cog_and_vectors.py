@@ -67,6 +67,17 @@ def test_cog_is_valid_georeferenced_and_equal(tmp_path, nc_labels, nc_stack):
     assert back.class_config == nc_labels.class_config
 
 
+def test_labels_save_themselves_as_the_store_saves_them(tmp_path, nc_land_cover):
+    # The "Labels: save(...)": there was no such method.
+    for name in ("ids.zarr", "ids.tif"):
+        written = nc_land_cover.save(tmp_path / name, progress=False)
+        back = geoxr.SemanticSegmentationLabelStore(written).get_labels()
+        np.testing.assert_array_equal(back.class_ids.values, nc_land_cover.class_ids.values)
+        assert back.class_ids.rio.transform() == nc_land_cover.grid.transform
+    with pytest.raises(geoxr.OutputPathError, match=r"'\.zarr' or '\.tif'"):
+        nc_land_cover.save(tmp_path / "ids.png")
+
+
 def test_cog_written_from_a_local_cluster_equals_the_threaded_write(tmp_path, nc_labels):
     paths = {}
     for where in ("threads", "cluster"):
