@@ -11,7 +11,7 @@ import numpy as np
 import rasterio.windows
 import xarray as xr
 from dask.base import tokenize
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 
 from geoxr._files import file_identity
 from geoxr.errors import ConfigError
@@ -113,7 +113,8 @@ class RasterioSource(RasterSource):
     bbox : Window or (ymin, xmin, ymax, xmax), optional
         Pixel crop of the raster, as in Raster Vision. Default: the whole raster.
     channel_order : sequence of int, optional
-        0-based bands to read, in order. Default: all bands.
+        0-based bands to read, in order. Default: all bands but an alpha band (which
+        masks the others), as in Raster Vision.
     nodata : float, optional
         Nodata value overriding the file's. Without either, every value is data
         (0 included); NaN is always nodata for floats.
@@ -200,6 +201,8 @@ class RasterioSource(RasterSource):
             self._file_shape = (ds.height, ds.width)
             tiled_file = ds.driver == "GTiff"  # a VRT's blocks are not its files' tiles
             self._dataset_mask = has_own_mask(ds)
+            # An alpha band masks the others (read_masks); it is no channel of its own.
+            colours = [b for b, c in enumerate(ds.colorinterp) if c != ColorInterp.alpha]
         file_crop = None
         if file_bbox is not None:
             if target_grid is None:
@@ -231,7 +234,11 @@ class RasterioSource(RasterSource):
         self._file_bbox = self._offset if target_grid is None and cropped else file_crop
         self._grid_bbox = self._offset if target_grid is not None and cropped else None
         self.grid = full.crop(self._offset)
-        self.channels = resolve_channels(channel_order, count, label=self.label)
+        self.channels = (
+            resolve_channels(channel_order, count, label=self.label)
+            if channel_order is not None or not colours
+            else colours
+        )
         self.nodata = declared if declared is not None else file_nodata
         self._dtype = dtype
         self.raster_transformers = checked_transformers(

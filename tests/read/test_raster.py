@@ -7,6 +7,7 @@ import pytest
 import rasterio
 import rasterio.windows
 from affine import Affine
+from rasterio.enums import ColorInterp
 
 import geoxr
 from geoxr import CastTransformer, Grid, RasterioSource, Window
@@ -147,6 +148,25 @@ def test_read_into_masks_what_the_files_own_mask_hides(tmp_path, rgb_byte):
     invalid = RasterioSource(path).read_into(Window(200, 280, 50, 100), out)
     np.testing.assert_array_equal(out, values[:, 200:250, 280:380])
     assert invalid[:, 20:60].all() and not invalid[:, :20].any() and not invalid[:, 60:].any()
+
+
+def test_an_alpha_band_masks_the_others_and_is_no_channel(tmp_path, rgb_byte):
+    # As Raster Vision reads RGBA: the alpha band was read as a fourth channel.
+    with rasterio.open(rgb_byte) as src:
+        profile, rgb = src.profile | {"count": 4, "nodata": None}, src.read()
+    alpha = np.where((rgb == 0).all(axis=0), 0, 255).astype(np.uint8)
+    path = tmp_path / "rgba.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.concatenate([rgb, alpha[None]]))
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    src = RasterioSource(path)
+    assert src.num_channels == 3 and src.data["band"].values.tolist() == [1, 2, 3]
+    window = Window(0, 0, 200, 300)  # the collar and the image
+    chip = src.read(window)
+    np.testing.assert_array_equal(chip.data, rgb[:, :200, :300])
+    np.testing.assert_array_equal(np.ma.getmaskarray(chip).any(axis=0), alpha[:200, :300] == 0)
+    assert 0 < (alpha[:200, :300] == 0).mean() < 1
+    assert RasterioSource(path, channel_order=[3]).read(window).data[0].max() == 255
 
 
 def test_nc_nodata_is_per_band(nc_stack):
