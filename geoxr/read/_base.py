@@ -225,6 +225,36 @@ class RasterSource(ABC):
         mask[..., rows, cols] = np.ma.getmaskarray(chip)
         return np.ma.MaskedArray(values, mask=mask)
 
+    def get_chip(self, window: Window) -> np.ndarray:
+        """Raster Vision's chip of ``window``: ``(y, x, band)``, channels last, unmasked.
+
+        The values :meth:`read` gives (padded with 0 past the edge), without the mask.
+        ``source[window]`` and ``source[rows, cols]`` (slices of the scene) are the same.
+
+        Examples
+        --------
+        >>> import os
+        >>> src = geoxr.RasterioSource(os.path.join(DATA, "rasterio_rgb_byte/RGB.byte.tif"))
+        >>> src.get_chip(Window(300, 300, 2, 4)).shape, src[300:302, 300:304].shape
+        ((2, 4, 3), (2, 4, 3))
+        """
+        return np.moveaxis(np.ma.getdata(self.read(window)), -3, -1)
+
+    def __getitem__(self, key: Window | tuple[slice, slice]) -> np.ndarray:
+        if isinstance(key, Window):
+            return self.get_chip(key)
+        if not (
+            isinstance(key, tuple)
+            and len(key) == 2
+            and all(isinstance(k, slice) and k.step in (None, 1) for k in key)
+        ):
+            raise WindowError(
+                f"source[{key!r}]: expected a Window or two slices of rows and columns, "
+                "e.g. source[0:256, 0:256]."
+            )
+        rows, cols = (k.indices(n) for k, n in zip(key, self.grid.shape, strict=True))
+        return self.get_chip(Window.from_box(rows[0], cols[0], rows[1], cols[1]))
+
     def read_into(self, window: Window, out: np.ndarray) -> np.ndarray | None:
         """Read one window into ``out``, as :meth:`read` would give it; return where it is invalid.
 

@@ -169,6 +169,20 @@ def test_an_alpha_band_masks_the_others_and_is_no_channel(tmp_path, rgb_byte):
     assert RasterioSource(path, channel_order=[3]).read(window).data[0].max() == 255
 
 
+def test_raster_visions_get_chip_and_indexing_give_channels_last(rgb_byte):
+    src = RasterioSource(rgb_byte)
+    window = Window(100, 150, 64, 32)
+    expected = np.moveaxis(rasterio_read(rgb_byte, window), 0, -1)
+    np.testing.assert_array_equal(src.get_chip(window), expected)
+    np.testing.assert_array_equal(src[window], expected)
+    np.testing.assert_array_equal(src[100:164, 150:182], expected)
+    np.testing.assert_array_equal(src[:, :].shape, (718, 791, 3))
+    edge = src.get_chip(Window(700, 780, 32, 32))  # padded with 0 past the edge
+    assert edge.shape == (32, 32, 3) and not edge[18:].any()
+    with pytest.raises(geoxr.WindowError, match="two slices of rows and columns"):
+        src[0:10:2, 0:10]
+
+
 def test_nc_nodata_is_per_band(nc_stack):
     src = RasterioSource(nc_stack)
     mask = np.ma.getmaskarray(src.read(src.extent))
