@@ -84,6 +84,12 @@ class ClassInferenceTransformer(VectorTransformer):
         class_id_to_filter: Mapping[int, Mapping[str, Any]] | None = None,
         default_class_id: int | None = None,
     ) -> None:
+        if not hasattr(class_config, "ensure_null_class"):  # a ClassConfig (label imports read)
+            raise ClassConfigError(
+                f"ClassInferenceTransformer takes the class config first, got {class_config!r}. "
+                "Give e.g. ClassInferenceTransformer(class_config, default_class_id=1) (Raster "
+                "Vision's first argument, default_class_id, is a keyword here)."
+            )
         self.class_config = class_config
         self.class_id_key = class_id_key
         self.class_name_key = class_name_key

@@ -96,3 +96,10 @@ def test_class_ids_that_name_no_class_are_refused(nc_polygons, nc_class_config):
         match=rf"'id' values of 2 features are not class ids .*\(0\.\.{n - 1}: .*: \[2\.5, {n}\.0\]",
     ):
         transformer.transform(gdf)
+
+
+def test_a_default_class_id_given_first_says_the_class_config_comes_first():
+    # Raster Vision's ClassInferenceTransformer(1): "'int' object has no attribute
+    # 'ensure_null_class'".
+    with pytest.raises(geoxr.ClassConfigError, match=r"takes the class config first, got 1"):
+        geoxr.ClassInferenceTransformer(1)
