@@ -230,8 +230,22 @@ class ClassConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(d["names"], [tuple(c) for c in d["colors"]], d.get("null_class"))
+        """Inverse of :meth:`to_dict`.
+
+        A config written before a class named ``"null"`` was the null class (with
+        ``null_class`` unset) comes back as it was used then: ``"null"`` a class of
+        its own, and a null class ``"_null"`` after the others (bundles and stores
+        of that time have its scores).
+
+        Examples
+        --------
+        >>> ClassConfig.from_dict({"names": ["a", "null"], "colors": [[0, 0, 0]] * 2}).names
+        ('a', 'null', '_null')
+        """
+        names, colors, null = d["names"], [tuple(c) for c in d["colors"]], d.get("null_class")
+        if null is None and "null" in names:
+            return cls([*names, "_null"], [*colors, _NULL_COLOR], null_class="_null")
+        return cls(names, colors, null)
 
 
 def _rgb(color: tuple[int, int, int] | str) -> tuple[int, int, int]:

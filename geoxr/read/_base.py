@@ -229,7 +229,8 @@ class RasterSource(ABC):
         """Raster Vision's chip of ``window``: ``(y, x, band)``, channels last, unmasked.
 
         The values :meth:`read` gives (padded with 0 past the edge), without the mask.
-        ``source[window]`` and ``source[rows, cols]`` (slices of the scene) are the same.
+        ``source[window]`` is the same; ``source[rows, cols]`` takes slices of the
+        scene, cut to it as numpy cuts slices.
 
         Examples
         --------

@@ -239,12 +239,14 @@ def mosaic_vrt(
         Without either, or where files have masks of their own, a mask band marks it.
     """
     infos, masked = [], False
+    colours: list[str] = []
     for path in paths:
         with open_checked(path) as ds:
             # A declared nodata is the files' own: what it marks shows nothing through.
             file_nodata = ds.nodata if nodata is None else nodata
             infos.append((path, describe(ds, label=path), ds.count, ds.dtypes[0], file_nodata))
             masked |= has_own_mask(ds)
+            colours = colours or [c.name.capitalize() for c in ds.colorinterp]  # the first's
     first_path, first, count, dtype, nodata_of_first = infos[0]
     xres, yres = first.resolution
     expected = (first.crs, first.resolution, count, dtype)
@@ -298,8 +300,10 @@ def mosaic_vrt(
             for path, grid, *_, src_nodata in infos
         )
         nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+        colour = f"<ColorInterp>{colours[band - 1]}</ColorInterp>"  # an alpha band stays one
         bands.append(
-            f'<VRTRasterBand dataType="{gdal_type}" band="{band}">{nd}{sources}</VRTRasterBand>'
+            f'<VRTRasterBand dataType="{gdal_type}" band="{band}">{colour}{nd}{sources}'
+            "</VRTRasterBand>"
         )
     if nodata is None or masked:
         # A dataset mask made of each file's mask marks the gaps, where no NoDataValue

@@ -113,8 +113,9 @@ class RasterioSource(RasterSource):
     bbox : Window or (ymin, xmin, ymax, xmax), optional
         Pixel crop of the raster, as in Raster Vision. Default: the whole raster.
     channel_order : sequence of int, optional
-        0-based bands to read, in order. Default: all bands but an alpha band (which
-        masks the others), as in Raster Vision.
+        0-based bands to read, in order. Default: all bands but an alpha band that
+        masks the others (one GDAL takes as the mask: none where the file declares a
+        nodata value), as in Raster Vision.
     nodata : float, optional
         Nodata value overriding the file's. Without either, every value is data
         (0 included); NaN is always nodata for floats.
@@ -201,8 +202,11 @@ class RasterioSource(RasterSource):
             self._file_shape = (ds.height, ds.width)
             tiled_file = ds.driver == "GTiff"  # a VRT's blocks are not its files' tiles
             self._dataset_mask = has_own_mask(ds)
-            # An alpha band masks the others (read_masks); it is no channel of its own.
+            # An alpha band that masks the others (their mask is the dataset's: read_masks)
+            # is no channel of its own. With a nodata value GDAL masks by that instead: the
+            # alpha band stays a channel, so nothing it marks is lost.
             colours = [b for b, c in enumerate(ds.colorinterp) if c != ColorInterp.alpha]
+            colours = colours if self._dataset_mask else []
         file_crop = None
         if file_bbox is not None:
             if target_grid is None:

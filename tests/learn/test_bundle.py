@@ -283,3 +283,28 @@ def test_state_that_is_no_tensor_is_a_bundle_error(tmp_path, nc_class_config, sm
     with pytest.raises(geoxr.BundleError, match=r"state '_extra_state' is a dict, not a tensor"):
         learner.save_model_bundle(tmp_path / "b.zip")
     assert not list(tmp_path.glob("*.zip"))
+
+
+def test_a_bundle_written_when_null_was_a_class_of_its_own_still_loads(tmp_path, batch):
+    # Before a class named "null" was the null class, ClassConfig(["background", "null"])
+    # trained three outputs (a "_null" class added); read with today's rule, the bundle's
+    # weights no longer matched its config.
+    cfg = geoxr.SemanticSegmentationLearnerConfig(
+        class_config=geoxr.ClassConfig(["background", "building"]),
+        in_channels=6,
+        model=geoxr.ModelConfig(width=4, depth=2),
+    )
+    learner = geoxr.SemanticSegmentationLearner(cfg, output_dir=tmp_path, progress=False)
+    config = cfg.to_dict()
+    config["class_config"] = {
+        "names": ["background", "null"],
+        "colors": [[0, 0, 0], [255, 0, 0]],
+        "null_class": None,
+    }
+    path = geoxr.learn.bundle.write_bundle(
+        tmp_path / "old.zip", config, learner.model.state_dict()
+    )
+    old = geoxr.SemanticSegmentationLearner.from_model_bundle(path, output_dir=tmp_path)
+    classes = old.cfg.class_config
+    assert classes.names == ("background", "null", "_null") and classes.null_class_id == 2
+    torch.testing.assert_close(old.predict(batch), learner.predict(batch))

@@ -167,6 +167,30 @@ def test_an_alpha_band_masks_the_others_and_is_no_channel(tmp_path, rgb_byte):
     np.testing.assert_array_equal(np.ma.getmaskarray(chip).any(axis=0), alpha[:200, :300] == 0)
     assert 0 < (alpha[:200, :300] == 0).mean() < 1
     assert RasterioSource(path, channel_order=[3]).read(window).data[0].max() == 255
+    # A mosaic of its halves, as the file (the mosaic's VRT keeps the bands' colours).
+    halves = []
+    with rasterio.open(path) as whole:
+        for name, box in (
+            ("left", rasterio.windows.Window(0, 0, 400, 718)),
+            ("right", rasterio.windows.Window(400, 0, 391, 718)),
+        ):
+            halves.append(tmp_path / f"{name}.tif")
+            transform = rasterio.windows.transform(box, whole.transform)
+            with rasterio.open(
+                halves[-1], "w", **profile | {"width": box.width, "transform": transform}
+            ) as dst:
+                dst.write(whole.read(window=box))
+                dst.colorinterp = whole.colorinterp
+    mosaic = RasterioSource(halves)
+    assert mosaic.num_channels == 3
+    np.testing.assert_array_equal(mosaic.read(window).data, chip.data)
+    np.testing.assert_array_equal(
+        np.ma.getmaskarray(mosaic.read(window)), np.ma.getmaskarray(chip)
+    )
+    # With a nodata value GDAL masks by it, not by the alpha band: that stays a channel.
+    with rasterio.open(path, "r+") as dst:
+        dst.nodata = 0
+    assert RasterioSource(path).num_channels == 4
 
 
 def test_raster_visions_get_chip_and_indexing_give_channels_last(rgb_byte):
