@@ -29,6 +29,10 @@ __all__ = ["read_zarr_labels", "write_zarr_labels"]
 
 COMPLETE_ATTR = "geoxr:complete"
 JOB_ATTR = "geoxr:job"
+#: Names the store as ``_create`` made it: block tasks of a run whose store was made
+#: anew since (a run that failed, then one with ``resume=False`` or of another job)
+#: write nothing into it.
+RUN_ATTR = "geoxr:run"
 PROGRESS = "geoxr_blocks_done"
 BlockCallback = Callable[[tuple[int, int]], None]
 
@@ -80,10 +84,16 @@ def _write_block(
     *,
     targets: dict[str, ChunkFiles],
     done: ChunkFiles,
+    work: Path,
+    run: str | None,
     window: Window,
     block: tuple[int, int],
     on_block: BlockCallback | None,
 ) -> None:
+    if _attrs(work).get(RUN_ATTR) != run:
+        # The run this task belongs to was given up (its compute raised) and its store
+        # made anew, or taken away: whatever is there now is not this task's to write.
+        return
     # A block is one chunk of every array (leading dimensions in one chunk), and the
     # store's chunk indices are the block's.
     for name, values in arrays.items():
@@ -172,6 +182,7 @@ def write_zarr_labels(
         shutil.rmtree(leftover, ignore_errors=True)
     pending = _attrs(work) if resume else {}
     if pending.get(JOB_ATTR) != token:  # no unfinished run of this job beside the path
+        pending = {}  # another job's run, killed before it took its place: not resumed
         if resume and held and held.get(JOB_ATTR) != token:
             raise IncompleteOutputError(
                 f"Zarr store {str(path)!r} holds the output of another prediction job. Write "
@@ -231,6 +242,7 @@ def _create(
         )
     template = xr.zeros_like(ds)
     template.attrs[JOB_ATTR] = token
+    template.attrs[RUN_ATTR] = uuid.uuid4().hex
     # Metadata and coordinates only (data comes block by block): a template of lazy
     # zeros, so xarray does not build a write graph of the whole prediction.
     template.to_zarr(
@@ -266,8 +278,16 @@ def _write_blocks(
     variables = {str(name): var.data for name, var in ds.data_vars.items()}
     targets = {name: ChunkFiles(zarr.open_array(f"{work}/{name}", mode="r")) for name in variables}
     progress_files = ChunkFiles(zarr.open_array(f"{work}/{PROGRESS}", mode="r"))
+    run = _attrs(work).get(RUN_ATTR)
     tasks = map_blocks_delayed(
-        partial(_write_block, targets=targets, done=progress_files, on_block=on_block),
+        partial(
+            _write_block,
+            targets=targets,
+            done=progress_files,
+            work=work,
+            run=run,
+            on_block=on_block,
+        ),
         variables,
     )
     todo = {block: task for block, task in tasks.items() if not done[block]}

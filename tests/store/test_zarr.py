@@ -1,9 +1,12 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
+import dask.array as da
 import numpy as np
 import pytest
 import rasterio
@@ -364,3 +367,59 @@ def test_the_progress_bar_names_the_store(tmp_path, nc_labels, capsys):
     write_zarr_labels(nc_labels, tmp_path / "beside.zarr", progress=True)
     err = capsys.readouterr().err
     assert "writing 16 blocks to in-place.zarr" in err and "16 blocks to beside.zarr" in err
+
+
+def _constant_ids(grid, value, *, bad_block=None, seconds=None):
+    """Class ids ``value`` in 100 px blocks; ``bad_block`` holds id 9 (refused when
+    written); block ``(i, j)`` takes ``seconds[(i, j)]`` to compute."""
+    seconds = seconds or {}
+
+    def block_ids(block_info=None):
+        where = tuple(block_info[None]["chunk-location"])
+        time.sleep(seconds.get(where, 0))
+        return np.full((100, 100), 9 if where == bad_block else value, np.uint8)
+
+    ids = da.map_blocks(
+        block_ids, chunks=((100, 100), (100, 100)), dtype=np.uint8, meta=np.array((), np.uint8)
+    )
+    return geoxr.SemanticSegmentationLabels(
+        grid=grid,
+        class_config=geoxr.ClassConfig(["a", "b"]),
+        class_ids=grid.wrap(ids, dims=("y", "x")),
+    )
+
+
+def test_another_jobs_unfinished_store_beside_the_path_is_not_taken_for_this_one(
+    tmp_path, nc_stack
+):
+    # Its blocks were resumed as this job's, or, finished, it was put in place as this
+    # job's output: a store marked complete holding another prediction.
+    grid = geoxr.RasterioSource(nc_stack, bbox=(0, 0, 200, 200)).grid
+    path = tmp_path / "p.zarr"
+    on_block, _ = _stop_after(2)
+    with pytest.raises(_Stop):
+        write_zarr_labels(_constant_ids(grid, 1), path, progress=False, on_block=on_block)
+    write_zarr_labels(_constant_ids(grid, 0), path, progress=False)
+    assert (read_zarr_labels(path).class_ids.values == 0).all()
+    # Finished, but killed before it took its place.
+    done = write_zarr_labels(_constant_ids(grid, 1), tmp_path / "a.zarr", progress=False)
+    shutil.rmtree(path)
+    os.replace(done, tmp_path / ".p.zarr.partial")
+    write_zarr_labels(_constant_ids(grid, 0), path, progress=False)
+    assert (read_zarr_labels(path).class_ids.values == 0).all()
+
+
+def test_block_tasks_of_a_failed_write_write_nothing_after_it_raised(tmp_path, nc_stack):
+    # dask raised at the first failed block while the others ran on, and wrote into the
+    # store of the run started next (or made a '.partial' folder again beside it).
+    grid = geoxr.RasterioSource(nc_stack, bbox=(0, 0, 200, 200)).grid
+    path = tmp_path / "p.zarr"
+    slow = {(0, 0): 1.5, (0, 1): 1.5, (1, 0): 1.5}
+    with pytest.raises(geoxr.ClassConfigError):
+        write_zarr_labels(
+            _constant_ids(grid, 1, bad_block=(1, 1), seconds=slow), path, progress=False
+        )
+    write_zarr_labels(_constant_ids(grid, 0), path, progress=False, resume=False)
+    time.sleep(2)  # whatever the failed run still had running
+    assert (read_zarr_labels(path).class_ids.values == 0).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.zarr"]
