@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +40,11 @@ class ModelRef:
     ``functools.partial(MyNet, in_channels=3)``, or a lambda); its weights come from
     the bundle. ``factory_token`` names the factory in the model cache's keys, the same
     in every copy of the reference: a factory unpickled anew for every task (a lambda
-    or closure on a dask cluster) is still loaded once per worker.
+    or closure on a dask cluster) is still loaded once per worker. It names what the
+    factory builds (the module's class, its source and its layers), built once here:
+    the same model gets the same token in every process, so a prediction's store
+    resumes in a later run (a lambda or a class of the user's script has a token of
+    its own in every process).
     """
 
     bundle_path: str
@@ -48,7 +53,7 @@ class ModelRef:
     factory_token: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "factory_token", tokenize(self.model_factory))
+        object.__setattr__(self, "factory_token", _architecture_token(self.model_factory))
         if self.device is not None:
             parse_device(self.device)  # the workers' own devices are checked where they run
 
@@ -61,6 +66,19 @@ class ModelRef:
     ) -> ModelRef:
         """A reference to a bundle on disk (absolute path)."""
         return cls(str(Path(path).resolve()), device, model_factory)
+
+
+def _architecture_token(factory: Callable[[], nn.Module] | None) -> str:
+    """A token of the model ``factory`` builds, the same in every process (see ModelRef)."""
+    if factory is None:
+        return tokenize(None)
+    model = factory()
+    kind = type(model)
+    try:
+        source: str | None = inspect.getsource(kind)
+    except (OSError, TypeError):  # defined in a notebook cell or an interactive session
+        source = None
+    return tokenize(kind.__module__, kind.__qualname__, source, repr(model))
 
 
 def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:

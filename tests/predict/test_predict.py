@@ -1,6 +1,9 @@
 import functools
 import multiprocessing
 import os
+import subprocess
+import sys
+import textwrap
 import zipfile
 
 import dask
@@ -417,6 +420,56 @@ def test_another_model_factory_is_another_prediction(tmp_path, nc_source, nc_cla
     window = {"y": slice(100, 164), "x": slice(100, 164)}
     both = dask.compute(a.scores.isel(window), b.scores.isel(window))
     assert not np.allclose(both[0], both[1])
+
+
+def test_a_custom_model_of_the_users_script_is_the_same_job_in_every_run(
+    tmp_path, nc_stack, nc_class_config
+):
+    # A model class of the user's script (or a lambda) had a dask token of its own in
+    # every process: the script run again raised "another prediction job" on its own
+    # finished store, and a killed run resumed nothing.
+    script = tmp_path / "predict_it.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import functools, sys, torch, geoxr
+
+            class MyNet(torch.nn.Module):
+                def __init__(self, bands, classes):
+                    super().__init__()
+                    self.conv = torch.nn.Conv2d(bands, classes, 1)
+
+                def forward(self, x):
+                    return self.conv(x)
+
+            factory = functools.partial(MyNet, 6, {len(nc_class_config)})
+            bundle = sys.argv[1]
+            if sys.argv[2] == "train":
+                cfg = geoxr.SemanticSegmentationLearnerConfig(
+                    class_config=geoxr.ClassConfig.from_dict({nc_class_config.to_dict()!r}),
+                    in_channels=6,
+                )
+                learner = geoxr.SemanticSegmentationLearner(cfg, model=factory(), output_dir=".")
+                learner.save_model_bundle(bundle)
+            labels = geoxr.predict_scene(
+                bundle, geoxr.RasterioSource({str(nc_stack)!r}), chip_size=64,
+                model_factory=factory if sys.argv[3] == "script" else lambda: factory(),
+            )
+            print(labels.scores.data.name)
+            """
+        )
+    )
+
+    def task_name(*args):
+        run = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "b.zip"), *args],
+            capture_output=True, text=True, cwd=tmp_path, check=True,
+        )  # fmt: skip
+        return run.stdout.strip().splitlines()[-1]
+
+    first = task_name("train", "script")
+    assert task_name("again", "script") == first
+    assert task_name("again", "lambda") == first  # the same model, built another way
 
 
 class _NegatedConv(torch.nn.Conv2d):
