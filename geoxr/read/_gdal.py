@@ -133,16 +133,21 @@ def has_own_mask(ds: rasterio.DatasetReader) -> bool:
 
 
 def open_checked(path: str, *, label: str | None = None) -> rasterio.DatasetReader:
-    """Open a raster with GDAL, turning failures into a geoxr error that names it."""
+    """Open a raster with GDAL, turning failures into a geoxr error that names it.
+
+    The error is raised with no rasterio error chained to it (its text is in the
+    message): rasterio's GDAL errors do not unpickle, so on a dask.distributed
+    cluster the error would reach the client as a plain ``Exception``.
+    """
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
-        shown = label or path
-        raise RasterReadError(
-            f"Cannot open raster {shown!r}: {exc}. Expected a GDAL-readable file or URL "
-            "(local path, /vsicurl/https://..., /vsis3/...). Check that the path exists "
-            "and is a raster."
-        ) from exc
+        reason = str(exc)
+    raise RasterReadError(
+        f"Cannot open raster {label or path!r}: {reason}. Expected a GDAL-readable file or "
+        "URL (local path, /vsicurl/https://..., /vsis3/...). Check that the path exists "
+        "and is a raster."
+    )
 
 
 def dataset(

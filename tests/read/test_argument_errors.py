@@ -75,3 +75,19 @@ def test_vector_source_on_invalid():
         geoxr.ConfigError, match=r"on_invalid must be 'repair', 'drop' or 'raise', got 'ignore'"
     ):
         VectorSource("x.gpkg", on_invalid="ignore")
+
+
+def test_a_read_error_in_a_cluster_worker_reaches_the_client_as_itself(tmp_path):
+    # It chained rasterio's GDAL error, which does not unpickle: the client got a plain
+    # Exception, past `except RasterReadError` and `except OSError`.
+    from distributed import Client, LocalCluster
+
+    missing = str(tmp_path / "moved-away.tif")
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+        pytest.raises(geoxr.RasterReadError, match=r"moved-away\.tif"),
+    ):
+        client.submit(geoxr.RasterioSource, missing, pure=False).result()
