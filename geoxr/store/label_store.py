@@ -125,6 +125,9 @@ class SemanticSegmentationLabelStore:
                 self._scores_sidecar.unlink(missing_ok=True)
         if self.vector_output is not None:
             v = self.vector_output
+            # The raster is the new one now: an earlier save's polygons would pass for
+            # its own, should this process die before the new ones are in place.
+            Path(v.uri).unlink(missing_ok=True)
             write_vector_labels(
                 self.get_labels(),
                 v.uri,

@@ -595,3 +595,25 @@ def test_a_scores_cog_on_another_file_system_is_copied_into_place(
         nc_labels.scores.values,
     )
     assert sorted(p.name for p in scores_path.parent.iterdir()) == ["scores.tif"]
+
+
+def test_polygons_of_an_earlier_save_do_not_outlive_its_raster(
+    tmp_path, nc_labels, nc_land_cover, monkeypatch
+):
+    # A save that died between its COG and its polygons left the earlier save's polygons
+    # beside the new COG, as if they were its own.
+    polygons = geoxr.VectorOutput(str(tmp_path / "p.gpkg"))
+    store = geoxr.SemanticSegmentationLabelStore(
+        tmp_path / "p.tif", vector_output=polygons, progress=False
+    )
+    store.save(nc_land_cover)
+    assert (tmp_path / "p.gpkg").exists()
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # the process stopped here
+
+    monkeypatch.setattr(geoxr.store.label_store, "write_vector_labels", die)
+    with pytest.raises(KeyboardInterrupt):
+        store.save(nc_labels)
+    np.testing.assert_array_equal(store.get_labels().class_ids.values, nc_labels.class_ids.values)
+    assert not (tmp_path / "p.gpkg").exists()
