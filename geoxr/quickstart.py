@@ -218,5 +218,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
+#: geoxr's keyword arguments that the quickstart takes as flags, as its errors name them.
+_FLAGS = {"class_id_column=": "--class-id-column ", "default_class_id=": "--default-class-id "}
+
+
+def _as_flags(message: str) -> str:
+    """``message`` with the keyword arguments the quickstart takes as flags named as flags.
+
+    Examples
+    --------
+    >>> _as_flags("Give class_id_column=..., or default_class_id=1.")
+    'Give --class-id-column ..., or --default-class-id 1.'
+    """
+    for keyword, flag in _FLAGS.items():
+        message = message.replace(keyword, flag)
+    return message
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except geoxr.GeoxrError as exc:  # the user's data or flags: what to change, no traceback
+        raise SystemExit(f"python -m geoxr.quickstart: error: {_as_flags(str(exc))}") from None

@@ -1,6 +1,8 @@
 """The quickstart on the user's own image: trained on its west half, scored on its east half."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -95,3 +97,21 @@ def test_quickstart_on_your_own_polygons_without_class_ids(tmp_path, sn4_image, 
     with rasterio.open(tmp_path / "predictions.tif") as cog, rasterio.open(sn4_image) as image:
         assert (cog.crs, cog.transform, cog.shape) == (image.crs, image.transform, image.shape)
     assert summary["metrics"]["scored"] == "its east half"
+
+
+def test_an_error_in_the_users_data_names_the_flags_to_change_without_a_traceback(
+    tmp_path, sn4_image, sn4_buildings
+):
+    # It printed a traceback whose advice named Python keyword arguments.
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "geoxr.quickstart",
+            "--image", str(sn4_image),
+            "--labels", str(sn4_buildings),
+            "--classes", "background", "building",
+            "--output", str(tmp_path),
+        ],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "error: 43 features" in run.stderr and "give --default-class-id ..." in run.stderr
