@@ -58,7 +58,7 @@ def _dataset(labels: SemanticSegmentationLabels, *, scores: bool, output: str) -
             "geoxr:class_config": json.dumps(labels.class_config.to_dict()),
             "geoxr:grid_mapping": "spatial_ref",
             # GeoZarr (draft) georeferencing: CF grid mapping plus the affine transform
-            "proj:wkt2": labels.grid.crs.to_wkt(),
+            "proj:wkt2": labels.grid.crs.to_wkt(version="WKT2_2019"),
             "proj:transform": list(labels.grid.transform)[:6],
             "proj:shape": list(labels.grid.shape),
         }

@@ -16,6 +16,7 @@ import torch
 import xarray as xr
 import zarr
 from distributed import Client, LocalCluster
+from rasterio.crs import CRS
 
 import geoxr
 from geoxr.grid import Window
@@ -45,6 +46,9 @@ def test_zarr_round_trip_with_cf_georeference(tmp_path, nc_labels, nc_stack):
             assert ds[name].rio.shape == src.shape
     assert ds.attrs["geoxr:complete"] is True
     assert ds.attrs["proj:shape"] == [443, 489]
+    # GeoZarr's proj:wkt2 is WKT2 (it held WKT1 text, PROJCS[...]).
+    wkt2 = ds.attrs["proj:wkt2"]
+    assert wkt2.startswith(("PROJCRS[", "BOUNDCRS[")) and CRS.from_wkt(wkt2) == src.crs
     assert "geoxr_blocks_done" not in ds  # bookkeeping removed once complete
     back = read_zarr_labels(path)
     np.testing.assert_array_equal(back.scores.values, nc_labels.scores.values)
