@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import dask
 import dask.array as da
-import dask.threaded
 import numpy as np
-from dask.base import get_scheduler
 from dask.callbacks import Callback
 from dask.delayed import Delayed
-from dask.system import CPU_COUNT
 
 from geoxr._distributed import distributed_client
 from geoxr.grid import Window, block_windows, window_of_block
@@ -171,36 +166,10 @@ def compute_tasks(tasks: Sequence[Delayed], *, progress: bool, desc: str) -> lis
 
     ``dask.compute`` already runs on an active Client; the Client is asked for
     directly only to show its progress bar, since tqdm's dask callback sees the
-    local schedulers alone. On dask's default threaded scheduler the tasks run on a
-    thread pool of this call's own, and a compute that fails returns only once the
-    tasks still running have finished: dask's own pool would let them go on
-    writing, after the error, into what the caller may already be writing again.
+    local schedulers alone.
     """
-    with _own_threads() as pool:
-        if not progress or not tasks:
-            return list(dask.compute(*tasks, **pool))
-        return _with_progress(tasks, desc, pool)
-
-
-@contextmanager
-def _own_threads() -> Iterator[dict[str, Any]]:
-    """``dask.compute`` arguments: a thread pool of its own, shut down waiting for its tasks.
-
-    Only where dask would use its default threaded scheduler; none for any other
-    (a Client, ``sync``...).
-    """
-    if get_scheduler() not in (None, dask.threaded.get):
-        yield {}
-        return
-    pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT)
-    try:
-        yield {"scheduler": "threads", "pool": pool}
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _with_progress(tasks: Sequence[Delayed], desc: str, pool: dict[str, Any]) -> list[Any]:
-    """``tasks`` computed under a progress bar that counts them (on a Client: its own bar)."""
+    if not progress or not tasks:
+        return list(dask.compute(*tasks))
     client = distributed_client()
     if client is not None:
         from distributed import progress as show_progress
@@ -219,6 +188,6 @@ def _with_progress(tasks: Sequence[Delayed], desc: str, pool: dict[str, Any]) ->
             bar.update()
 
     with tqdm(total=len(keys), desc=desc, mininterval=1.0) as bar, Callback(posttask=count):
-        results = list(dask.compute(*tasks, **pool))
+        results = list(dask.compute(*tasks))
         bar.update(bar.total - bar.n)  # tasks that were data already ran no task
         return results

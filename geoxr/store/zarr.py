@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Hashable
 from functools import partial
 from pathlib import Path
@@ -79,6 +81,13 @@ def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
+#: Write calls (``_write_blocks``) given up in this process: their compute raised.
+_given_up: set[str] = set()
+#: Block tasks of each write call writing in this process now.
+_writing: Counter[str] = Counter()
+_writers = threading.Condition()
+
+
 def _write_block(
     arrays: dict[str, np.ndarray],
     *,
@@ -86,20 +95,34 @@ def _write_block(
     done: ChunkFiles,
     work: Path,
     run: str | None,
+    call: str,
     window: Window,
     block: tuple[int, int],
     on_block: BlockCallback | None,
 ) -> None:
-    if _attrs(work).get(RUN_ATTR) != run:
-        # The run this task belongs to was given up (its compute raised) and its store
-        # made anew, or taken away: whatever is there now is not this task's to write.
-        return
-    # A block is one chunk of every array (leading dimensions in one chunk), and the
-    # store's chunk indices are the block's.
-    for name, values in arrays.items():
-        targets[name].write((0,) * (values.ndim - 2) + block, values)
-    # Marked after the data is written: a marked block is complete.
-    done.write(block, np.ones((1, 1), np.uint8))
+    # dask raises at a write's first failed block while its other tasks run on: none
+    # of them may write once the caller has the error (and may write the store anew).
+    with _writers:
+        if call in _given_up:
+            return
+        _writing[call] += 1
+    try:
+        if _attrs(work).get(RUN_ATTR) != run:
+            # Its store was made anew since (on a cluster, where the caller cannot wait
+            # for this task), or taken away: what is there now is not this task's.
+            return
+        # A block is one chunk of every array (leading dimensions in one chunk), and the
+        # store's chunk indices are the block's.
+        for name, values in arrays.items():
+            targets[name].write((0,) * (values.ndim - 2) + block, values)
+        # Marked after the data is written: a marked block is complete.
+        done.write(block, np.ones((1, 1), np.uint8))
+    finally:
+        with _writers:
+            _writing[call] -= 1
+            if not _writing[call]:
+                del _writing[call]
+                _writers.notify_all()
     if on_block is not None:
         on_block(block)
 
@@ -278,24 +301,27 @@ def _write_blocks(
     variables = {str(name): var.data for name, var in ds.data_vars.items()}
     targets = {name: ChunkFiles(zarr.open_array(f"{work}/{name}", mode="r")) for name in variables}
     progress_files = ChunkFiles(zarr.open_array(f"{work}/{PROGRESS}", mode="r"))
-    run = _attrs(work).get(RUN_ATTR)
+    call = uuid.uuid4().hex
     tasks = map_blocks_delayed(
         partial(
             _write_block,
             targets=targets,
             done=progress_files,
             work=work,
-            run=run,
+            run=_attrs(work).get(RUN_ATTR),
+            call=call,
             on_block=on_block,
         ),
         variables,
     )
     todo = {block: task for block, task in tasks.items() if not done[block]}
-    compute_blocks(
-        todo,
-        progress=progress,
-        desc=f"writing {len(todo)} blocks to {name}",
-    )
+    try:
+        compute_blocks(todo, progress=progress, desc=f"writing {len(todo)} blocks to {name}")
+    except BaseException:
+        with _writers:  # tasks of this call still writing here finish first; no other starts
+            _given_up.add(call)
+            _writers.wait_for(lambda: call not in _writing)
+        raise
     root = zarr.open_group(str(work), mode="r+")
     root.attrs[COMPLETE_ATTR] = True
     if PROGRESS in root:
