@@ -7,6 +7,7 @@ import re
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 import rasterio.windows
@@ -101,3 +102,20 @@ def rgb_byte_halves(rgb_byte, tmp_path_factory):
                 dst.write(ds.read(window=window))
             paths.append(out)
     return paths
+
+
+@pytest.fixture
+def rgb_byte_masked(rgb_byte, tmp_path):
+    """RGB.byte.tif without its nodata, with an internal mask hiding columns 300-339.
+
+    Returns ``(path, values)``: the file and its pixels.
+    """
+    with rasterio.open(rgb_byte) as src:
+        profile, values = src.profile | {"nodata": None}, src.read()
+    mask = np.full(values.shape[1:], 255, np.uint8)
+    mask[:, 300:340] = 0
+    path = tmp_path / "masked.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+        dst.write_mask(mask)
+    return path, values

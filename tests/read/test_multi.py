@@ -208,18 +208,11 @@ def test_a_crop_of_a_warped_grid_is_not_warped_again(nc_stack, nc_strata):
         geoxr.RasterioSource(nc_strata, file_bbox=(0, 0, 10, 10))
 
 
-def test_a_warped_read_keeps_the_files_own_mask_whatever_nodata_is_declared(tmp_path, rgb_byte):
+def test_a_warped_read_keeps_the_files_own_mask_whatever_nodata_is_declared(rgb_byte_masked):
     # GDAL's warper, told a declared nodata, ignores the file's internal mask: with
     # nodata=250, pixels the mask hides came back valid once warped (and the crop's VRT
     # took the file's mask only without a nodata value).
-    with rasterio.open(rgb_byte) as src:
-        profile, values = src.profile | {"nodata": None}, src.read()
-    mask = np.full(values.shape[1:], 255, np.uint8)
-    mask[:, 300:340] = 0
-    path = tmp_path / "masked.tif"
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
-        dst.write(values)
-        dst.write_mask(mask)
+    path, _ = rgb_byte_masked
     for declared in (None, 250):
         for crop in (Window(100, 250, 400, 200), None):
             source = geoxr.RasterioSource(path, bbox=crop, nodata=declared)

@@ -135,15 +135,8 @@ def test_read_into_through_a_vrt_gives_what_read_gives(rgb_byte, rgb_byte_halves
         assert (invalid is None and not masked.any()) or (invalid == masked).all()
 
 
-def test_read_into_masks_what_the_files_own_mask_hides(tmp_path, rgb_byte):
-    with rasterio.open(rgb_byte) as src:
-        profile, values = src.profile | {"nodata": None}, src.read()
-    mask = np.full(values.shape[1:], 255, np.uint8)
-    mask[:, 300:340] = 0
-    path = tmp_path / "masked.tif"
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
-        dst.write(values)
-        dst.write_mask(mask)
+def test_read_into_masks_what_the_files_own_mask_hides(rgb_byte_masked):
+    path, values = rgb_byte_masked
     out = np.empty((3, 50, 100), np.float32)
     invalid = RasterioSource(path).read_into(Window(200, 280, 50, 100), out)
     np.testing.assert_array_equal(out, values[:, 200:250, 280:380])

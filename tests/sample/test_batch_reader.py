@@ -68,15 +68,20 @@ def test_without_place_each_lane_takes_a_run_of_the_batch(monkeypatch) -> None:
     assert seen[2] != seen[60]
 
 
-def test_an_item_that_fails_raises_when_its_batch_is_fetched(monkeypatch) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+def _failing_at(bad: int):
+    """A loader of items ``i`` (as themselves) that raises for item ``bad``."""
 
     def load(i: int, slot: object) -> int:
-        if i == 21:
-            raise ValueError("item 21 is unreadable")
+        if i == bad:
+            raise ValueError(f"item {bad} is unreadable")
         return i
 
-    reader = BatchReader(load, lambda: 64)
+    return load
+
+
+def test_an_item_that_fails_raises_when_its_batch_is_fetched(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    reader = BatchReader(_failing_at(21), lambda: 64)
     assert reader.fetch(list(range(0, 16))) == list(range(16))  # reads 16-31 ahead
     try:
         reader.fetch(list(range(16, 32)))
@@ -90,13 +95,7 @@ def test_an_item_that_fails_raises_when_its_batch_is_fetched(monkeypatch) -> Non
 
 def test_an_item_read_ahead_that_fails_fails_only_when_asked_for(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-
-    def load(i: int, slot: object) -> int:
-        if i == 11:
-            raise ValueError("item 11 is unreadable")
-        return i
-
-    reader = BatchReader(load, lambda: 64)
+    reader = BatchReader(_failing_at(11), lambda: 64)
     assert reader.fetch(list(range(8))) == list(range(8))  # reads 8-15 ahead, 8-11 in one run
     assert reader.fetch([8, 9, 10]) == [8, 9, 10]  # a shorter batch: 11 was a wrong guess
 
