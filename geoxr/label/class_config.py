@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,32 @@ _PALETTE = [
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 ]  # fmt: skip
 _NULL_COLOR = (0, 0, 0)
+
+
+def _default_colors(n: int) -> list[tuple[int, int, int]]:
+    """``n`` distinct colours, none the null class's black: the palette, then golden-angle hues.
+
+    The palette repeated past 10 classes: a colour then named two classes (an RGB
+    label raster, ``get_color_to_class_id``).
+
+    Examples
+    --------
+    >>> colors = _default_colors(300)
+    >>> colors[:2], len(set(colors)), _NULL_COLOR in colors
+    ([(31, 119, 180), (255, 127, 14)], 300, False)
+    """
+    colors, seen = list(_PALETTE[:n]), {*_PALETTE, _NULL_COLOR}
+    k = 0
+    while len(colors) < n:
+        hue, saturation = (k * 0.6180339887498949) % 1.0, 0.45 + 0.4 * ((k // 5) % 2)
+        value = 0.95 - 0.3 * ((k // 11) % 2)
+        rgb = colorsys.hsv_to_rgb(hue, saturation, value)
+        color = (round(rgb[0] * 255), round(rgb[1] * 255), round(rgb[2] * 255))
+        if color not in seen:
+            colors.append(color)
+            seen.add(color)
+        k += 1
+    return colors
 
 
 @dataclass(frozen=True)
@@ -73,8 +100,8 @@ class ClassConfig:
             )
         if colors is None:
             rgb = [
-                _NULL_COLOR if n == null_class else _PALETTE[i % len(_PALETTE)]
-                for i, n in enumerate(names)
+                _NULL_COLOR if n == null_class else color
+                for n, color in zip(names, _default_colors(len(names)), strict=True)
             ]
         else:
             if len(colors) != len(names):

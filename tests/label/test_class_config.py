@@ -102,3 +102,12 @@ def test_unknown_class_name_raises():
     with pytest.raises(geoxr.ClassConfigError, match=r"Unknown class 'tree'; known: \['a'\]"):
         ClassConfig(["a"]).get_class_id("tree")
     assert issubclass(geoxr.ClassConfigError, ValueError)
+
+
+def test_default_colours_name_one_class_each_past_the_palette():
+    # The 10-colour palette repeated: class 10 had class 0's colour, and an RGB label
+    # raster (or get_color_to_class_id) took one for the other.
+    cc = ClassConfig([f"c{i}" for i in range(40)], null_class="c3")
+    assert cc.colors[:3] == ClassConfig(["a", "b", "c"]).colors  # the palette first, as before
+    assert cc.colors[3] == (0, 0, 0) and len(set(cc.colors)) == 40
+    assert cc.get_color_to_class_id()[cc.colors[10]] == 10
