@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable
@@ -40,11 +41,11 @@ class ModelRef:
     ``functools.partial(MyNet, in_channels=3)``, or a lambda); its weights come from
     the bundle. ``factory_token`` names the factory in the model cache's keys, the same
     in every copy of the reference: a factory unpickled anew for every task (a lambda
-    or closure on a dask cluster) is still loaded once per worker. It names what the
-    factory builds (the module's class, its source and its layers), built once here:
-    the same model gets the same token in every process, so a prediction's store
-    resumes in a later run (a lambda or a class of the user's script has a token of
-    its own in every process).
+    or closure on a dask cluster) is still loaded once per worker. It names the
+    factory by its code and arguments (see :func:`_factory_token`), without calling
+    it: the same factory gets the same token in every process, so a prediction's
+    store resumes in a later run (dask's token of a lambda or of a class of the
+    user's script differs from process to process).
     """
 
     bundle_path: str
@@ -53,7 +54,7 @@ class ModelRef:
     factory_token: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "factory_token", _architecture_token(self.model_factory))
+        object.__setattr__(self, "factory_token", _factory_token(self.model_factory))
         if self.device is not None:
             parse_device(self.device)  # the workers' own devices are checked where they run
 
@@ -68,17 +69,46 @@ class ModelRef:
         return cls(str(Path(path).resolve()), device, model_factory)
 
 
-def _architecture_token(factory: Callable[[], nn.Module] | None) -> str:
-    """A token of the model ``factory`` builds, the same in every process (see ModelRef)."""
-    if factory is None:
-        return tokenize(None)
-    model = factory()
-    kind = type(model)
+def _factory_token(factory: object) -> str:
+    """A token of ``factory``, the same in every process where its code is the same.
+
+    A class or function is named by its module, name and the whole source of its
+    module (any change to the script that defines it is another model); a lambda or
+    closure also by what it closes over; a ``functools.partial`` by its function and
+    arguments. Anything else, or code without a source file (a notebook cell), has
+    dask's token, which may differ from process to process.
+
+    Examples
+    --------
+    >>> import functools
+    >>> _factory_token(functools.partial(nn.Conv2d, 3, 2, 1)) == _factory_token(
+    ...     functools.partial(nn.Conv2d, 3, 2, 1))
+    True
+    >>> _factory_token(functools.partial(nn.Conv2d, 3, 2, 1)) == _factory_token(
+    ...     functools.partial(nn.Conv2d, 3, 2, 3))
+    False
+    """
+    if isinstance(factory, functools.partial):
+        return tokenize(_factory_token(factory.func), factory.args, factory.keywords)
+    if not (inspect.isclass(factory) or inspect.isfunction(factory)):
+        return tokenize(factory)
+    module = inspect.getmodule(factory)
     try:
-        source: str | None = inspect.getsource(kind)
-    except (OSError, TypeError):  # defined in a notebook cell or an interactive session
+        source = inspect.getsource(module) if module is not None else None
+    except (OSError, TypeError):
         source = None
-    return tokenize(kind.__module__, kind.__qualname__, source, repr(model))
+    if source is None:
+        return tokenize(factory)
+    parts: list[object] = [factory.__module__, factory.__qualname__, source]
+    if inspect.isfunction(factory):
+        cells = [cell.cell_contents for cell in factory.__closure__ or ()]
+        parts += [
+            factory.__code__.co_firstlineno,
+            factory.__defaults__,
+            factory.__kwdefaults__,
+            [_factory_token(c) if callable(c) else c for c in cells],
+        ]
+    return tokenize(*parts)
 
 
 def load_cached(ref: ModelRef) -> SemanticSegmentationLearner:

@@ -109,8 +109,13 @@ def _write_block(
     try:
         if _attrs(work).get(RUN_ATTR) != run:
             # Its store was made anew since (on a cluster, where the caller cannot wait
-            # for this task), or taken away: what is there now is not this task's.
-            return
+            # for this task), taken away, or unreadable: what is there now is not this
+            # task's to write, and the write is not finished (a resume completes it).
+            raise IncompleteOutputError(
+                f"Zarr store {str(work)!r} is not the one this write started on (it was "
+                "made anew by another write, removed, or could not be read); block "
+                f"{block} was not written. Run the write again: it resumes."
+            )
         # A block is one chunk of every array (leading dimensions in one chunk), and the
         # store's chunk indices are the block's.
         for name, values in arrays.items():

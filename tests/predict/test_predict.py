@@ -469,7 +469,45 @@ def test_a_custom_model_of_the_users_script_is_the_same_job_in_every_run(
 
     first = task_name("train", "script")
     assert task_name("again", "script") == first
-    assert task_name("again", "lambda") == first  # the same model, built another way
+    assert task_name("again", "lambda") == task_name("again", "lambda")
+
+
+def test_a_model_factory_is_not_called_to_name_the_prediction(
+    tmp_path, nc_source, nc_class_config
+):
+    # It was called in the client (a factory that puts its model on a GPU the client
+    # lacks failed there), and its model's repr named it: arguments kept as plain
+    # attributes, which the repr does not show, gave two models one name.
+    cfg = geoxr.SemanticSegmentationLearnerConfig(class_config=nc_class_config, in_channels=6)
+    classes = len(nc_class_config)
+    learner = geoxr.SemanticSegmentationLearner(
+        cfg, model=torch.nn.Conv2d(6, classes, 1), output_dir=tmp_path, progress=False
+    )
+    bundle = learner.save_model_bundle(tmp_path / "model-bundle.zip")
+    calls = []
+
+    def factory(sign):
+        calls.append(sign)
+        return _ScaledConv(6, classes, 1, sign=sign)
+
+    names = {
+        geoxr.predict_scene(
+            bundle, nc_source, chip_size=64, model_factory=functools.partial(factory, sign)
+        ).scores.data.name
+        for sign in (1.0, -1.0)
+    }
+    assert len(names) == 2 and calls == []
+
+
+class _ScaledConv(torch.nn.Conv2d):
+    """A 1 x 1 convolution whose output is multiplied by ``sign`` (not in its repr)."""
+
+    def __init__(self, *args, sign=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sign = sign
+
+    def forward(self, x):
+        return self.sign * super().forward(x)
 
 
 class _NegatedConv(torch.nn.Conv2d):

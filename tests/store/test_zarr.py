@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import dask.array as da
@@ -427,3 +428,28 @@ def test_block_tasks_of_a_failed_write_write_nothing_after_it_raised(tmp_path, n
     time.sleep(2)  # whatever the failed run still had running
     assert (read_zarr_labels(path).class_ids.values == 0).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.zarr"]
+
+
+def test_a_block_that_finds_another_store_leaves_the_write_unfinished(
+    tmp_path, nc_stack, monkeypatch
+):
+    # A task that found a store other than its own (made anew, or unreadable for a
+    # moment) returned as if written: the store was marked complete with a hole.
+    grid = geoxr.RasterioSource(nc_stack, bbox=(0, 0, 200, 200)).grid
+    real, failed = geoxr.store.zarr._attrs, []
+
+    def unreadable_once_in_a_task(path):
+        if threading.current_thread() is not threading.main_thread() and not failed:
+            failed.append(path)
+            return {}
+        return real(path)
+
+    monkeypatch.setattr(geoxr.store.zarr, "_attrs", unreadable_once_in_a_task)
+    path = tmp_path / "p.zarr"
+    with pytest.raises(
+        geoxr.IncompleteOutputError, match=r"was not written\. Run the write again"
+    ):
+        write_zarr_labels(_constant_ids(grid, 1), path, progress=False)
+    assert failed and not path.exists()
+    write_zarr_labels(_constant_ids(grid, 1), path, progress=False)  # resumes
+    assert (read_zarr_labels(path).class_ids.values == 1).all()
