@@ -157,6 +157,16 @@ class Window:
         """The same-sized window moved by ``rows`` and ``cols``."""
         return Window(self.row_off + rows, self.col_off + cols, self.height, self.width)
 
+    def slices_in(self, outer: Window) -> tuple[slice, slice]:
+        """Where this window lies in the ``(y, x)`` array of ``outer`` (a chip in its block...).
+
+        Examples
+        --------
+        >>> Window(10, 20, 2, 3).slices_in(Window(8, 20, 16, 16))
+        (slice(2, 4, None), slice(0, 3, None))
+        """
+        return self.shift(-outer.ymin, -outer.xmin).slices
+
 
 @dataclass(frozen=True, slots=True)
 class Grid:

@@ -102,7 +102,7 @@ def _nan_outside(num_classes: int, target: Window, chips: Sequence[Window] | Non
     for chip in chips:
         inner = chip.intersection(target)
         if inner is not None:
-            covered[inner.shift(-target.ymin, -target.xmin).slices] = True
+            covered[inner.slices_in(target)] = True
     if not covered.all():
         np.copyto(out, np.nan, where=~covered)
     return out
@@ -149,8 +149,8 @@ class ScoreAccumulator:
         inner = chip.intersection(self.target)
         if inner is None:
             return
-        src = (slice(None), *inner.shift(-chip.ymin, -chip.xmin).slices)
-        dst = (slice(None), *inner.shift(-self.target.ymin, -self.target.xmin).slices)
+        src = (slice(None), *inner.slices_in(chip))
+        dst = (slice(None), *inner.slices_in(self.target))
         if chip in self._alone:
             self._out[dst] = scores[src]
             return

@@ -164,8 +164,7 @@ def _window_values(data: xr.DataArray, window: Window, fill: float) -> np.ndarra
         return np.asarray(data.isel(window.isel()).values)
     out = np.full((*data.shape[:-2], *window.shape), fill, data.dtype)
     if inner is not None:
-        cut = inner.shift(-window.ymin, -window.xmin).slices
-        out[(..., *cut)] = data.isel(inner.isel()).values
+        out[(..., *inner.slices_in(window))] = data.isel(inner.isel()).values
     return out
 
 

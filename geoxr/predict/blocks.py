@@ -58,7 +58,7 @@ def predict_block(
         # Each raw (e.g. uint8) chip goes straight into a slot of a reused float32 batch:
         # no float32 copy of the whole halo.
         for slot, c in zip(x, batch, strict=True):
-            cut = c.shift(-halo.ymin, -halo.xmin).slices
+            cut = c.slices_in(halo)
             model_input(
                 raw[(..., *cut)],
                 learner.cfg.norm_stats,
@@ -70,5 +70,5 @@ def predict_block(
             acc.add(window, chip_scores)
     out = acc.result()
     if any_invalid:
-        np.copyto(out, np.nan, where=invalid[block.shift(-halo.ymin, -halo.xmin).slices])
+        np.copyto(out, np.nan, where=invalid[block.slices_in(halo)])
     return out

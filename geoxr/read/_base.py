@@ -219,10 +219,9 @@ class RasterSource(ABC):
             return chip
         values = np.zeros((*chip.shape[:-2], *window.shape), chip.dtype)
         mask = np.ones(values.shape, bool)
-        rows = slice(inner.ymin - window.ymin, inner.ymax - window.ymin)
-        cols = slice(inner.xmin - window.xmin, inner.xmax - window.xmin)
-        values[..., rows, cols] = chip.data
-        mask[..., rows, cols] = np.ma.getmaskarray(chip)
+        cut = (..., *inner.slices_in(window))
+        values[cut] = chip.data
+        mask[cut] = np.ma.getmaskarray(chip)
         return np.ma.MaskedArray(values, mask=mask)
 
     def get_chip(self, window: Window) -> np.ndarray:
@@ -286,7 +285,7 @@ class RasterSource(ABC):
         out[...] = 0
         invalid = np.ones(window.shape, bool)
         if inner is not None:
-            cut = inner.shift(-window.ymin, -window.xmin).slices
+            cut = inner.slices_in(window)
             inside = self._read_inside_into(inner, out[(..., *cut)])
             invalid[cut] = False if inside is None else inside
         return invalid
