@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from geoxr.errors import BundleError, ConfigError
+from geoxr.errors import BandCountError, BundleError, ConfigError
 from geoxr.grid import non_integers
 from geoxr.label import ClassConfig
 from geoxr.read import BandStats
@@ -216,6 +216,27 @@ class SemanticSegmentationLearnerConfig:
             raise ConfigError(
                 f"norm_stats stds must be finite and > 0, got {stats.stds}: a band would be "
                 "divided by 0. Floor them (compute_band_stats(..., min_std=...))."
+            )
+
+    def check_source(self, source: RasterSource, *, label: str) -> None:
+        """Raise if the model cannot take ``source``'s chips: their dates or band count.
+
+        ``label`` names the source in the message.
+
+        Raises
+        ------
+        ConfigError
+            A time series for a single-date model, or the reverse.
+        BandCountError
+            Other bands than ``in_channels``.
+        """
+        self.model.check_chips_of(source, label=label)
+        bands = source.num_channels
+        if bands != self.in_channels:
+            raise BandCountError(
+                f"{label} has {bands} bands, the model takes {self.in_channels} bands but "
+                "only those (in_channels): select the training bands with "
+                "channel_order=[...], or set in_channels."
             )
 
     def replace(self, **changes: Any) -> SemanticSegmentationLearnerConfig:

@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 from geoxr._devices import check_device
 from geoxr._files import write_atomically
 from geoxr.errors import (
-    BandCountError,
     BundleError,
     ClassConfigError,
     ConfigError,
@@ -127,15 +126,7 @@ def _check_chips(ds: GeoDataset, cfg: SemanticSegmentationLearnerConfig, name: s
     """Refuse a scene's dataset whose chips the model cannot take (bands, dates)."""
     if getattr(ds, "transform", None) is not None:  # chips are what it makes of them
         return
-    scene = ds.scene
-    cfg.model.check_chips_of(scene.raster_source, label=f"{name}'s scene {scene.id!r}")
-    bands = scene.raster_source.num_channels
-    if bands != cfg.in_channels:
-        raise BandCountError(
-            f"{name}'s scene {scene.id!r} has {bands} bands, the model takes "
-            f"{cfg.in_channels} (in_channels). Select the bands with channel_order=[...] "
-            "or set in_channels."
-        )
+    cfg.check_source(ds.scene.raster_source, label=f"{name}'s scene {ds.scene.id!r}")
 
 
 def _check_scene_dataset(

@@ -16,7 +16,7 @@ from torch import nn
 
 from geoxr._devices import check_device
 from geoxr._distributed import distributed_client
-from geoxr.errors import BandCountError, BundleError, ConfigError, WindowError
+from geoxr.errors import BundleError, ConfigError, WindowError
 from geoxr.grid import ChipGrid, block_chunks, non_integers, window_of_block
 from geoxr.label import SemanticSegmentationLabels
 from geoxr.label.blend import BlendMode, check_blend
@@ -164,12 +164,7 @@ def predict_scene(
             "from the config. Pass model_factory=... (a picklable zero-argument callable "
             "that builds the same architecture)."
         )
-    cfg.model.check_chips_of(raster_source, label=f"{raster_source!r}")
-    if cfg.in_channels != raster_source.num_channels:
-        raise BandCountError(
-            f"The model takes {cfg.in_channels} bands but {raster_source!r} has "
-            f"{raster_source.num_channels}. Select the training bands with channel_order=[...]."
-        )
+    cfg.check_source(raster_source, label=repr(raster_source))
     stats = cfg.norm_stats
     if stats is not None and len(stats.means) != raster_source.num_channels:
         raise BundleError(
